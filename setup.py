@@ -1,0 +1,40 @@
+from glob import glob
+
+from setuptools import find_packages, setup
+
+package_name = "simdistill_ros"
+
+
+def _share(pattern: str) -> list[str]:
+    return [f for f in glob(pattern) if not f.endswith(".gitkeep")]
+
+
+setup(
+    name=package_name,
+    version="0.1.0",
+    packages=find_packages(include=[package_name, f"{package_name}.*"]),
+    package_data={package_name: ["interfaces/vision_msgs/*.msg"]},
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
+        (f"share/{package_name}", ["package.xml"]),
+        (f"share/{package_name}/launch", _share("launch/*.launch.py")),
+        (f"share/{package_name}/config", _share("config/*")),
+        (f"share/{package_name}/models/teacher_tiny", _share("models/teacher_tiny/*")),
+        (f"share/{package_name}/models/baseline_tiny", _share("models/baseline_tiny/*")),
+        (f"share/{package_name}/models/student_tiny", _share("models/student_tiny/*")),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=False,
+    maintainer="simdistill_ros maintainers",
+    maintainer_email="maintainers@simdistill.invalid",
+    description="Camera-only 3D object detection for ROS 2, distilled from a LiDAR-camera teacher (SimDistill).",
+    license="Apache-2.0",
+    tests_require=["pytest"],
+    entry_points={
+        "console_scripts": [
+            "simdistill = simdistill_ros.cli:main",
+            "detector_node = simdistill_ros.nodes.detector_node:main",
+            "teacher_replay_node = simdistill_ros.nodes.teacher_replay_node:main",
+        ],
+    },
+)

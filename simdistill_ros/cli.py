@@ -1,0 +1,165 @@
+"""The `simdistill` command: synthesize data, train, evaluate, detect on bags, replay the teacher.
+
+Each subcommand's implementation is imported only when it runs, so `simdistill --help` stays fast and
+subcommands that do not need torch never import it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from simdistill_ros import __version__
+
+
+class UserError(Exception):
+    """A problem with the user's input: printed as one clear line, exit status 2, no traceback."""
+
+
+def _add_synth(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "synth",
+        help="render a synthetic multi-camera + LiDAR world into rosbag2 files and nuScenes tables",
+        description="Procedurally generate driving scenes, render N cameras and a spinning LiDAR with one "
+        "ray caster, and write one rosbag2 per scene (nuscenes2bag topic layout) plus the ground truth as a "
+        "nuScenes-format dataset (v1.0-synth, splits.json with train/val scenes).",
+    )
+    p.add_argument("--out", required=True, help="output directory (created; must not hold a dataset already)")
+    p.add_argument("--scenes", type=int, default=2, help="number of scenes (default: 2)")
+    p.add_argument("--frames-per-scene", type=int, default=4, help="camera cycles (samples) per scene")
+    p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same world")
+    p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="rosbag2 storage plugin")
+    p.add_argument("--image-size", default="224x400", help="camera image size HxW (default: 224x400)")
+    p.add_argument("--raw-images", action="store_true", help="write sensor_msgs/Image instead of jpeg")
+    p.add_argument("--val-fraction", type=float, default=0.5, help="share of scenes in the val split")
+    p.add_argument("--no-lidar", action="store_true", help="write bags without the LiDAR topic")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="official nuScenes detection metrics (mAP, NDS, TP errors, per-class AP)",
+        description="Run the official nuScenes DetectionEval on a nuScenes-format dataset, restricted to the "
+        "classes present in the split. Give exactly one of --results, --model or --gt-as-results.",
+    )
+    p.add_argument("--data", required=True, help="dataset root (holds v1.0-synth/ and bags/)")
+    p.add_argument("--split", default="val", help="split name from splits.json (default: val)")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--results", help="nuScenes results JSON to score")
+    g.add_argument(
+        "--model", help="checkpoint directory (or shipped name, e.g. student_tiny) to run and score"
+    )
+    g.add_argument("--gt-as-results", action="store_true", help="score the ground truth itself (mAP 1.0)")
+    p.add_argument("--version", default="v1.0-synth", help="dataset version folder")
+    p.add_argument("--out", help="directory for metrics_summary.json and the results JSON")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (with --model)")
+    p.add_argument(
+        "--score-threshold", type=float, default=0.05, help="detection score threshold (with --model)"
+    )
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train the teacher, the camera-only baseline or the SimDistill student",
+        description="Train a model on a synthetic (or any nuScenes-format + bags) dataset. The student is "
+        "distilled from --teacher online, or from a stored replay (--targets).",
+    )
+    p.add_argument("model", choices=("teacher", "baseline", "student"))
+    p.add_argument("--config", default="tiny", choices=("tiny", "nuscenes"), help="model config preset")
+    p.add_argument("--data", help="dataset root (with ground truth)")
+    p.add_argument("--targets", help="teacher replay target store (student only)")
+    p.add_argument("--out", required=True, help="run directory: checkpoints, log.csv")
+    p.add_argument("--teacher", help="teacher checkpoint (student only, online distillation)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs (default: the config's)")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
+    p.add_argument(
+        "--disable",
+        nargs="*",
+        default=[],
+        choices=("imd", "cmd", "mmd_feat", "mmd_pred", "gcm", "distill"),
+        help="ablations: switch off distillation terms or the GCM (student only)",
+    )
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke runs)")
+
+
+def _add_detect(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "detect",
+        help="run a model over a bag and write a bag of Detection3DArray + MarkerArray (+ pictures)",
+    )
+    p.add_argument("--model", default="student_tiny", help="checkpoint directory or shipped model name")
+    p.add_argument("--bag", required=True, help="input rosbag2 (mcap or sqlite3)")
+    p.add_argument("--out", required=True, help="output rosbag2 path")
+    p.add_argument("--png", help="directory for per-frame pictures (BEV + cameras)")
+    p.add_argument("--data", help="dataset root with ground truth to draw in the pictures")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--score-threshold", type=float, default=0.3)
+
+
+def _add_replay(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "replay",
+        help="run the teacher over bags with LiDAR and store distillation targets",
+    )
+    p.add_argument("--teacher", default="teacher_tiny", help="teacher checkpoint directory or shipped name")
+    p.add_argument("--bags", nargs="+", required=True, help="rosbag2 paths")
+    p.add_argument("--out", required=True, help="target store directory")
+    p.add_argument("--shard", default="0/1", help="I/N: process every N-th bag starting at I")
+    p.add_argument("--data", help="dataset root whose ground truth is stored beside the targets")
+    p.add_argument("--device", default="auto")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="simdistill",
+        description="SimDistill for ROS 2: camera-only 3D detection distilled from a LiDAR-camera teacher.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_synth, _add_train, _add_evaluate, _add_detect, _add_replay):
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "synth":
+            from simdistill_ros.synth.export import run_synth_command
+
+            return run_synth_command(args)
+        if args.command == "evaluate":
+            from simdistill_ros.evaluation.command import run_evaluate_command
+
+            return run_evaluate_command(args)
+        if args.command == "train":
+            from simdistill_ros.training.command import run_train_command
+
+            return run_train_command(args)
+        if args.command == "detect":
+            from simdistill_ros.inference.detect_bag import run_detect_command
+
+            return run_detect_command(args)
+        if args.command == "replay":
+            from simdistill_ros.replay.command import run_replay_command
+
+            return run_replay_command(args)
+    except UserError as exc:
+        print(f"simdistill {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"simdistill {args.command}: interrupted", file=sys.stderr)
+        return 130
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""Geometry-consistent augmentation.
+
+2D (per camera): resize, crop and horizontal flip are one affine map ``A`` of pixel coordinates, applied
+to the image with a single ``cv2.warpAffine`` and folded into the intrinsics (``K' = A @ K``), so the
+view transform lifts the augmented pixels to the same 3D rays.
+
+3D (per sample): a BEV rotation, scale and flips form one matrix ``M`` (4, 4) applied to the base frame;
+camera extrinsics, LiDAR points and boxes are all mapped by the same ``M``, so teacher inputs, student
+inputs and labels stay consistent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ImageAugConfig:
+    """Random resize (relative to the plain resize to the model input), crop and flip."""
+
+    resize_range: tuple[float, float] = (0.94, 1.11)
+    flip: bool = True
+    bottom_crop_bias: float = 0.7  # cropping mostly above the horizon keeps the road in view
+
+
+@dataclass(frozen=True)
+class BEVAugConfig:
+    """Random rotation about +z (radians), isotropic scale and flips of the base frame."""
+
+    rotation: float = 0.3925
+    scale_range: tuple[float, float] = (0.95, 1.05)
+    flip_x: bool = True
+    flip_y: bool = True
+
+
+def image_affine(
+    src_hw: tuple[int, int],
+    dst_hw: tuple[int, int],
+    rng: np.random.Generator | None,
+    cfg: ImageAugConfig = ImageAugConfig(),
+) -> np.ndarray:
+    """Affine pixel map (3, 3) from a source image to the model input; ``rng=None`` gives the plain resize."""
+    (h0, w0), (h, w) = src_hw, dst_hw
+    base = max(h / h0, w / w0)
+    if rng is None:
+        s, flip = base, False
+        dx = (w0 * s - w) / 2
+        dy = h0 * s - h  # keep the bottom of the image, where the road and objects are
+    else:
+        s = base * rng.uniform(*cfg.resize_range)
+        s = max(s, base)  # never leave empty borders
+        flip = cfg.flip and rng.random() < 0.5
+        dx = rng.uniform(0, w0 * s - w)
+        slack = h0 * s - h
+        dy = slack * (cfg.bottom_crop_bias + (1 - cfg.bottom_crop_bias) * rng.random())
+    a = np.array([[s, 0.0, -dx], [0.0, s, -dy], [0.0, 0.0, 1.0]])
+    if flip:
+        a = np.array([[-1.0, 0.0, w], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]) @ a
+    return a
+
+
+def warp_image(image: np.ndarray, affine: np.ndarray, dst_hw: tuple[int, int]) -> np.ndarray:
+    """Apply a pixel affine map to an (H, W, 3) image. Pixel centres sit at integer + 0.5, as in K."""
+    # cv2 maps pixel centres at integer coordinates: conjugate by a half-pixel shift.
+    shift = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]])
+    m = np.linalg.inv(shift) @ affine @ shift
+    return cv2.warpAffine(
+        image, m[:2], (dst_hw[1], dst_hw[0]), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+    )
+
+
+def bev_matrix(rng: np.random.Generator | None, cfg: BEVAugConfig = BEVAugConfig()) -> np.ndarray:
+    """Random base-frame map (4, 4) = flips @ scale * Rz; ``rng=None`` gives the identity."""
+    m = np.eye(4)
+    if rng is None:
+        return m
+    angle = rng.uniform(-cfg.rotation, cfg.rotation)
+    scale = rng.uniform(*cfg.scale_range)
+    c, s = np.cos(angle), np.sin(angle)
+    m[:3, :3] = scale * np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    flips = np.diag(
+        [
+            -1.0 if cfg.flip_x and rng.random() < 0.5 else 1.0,
+            -1.0 if cfg.flip_y and rng.random() < 0.5 else 1.0,
+            1.0,
+            1.0,
+        ]
+    )
+    return flips @ m
+
+
+def transform_points(points: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Map points (N, >=3) by a base-frame matrix (4, 4); extra columns pass through."""
+    out = points.copy()
+    out[:, :3] = points[:, :3] @ m[:3, :3].T + m[:3, 3]
+    return out
+
+
+def transform_boxes(boxes: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Map box arrays (M, 9) ``[x, y, z, l, w, h, yaw, vx, vy]`` by a similarity (4, 4) (rotation about z,
+    isotropic scale, axis flips)."""
+    out = boxes.copy()
+    if len(boxes) == 0:
+        return out
+    lin = m[:3, :3]
+    scale = float(np.cbrt(abs(np.linalg.det(lin))))
+    out[:, :3] = boxes[:, :3] @ lin.T + m[:3, 3]
+    out[:, 3:6] = boxes[:, 3:6] * scale
+    heading = np.stack([np.cos(boxes[:, 6]), np.sin(boxes[:, 6])], 1) @ lin[:2, :2].T
+    out[:, 6] = np.arctan2(heading[:, 1], heading[:, 0])
+    out[:, 7:9] = boxes[:, 7:9] @ lin[:2, :2].T
+    return out

@@ -1,0 +1,201 @@
+"""The optimisation loop shared by the teacher, the baseline and the student.
+
+AdamW + one-cycle schedule, gradient clipping, AMP on CUDA, DDP when launched by torchrun, a progress bar
+with the loss breakdown, a CSV log, atomic checkpoints every epoch and resumption from the last one.
+A non-finite loss stops training with the step and the loss terms named; the last good checkpoint stays.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
+from tqdm import tqdm
+
+from simdistill_ros.training.distributed import DistContext, all_reduce_mean
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite."""
+
+
+@dataclass
+class OptimConfig:
+    epochs: int = 20
+    batch_size: int = 4
+    lr: float = 2e-4
+    weight_decay: float = 0.01
+    grad_clip: float = 35.0
+    pct_start: float = 0.4
+    seed: int = 0
+    workers: int = 0
+    max_steps: int | None = None
+
+
+# An objective maps a batch (already on the device) to named loss terms; "loss" is their weighted total.
+Objective = Callable[[object], dict[str, torch.Tensor]]
+# Saves a checkpoint of the (unwrapped) model with extra metadata, atomically.
+SaveFn = Callable[[Path, dict], None]
+
+
+def _move(batch: object, device: torch.device) -> object:
+    to = getattr(batch, "to", None)
+    return to(device) if callable(to) else batch
+
+
+def train(
+    model: nn.Module,
+    objective: Objective,
+    dataset: Dataset,
+    collate: Callable,
+    cfg: OptimConfig,
+    run_dir: Path,
+    save: SaveFn,
+    ctx: DistContext,
+    resume: bool = False,
+    trainable: Iterable[nn.Parameter] | None = None,
+) -> dict:
+    """Train ``model`` in place; returns the final log row. ``trainable`` defaults to all parameters that
+    require a gradient (a frozen teacher inside the objective is never optimised)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed + ctx.rank)
+    model.to(ctx.device)
+    params = [p for p in (trainable or model.parameters()) if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if ctx.enabled:
+        sampler = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank, seed=cfg.seed)
+    else:
+        sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(cfg.seed))
+    loader = DataLoader(
+        dataset,
+        batch_size=cfg.batch_size,
+        sampler=sampler,
+        num_workers=cfg.workers,
+        collate_fn=collate,
+        drop_last=len(dataset) >= cfg.batch_size * ctx.world_size,
+        persistent_workers=cfg.workers > 0,
+    )
+    steps_per_epoch = max(1, len(loader))
+    total_steps = steps_per_epoch * cfg.epochs
+    if cfg.max_steps is not None:
+        total_steps = min(total_steps, cfg.max_steps)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer,
+        max_lr=cfg.lr,
+        total_steps=max(total_steps, 1),
+        pct_start=cfg.pct_start,
+        div_factor=10.0,
+        final_div_factor=100.0,
+    )
+    use_amp = ctx.device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+
+    start_epoch, step = 0, 0
+    last = run_dir / "last"
+    if resume and (last / "train_state.pt").exists():
+        state = torch.load(last / "train_state.pt", map_location="cpu", weights_only=False)
+        from simdistill_ros.models.checkpoint import load_state_into
+
+        load_state_into(model, last)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, step = state["epoch"], state["step"]
+        if ctx.is_main:
+            print(f"resuming from {last} at epoch {start_epoch}, step {step}")
+
+    wrapped: nn.Module = model
+    if ctx.enabled:
+        wrapped = DistributedDataParallel(
+            model,
+            device_ids=[ctx.local_rank] if ctx.device.type == "cuda" else None,
+            find_unused_parameters=False,
+        )
+    log_path = run_dir / "log.csv"
+    row: dict = {}
+    for epoch in range(start_epoch, cfg.epochs):
+        if step >= total_steps:
+            break
+        wrapped.train()
+        if isinstance(sampler, DistributedSampler):
+            sampler.set_epoch(epoch)
+        sums: dict[str, float] = {}
+        n = 0
+        t0 = time.perf_counter()
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not ctx.is_main, leave=False)
+        for batch in bar:
+            if step >= total_steps:
+                break
+            batch = _move(batch, ctx.device)
+            with torch.autocast(device_type=ctx.device.type, enabled=use_amp):
+                terms = objective(wrapped, batch)
+            loss = terms["loss"]
+            if not torch.isfinite(loss):
+                named = ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items())
+                raise TrainingDiverged(
+                    f"non-finite loss at epoch {epoch + 1}, step {step}: {named}; "
+                    f"the last good checkpoint is {last if last.exists() else 'none (first epoch)'}"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            step += 1
+            n += 1
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+            sums["grad_norm"] = sums.get("grad_norm", 0.0) + float(grad_norm)
+            if ctx.is_main:
+                bar.set_postfix({k: f"{v / n:.3f}" for k, v in sums.items() if k != "grad_norm"})
+        means = all_reduce_mean({k: v / max(n, 1) for k, v in sums.items()}, ctx)
+        row = {
+            "epoch": epoch + 1,
+            "step": step,
+            "lr": scheduler.get_last_lr()[0],
+            "seconds": round(time.perf_counter() - t0, 2),
+            **{k: round(v, 5) for k, v in means.items()},
+        }
+        if ctx.is_main:
+            print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+            _append_csv(log_path, row)
+            save(last, {"epoch": epoch + 1, "step": step, "train_log": row})
+            torch.save(
+                {
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "epoch": epoch + 1,
+                    "step": step,
+                    "optim_config": asdict(cfg),
+                },
+                last / "train_state.pt",
+            )
+        if ctx.enabled:
+            torch.distributed.barrier()
+    return row
+
+
+def _append_csv(path: Path, row: dict) -> None:
+    new = not path.exists()
+    if not new:
+        with path.open() as f:
+            header = next(csv.reader(f), [])
+        if header != list(row):
+            new = True
+            path = path.with_name(path.stem + f"_{int(time.time())}.csv")
+    with path.open("a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(row))
+        if new:
+            w.writeheader()
+        w.writerow(
+            {k: (v if not isinstance(v, float) or math.isfinite(v) else "nan") for k, v in row.items()}
+        )
