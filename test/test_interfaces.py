@@ -1,5 +1,6 @@
 """vision_msgs in the rosbags typestore interoperates with rclpy messages built from the same files."""
 
+import random
 from pathlib import Path
 
 import numpy as np
@@ -57,3 +58,20 @@ def test_detection_array_round_trips_between_rosbags_and_rclpy():
 
     back = ts.deserialize_cdr(serialize_message(ros), "vision_msgs/msg/Detection3DArray")
     assert back.detections[0].bbox.center.position.y == 2.0
+
+
+def test_generated_types_publish_with_rclpy():
+    rclpy = pytest.importorskip("rclpy")
+    vision_msgs = pytest.importorskip("vision_msgs.msg")
+    tf2_msgs = pytest.importorskip("tf2_msgs.msg")
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, domain_id=random.randint(1, 101))
+    try:
+        node = rclpy.create_node("test_interfaces_publisher", context=ctx)
+        pub = node.create_publisher(vision_msgs.Detection3DArray, "detections", 1)
+        pub.publish(vision_msgs.Detection3DArray())
+        node.create_publisher(tf2_msgs.TFMessage, "tf", 1).publish(tf2_msgs.TFMessage())
+        assert tf2_msgs.TF2Error.NO_ERROR == 0 and tf2_msgs.TF2Error.TRANSFORM_ERROR == 6
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=ctx)

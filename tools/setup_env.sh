@@ -34,11 +34,13 @@ if ! step_done pip "$h"; then
   mark pip "$h"
 fi
 
-h=$(hash_of tools/setup_env.sh msgs/*/CMakeLists.txt msgs/*/package.xml msgs/*/*/*)
+# Rebuilt whenever the pip step changed (a new rosidl/message wheel may change the generated code).
+h=$(hash_of tools/setup_env.sh "$STAMPS/pip" msgs/*/CMakeLists.txt msgs/*/package.xml msgs/*/*/*)
 if ! step_done msgs "$h"; then
   if ! command -v cmake >/dev/null || ! command -v g++ >/dev/null; then
     echo "[setup] installing cmake and g++ (apt)"
-    apt-get update -qq && apt-get install -y -qq cmake g++ >/dev/null
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq cmake g++ >/dev/null
   fi
   # The ROS wheels' exported CMake files name the include dirs of the machine that built them.
   "$PY" tools/fix_wheel_cmake.py "$VENV"
@@ -56,7 +58,13 @@ if ! step_done msgs "$h"; then
     )
     rm -rf "$build"
   done
-  "$PY" -c "import vision_msgs.msg, tf2_msgs.msg; vision_msgs.msg.Detection3DArray(); tf2_msgs.msg.TFMessage()"
+  # Smoke test: the generated types import, and rclpy can publish them (own domain: no cross-talk).
+  ROS_DOMAIN_ID=$((RANDOM % 100 + 1)) "$PY" -c "
+import rclpy, vision_msgs.msg as v, tf2_msgs.msg as t, tf2_msgs.srv, tf2_msgs.action
+rclpy.init(); n = rclpy.create_node('simdistill_setup_check')
+n.create_publisher(v.Detection3DArray, 'setup_check', 1).publish(v.Detection3DArray())
+n.create_publisher(t.TFMessage, 'setup_check_tf', 1).publish(t.TFMessage())
+n.destroy_node(); rclpy.shutdown()"
   mark msgs "$h"
 fi
 

@@ -13,7 +13,8 @@ from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
 VISION_MSGS_DIR = Path(__file__).with_name("vision_msgs")
-# The newest ROS 2 distribution whose definitions rosbags ships; message layouts are stable across them.
+# The current ROS 2 LTS; rosbags 0.11 also ships KILTED and LYRICAL (identical to JAZZY for the std, geometry,
+# sensor, tf2 and visualization msgs); HUMBLE differs only in visualization_msgs/Marker (fields added in Iron)
 STORE = Stores.ROS2_JAZZY
 
 
