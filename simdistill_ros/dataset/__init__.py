@@ -1,0 +1,1 @@
+"""nuScenes-format tables of the synthetic world and the training data path."""

@@ -1,0 +1,1 @@
+"""Official nuScenes DetectionEval wrapper (``nuscenes_eval``) and the ``simdistill evaluate`` command."""

@@ -1,0 +1,135 @@
+"""Official nuScenes DetectionEval on the tiny hand-made dataset: GT scores 1.0, perturbations score lower,
+empty and incomplete results are handled, classes are restricted to those in the GT."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+from test_tables import VERSION, build_dataset
+
+from simdistill_ros.dataset.nuscenes_tables import load_split_samples
+from simdistill_ros.evaluation.nuscenes_eval import (
+    EvalReport,
+    evaluate,
+    format_report,
+    gt_as_results,
+    results_from_boxes,
+)
+from simdistill_ros.geometry import Box3D
+
+
+@pytest.fixture(scope="module")
+def dataroot(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth_eval")
+    build_dataset(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def eval_out(tmp_path_factory):
+    return tmp_path_factory.mktemp("eval_out")
+
+
+@pytest.fixture(scope="module")
+def gt_report(dataroot, eval_out) -> EvalReport:
+    return evaluate(dataroot, "all", gt_as_results(dataroot, "all", VERSION), VERSION, out_dir=eval_out)
+
+
+def test_gt_as_results_scores_perfectly(gt_report):
+    assert gt_report.mean_ap == pytest.approx(1.0)
+    assert gt_report.nd_score > 0.99
+    for k in ("trans_err", "scale_err", "orient_err", "vel_err", "attr_err"):
+        assert gt_report.tp_errors[k] == pytest.approx(0.0, abs=1e-6), k
+    assert gt_report.num_samples == 6
+    assert gt_report.num_gt_boxes == 21  # 24 annotations less the far car (3 samples) beyond 50 m
+    text = format_report(gt_report)
+    assert "mAP   1.000" in text and "pedestrian" in text and "mAVE" in text
+
+
+def test_classes_restricted_to_those_in_the_gt(dataroot, gt_report):
+    assert gt_report.classes == ["car", "barrier", "pedestrian", "traffic_cone"]
+    assert set(gt_report.class_aps) == set(gt_report.classes)
+    assert np.isnan(gt_report.class_tp_errors["traffic_cone"]["orient_err"])  # the devkit defines none
+    val = evaluate(dataroot, "val", gt_as_results(dataroot, "val", VERSION), VERSION)
+    assert val.classes == ["car", "pedestrian", "traffic_cone"]
+    assert val.mean_ap == pytest.approx(1.0)
+    assert any("barrier" in n for n in val.notes)
+
+
+def test_summary_files_written(gt_report, eval_out):
+    summary = json.loads((eval_out / "metrics_summary.json").read_text())
+    assert summary["mean_ap"] == pytest.approx(1.0)
+    assert summary["classes_evaluated"] == gt_report.classes
+    assert (eval_out / "metrics_details.json").is_file()
+
+
+def _perturbed(dataroot, split, shift_m=0.0, keep_every=1):
+    per_sample, poses = {}, {}
+    for s in load_split_samples(dataroot, split, VERSION):
+        boxes = [b for b in s.boxes][::keep_every]
+        per_sample[s.token] = [
+            Box3D(b.center + np.array([shift_m, 0.0, 0.0]), b.size, b.yaw, b.label, b.velocity, 0.9)
+            for b in boxes
+        ]
+        poses[s.token] = s.ego_pose
+    return results_from_boxes(per_sample, poses)
+
+
+def test_perturbed_results_score_lower(dataroot, gt_report):
+    shifted = evaluate(dataroot, "all", _perturbed(dataroot, "all", shift_m=1.0), VERSION)
+    assert shifted.mean_ap < 0.9 and shifted.nd_score < gt_report.nd_score
+    assert shifted.tp_errors["trans_err"] > 0.5
+    halved = evaluate(dataroot, "all", _perturbed(dataroot, "all", keep_every=2), VERSION)
+    assert halved.mean_ap < 0.9 and halved.nd_score < gt_report.nd_score
+
+
+def test_results_json_format(dataroot, tmp_path):
+    results = gt_as_results(dataroot, "val", VERSION)
+    assert results["meta"]["use_camera"] is True
+    box = next(b for boxes in results["results"].values() for b in boxes)
+    assert set(box) == {"sample_token", "translation", "size", "rotation", "velocity", "detection_name",
+                        "detection_score", "attribute_name"}
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(results))
+    assert evaluate(dataroot, "val", path, VERSION).mean_ap == pytest.approx(1.0)
+
+
+def test_empty_results_give_zero_not_a_crash(dataroot):
+    results = gt_as_results(dataroot, "all", VERSION)
+    empty = {"meta": results["meta"], "results": {t: [] for t in results["results"]}}
+    report = evaluate(dataroot, "all", empty, VERSION)
+    assert report.mean_ap == 0.0 and report.nd_score == 0.0
+    assert report.num_pred_boxes == 0 and report.num_gt_boxes == 21
+    assert any("no predictions" in n for n in report.notes)
+    assert "no predictions" in format_report(report)
+
+
+def test_missing_samples_raise_a_clear_error(dataroot):
+    results = copy.deepcopy(gt_as_results(dataroot, "all", VERSION))
+    for token in list(results["results"])[:2]:
+        del results["results"][token]
+    with pytest.raises(ValueError, match=r"4 of the 6 samples .* 2 missing"):
+        evaluate(dataroot, "all", results, VERSION)
+
+
+def test_unknown_split_is_reported(dataroot):
+    with pytest.raises(ValueError, match="no usable key"):
+        evaluate(dataroot, "test", gt_as_results(dataroot, "val", VERSION), VERSION)
+
+
+def test_predictions_of_classes_absent_from_the_gt_are_ignored(dataroot):
+    results = copy.deepcopy(gt_as_results(dataroot, "val", VERSION))
+    token, boxes = next(iter(results["results"].items()))
+    boxes.append(dict(boxes[0], detection_name="bus", attribute_name="vehicle.moving", detection_score=0.5))
+    report = evaluate(dataroot, "val", results, VERSION)
+    assert report.mean_ap == pytest.approx(1.0) and "bus" not in report.classes
+
+
+def test_devkit_rejections_become_value_errors(dataroot):
+    results = copy.deepcopy(gt_as_results(dataroot, "val", VERSION))
+    next(iter(results["results"].values()))[0]["attribute_name"] = "not.an.attribute"
+    with pytest.raises(ValueError, match="devkit rejected"):
+        evaluate(dataroot, "val", results, VERSION)
