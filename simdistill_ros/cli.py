@@ -7,14 +7,12 @@ subcommands that do not need torch never import it.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from simdistill_ros import __version__
-
-
-class UserError(Exception):
-    """A problem with the user's input: printed as one clear line, exit status 2, no traceback."""
+from simdistill_ros.errors import UserError, user_error_types
 
 
 def _add_synth(sub: argparse._SubParsersAction) -> None:
@@ -130,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Multi-threaded BLAS on thin (N, 3) @ (3, 3) products costs more than it saves on small machines.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     args = build_parser().parse_args(argv)
     try:
         if args.command == "synth":
@@ -152,9 +152,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from simdistill_ros.replay.command import run_replay_command
 
             return run_replay_command(args)
-    except UserError as exc:
+    except (UserError, FileNotFoundError) as exc:
         print(f"simdistill {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        if isinstance(exc, user_error_types()):
+            print(f"simdistill {args.command}: error: {exc}", file=sys.stderr)
+            return 2
+        raise
     except KeyboardInterrupt:
         print(f"simdistill {args.command}: interrupted", file=sys.stderr)
         return 130

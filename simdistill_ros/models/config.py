@@ -149,7 +149,7 @@ class LossWeights:
     # CMD normaliser: False = the masked squared error over (mask sum x channels), the mean over foreground
     # elements; True = the reference code's mean over all B*C*X*Y elements, which is smaller by the
     # foreground fraction (weight 100 was tuned for that one)
-    cmd_mean_over_all_cells: bool = False
+    cmd_mean_over_all_cells: bool = True
 
     def active(self, term: str) -> bool:
         """Whether ``term`` (one of the weight names above) contributes to the total."""

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from simdistill_ros.cli import UserError
+from simdistill_ros.errors import UserError
 from simdistill_ros.geometry import CameraRig, nuscenes_like_rig
 
 VERSION = "v1.0-synth"
@@ -82,7 +82,7 @@ def synthesize(
         name = f"scene-{seed:04d}-{i:04d}"
         rng = np.random.default_rng([seed, i])
         # Distinct names and start stamps per scene: instance ids and stamps must not collide across scenes.
-        start = 1_700_000_000_000_000_000 + (seed * 10_000 + i) * 1_000_000_000_000
+        start = 1_700_000_000_000_000_000 + ((seed % 1000) * 1000 + i % 1000) * 100_000_000_000
         config = WorldConfig(duration_s=frames_per_scene / 12.0 + 0.25, name=name, start_stamp_ns=start)
         scene = generate_scene(rng, config)
         recording = SceneRecording(scene, rig, num_frames=frames_per_scene)
@@ -140,7 +140,9 @@ def _sample_input(ev, recording, topics, scene_name: str):
     lidar_us = ev.lidar_stamp_ns // 1000
     data = [
         SensorDataInput(
-            rig.lidar_frame, lidar_us, recording.ego_pose_at(ev.lidar_stamp_ns),
+            rig.lidar_frame,
+            lidar_us,
+            recording.ego_pose_at(ev.lidar_stamp_ns),
             filename=f"bags/{scene_name}#{topics.lidar}@{lidar_us}",
         )
     ]
@@ -148,14 +150,21 @@ def _sample_input(ev, recording, topics, scene_name: str):
         st = ev.camera_stamps_ns[cam.name]
         data.append(
             SensorDataInput(
-                cam.name, st // 1000, recording.ego_pose_at(st),
+                cam.name,
+                st // 1000,
+                recording.ego_pose_at(st),
                 filename=f"bags/{scene_name}#{topics.image(cam.name)}@{st // 1000}",
-                width=cam.width, height=cam.height,
+                width=cam.width,
+                height=cam.height,
             )
         )
     return SampleInput(
-        timestamp_us=ev.stamp_ns // 1000, ego_pose=ev.ego_pose, sensor_data=data, boxes=ev.boxes,
-        num_lidar_pts=ev.num_lidar_pts, attributes=ev.attributes,
+        timestamp_us=ev.stamp_ns // 1000,
+        ego_pose=ev.ego_pose,
+        sensor_data=data,
+        boxes=ev.boxes,
+        num_lidar_pts=ev.num_lidar_pts,
+        attributes=ev.attributes,
     )
 
 
@@ -175,9 +184,15 @@ def run_synth_command(args: argparse.Namespace) -> int:
     if not 0.0 <= args.val_fraction < 1.0:
         raise UserError("--val-fraction must be in [0, 1)")
     summary = synthesize(
-        out, args.scenes, args.frames_per_scene, args.seed, storage=args.storage,
-        image_size=parse_image_size(args.image_size), compressed=not args.raw_images,
-        with_lidar=not args.no_lidar, val_fraction=args.val_fraction,
+        out,
+        args.scenes,
+        args.frames_per_scene,
+        args.seed,
+        storage=args.storage,
+        image_size=parse_image_size(args.image_size),
+        compressed=not args.raw_images,
+        with_lidar=not args.no_lidar,
+        val_fraction=args.val_fraction,
     )
     print(
         f"wrote {summary['frames']} frames in {summary['scenes']} scenes to {out} "
@@ -185,4 +200,3 @@ def run_synth_command(args: argparse.Namespace) -> int:
         f"val {len(summary['split']['val'])})"
     )
     return 0
-

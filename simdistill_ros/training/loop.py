@@ -100,14 +100,24 @@ def train(
 
     start_epoch, step = 0, 0
     last = run_dir / "last"
-    if resume and (last / "train_state.pt").exists():
-        state = torch.load(last / "train_state.pt", map_location="cpu", weights_only=False)
+    state_path = run_dir / "train_state.pt"
+    if resume:
+        if not last.exists():
+            raise FileNotFoundError(f"--resume: {last} does not exist")
         from simdistill_ros.models.checkpoint import load_state_into
 
-        load_state_into(model, last)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch, step = state["epoch"], state["step"]
+        meta = load_state_into(model, last)
+        start_epoch, step = int(meta.get("epoch", 0)), int(meta.get("step", 0))
+        state = (
+            torch.load(state_path, map_location="cpu", weights_only=False) if state_path.exists() else None
+        )
+        # The optimiser state is written after the weights: use it only if it belongs to the same step.
+        if state is not None and state["step"] == step:
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+        else:
+            for _ in range(step):
+                scheduler.step()
         if ctx.is_main:
             print(f"resuming from {last} at epoch {start_epoch}, step {step}")
 

@@ -1,0 +1,45 @@
+"""`simdistill evaluate`: score results, a model, or the ground truth with the official devkit."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from simdistill_ros.errors import UserError
+
+
+def run_evaluate_command(args: argparse.Namespace) -> int:
+    from simdistill_ros.evaluation.nuscenes_eval import evaluate, format_report, gt_as_results
+
+    dataroot = Path(args.data)
+    if not (dataroot / args.version).is_dir():
+        raise UserError(f"{dataroot} holds no {args.version}/ tables (make one with `simdistill synth`)")
+    out_dir = Path(args.out) if args.out else None
+    if args.gt_as_results:
+        results = gt_as_results(dataroot, args.split, version=args.version)
+    elif args.results:
+        path = Path(args.results)
+        if not path.is_file():
+            raise UserError(f"results file {path} does not exist")
+        try:
+            results = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise UserError(f"results file {path} is not valid JSON: {exc}") from None
+    else:
+        from simdistill_ros.inference.predict import predict_split_results
+
+        results = predict_split_results(
+            args.model,
+            dataroot,
+            args.split,
+            version=args.version,
+            device=args.device,
+            score_threshold=args.score_threshold,
+        )
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "results.json").write_text(json.dumps(results))
+    report = evaluate(dataroot, args.split, results, version=args.version, out_dir=out_dir)
+    print(format_report(report))
+    return 0

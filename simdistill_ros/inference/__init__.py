@@ -1,0 +1,1 @@
+"""Running trained models: finding checkpoints, batching frames, decoding and formatting detections."""

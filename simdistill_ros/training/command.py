@@ -1,0 +1,162 @@
+"""`simdistill train {teacher,baseline,student}`."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+
+import torch
+
+from simdistill_ros.errors import UserError
+
+
+def data_hash(dataroot: Path, version: str = "v1.0-synth") -> str:
+    """Short hash of the labels and splits: what a checkpoint was trained on."""
+    h = hashlib.sha256()
+    for name in ("splits.json", "sample.json", "sample_annotation.json"):
+        p = dataroot / version / name
+        if p.exists():
+            h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        )
+        return out.stdout.strip() if out.returncode == 0 else ""
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def build_config(args: argparse.Namespace):
+    from simdistill_ros.models.config import PRESETS
+
+    cfg = PRESETS[args.config]()
+    disabled = set(args.disable)
+    if args.model != "student" and disabled:
+        raise UserError("--disable applies to the student only")
+    loss = cfg.loss
+    if "distill" in disabled:
+        disabled |= {"imd", "cmd", "mmd_feat", "mmd_pred"}
+    cfg.loss = dataclasses.replace(
+        loss,
+        use_imd=loss.use_imd and "imd" not in disabled,
+        use_cmd=loss.use_cmd and "cmd" not in disabled,
+        use_mmd_feat=loss.use_mmd_feat and "mmd_feat" not in disabled,
+        use_mmd_pred=loss.use_mmd_pred and "mmd_pred" not in disabled,
+    )
+    if "gcm" in disabled:
+        cfg.gcm = dataclasses.replace(cfg.gcm, enabled=False)
+    return cfg
+
+
+def needs_teacher(cfg) -> bool:
+    w = cfg.loss
+    return any((w.use_imd, w.use_cmd, w.use_mmd_feat, w.use_mmd_pred))
+
+
+def run_train_command(args: argparse.Namespace) -> int:
+    from simdistill_ros.dataset.frame_cache import load_split_frames
+    from simdistill_ros.models import build_model, load_checkpoint, save_checkpoint
+    from simdistill_ros.training.batch import collate
+    from simdistill_ros.training.dataset import FrameDataset
+    from simdistill_ros.training.distributed import init_distributed, shutdown_distributed
+    from simdistill_ros.training.loop import OptimConfig, TrainingDiverged, train
+    from simdistill_ros.training.objectives import (
+        BaselineObjective,
+        OnlineDistillationObjective,
+        TeacherObjective,
+    )
+
+    if args.targets:
+        raise UserError("training from a target store (--targets) is not available in this version")
+    if not args.data:
+        raise UserError("--data is required")
+    dataroot = Path(args.data)
+    if not (dataroot / "v1.0-synth").is_dir():
+        raise UserError(f"{dataroot} holds no v1.0-synth/ tables (make one with `simdistill synth`)")
+    cfg = build_config(args)
+    ctx = init_distributed(args.device)
+    torch.manual_seed(args.seed)
+    try:
+        teacher = None
+        if args.model == "student" and needs_teacher(cfg):
+            if not args.teacher:
+                raise UserError("distilling a student needs --teacher CKPT (or --disable distill)")
+            from simdistill_ros.inference.model_paths import resolve_model_path
+
+            teacher, tcfg, tmeta = load_checkpoint(resolve_model_path(args.teacher), map_location=ctx.device)
+            if tmeta.get("model_type") != "teacher":
+                raise UserError(f"{args.teacher} is a {tmeta.get('model_type')} checkpoint, not a teacher")
+            if tcfg.grid != cfg.grid:
+                raise UserError("the teacher's BEV grid differs from the student's config")
+        scenes = load_split_frames(dataroot, "train")
+        h, w = cfg.image_size
+        dataset = FrameDataset(
+            scenes, (h, w), augment=True, with_points=args.model == "teacher" or teacher is not None
+        )
+        optim = OptimConfig(
+            epochs=args.epochs or 20,
+            batch_size=args.batch_size or 4,
+            lr=args.lr or 2e-4,
+            seed=args.seed,
+            workers=args.workers,
+            max_steps=args.max_steps,
+        )
+        model = build_model(args.model, cfg)
+        if args.model == "teacher":
+            objective = TeacherObjective(cfg)
+        elif args.model == "baseline" or teacher is None:
+            objective = BaselineObjective(cfg)
+        else:
+            objective = OnlineDistillationObjective(cfg, teacher)
+        run_dir = Path(args.out)
+        base_meta = {
+            "model_type": args.model,
+            "data": str(dataroot.resolve()),
+            "data_hash": data_hash(dataroot),
+            "commit": git_commit(),
+            "teacher": str(args.teacher or ""),
+            "disabled": sorted(args.disable),
+            "command": "simdistill train " + " ".join(_argv(args)),
+            "train_frames": len(dataset),
+        }
+
+        def save(path: Path, extra: dict) -> None:
+            save_checkpoint(path, model, cfg, {**base_meta, **extra})
+
+        if ctx.is_main:
+            print(
+                f"training {args.model} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params) on "
+                f"{len(dataset)} frames, {optim.epochs} epochs, batch {optim.batch_size} x {ctx.world_size}"
+            )
+        try:
+            row = train(model, objective, dataset, collate, optim, run_dir, save, ctx, resume=args.resume)
+        except TrainingDiverged as exc:
+            raise UserError(str(exc)) from None
+        if ctx.is_main:
+            print(f"done: {json.dumps(row)}; checkpoint {run_dir / 'last'}")
+    finally:
+        shutdown_distributed()
+    return 0
+
+
+def _argv(args: argparse.Namespace) -> list[str]:
+    out = [args.model]
+    for k, v in vars(args).items():
+        if k in ("command", "model") or v in (None, False, [], ""):
+            continue
+        out += [f"--{k.replace('_', '-')}"] + (
+            [] if v is True else [str(x) for x in (v if isinstance(v, list) else [v])]
+        )
+    return out
