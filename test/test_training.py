@@ -1,0 +1,172 @@
+"""Training end to end on a tiny synthetic world: teacher, baseline and student, checkpoints, resume, DDP."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+EXE = [sys.executable, "-m", "simdistill_ros.cli"]
+
+
+def run(*args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([*EXE, *args], capture_output=True, text=True, timeout=600, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"simdistill {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}"
+        )
+    return proc
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("train_world")
+    run(
+        "synth",
+        "--out",
+        str(out),
+        "--scenes",
+        "2",
+        "--frames-per-scene",
+        "3",
+        "--seed",
+        "11",
+        "--image-size",
+        "64x112",
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def teacher(world: Path, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("teacher")
+    run("train", "teacher", "--data", str(world), "--out", str(out), "--epochs", "1", "--batch-size", "2")
+    return out / "last"
+
+
+def test_teacher_checkpoint_has_weights_config_and_metadata(teacher: Path):
+    meta = json.loads((teacher / "meta.json").read_text())
+    assert meta["model_type"] == "teacher" and meta["data_hash"] and meta["train_frames"] == 3
+    assert (teacher / "model.safetensors").stat().st_size > 100_000
+    assert json.loads((teacher / "config.json").read_text())["grid"]
+    assert (teacher.parent / "log.csv").read_text().startswith("epoch,")
+
+
+def test_student_distills_from_the_teacher_and_resumes(world: Path, teacher: Path, tmp_path: Path):
+    run(
+        "train",
+        "student",
+        "--data",
+        str(world),
+        "--out",
+        str(tmp_path),
+        "--teacher",
+        str(teacher),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "2",
+    )
+    log = (tmp_path / "log.csv").read_text().splitlines()
+    header = log[0].split(",")
+    for term in ("gt_heatmap", "imd", "cmd", "mmd_feat", "mmd_pred_heatmap", "mmd_pred_box"):
+        assert term in header, header
+    run(
+        "train",
+        "student",
+        "--data",
+        str(world),
+        "--out",
+        str(tmp_path),
+        "--teacher",
+        str(teacher),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "2",
+        "--resume",
+    )
+    rows = (tmp_path / "log.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["1", "2"]  # resumed at epoch 2, not restarted
+
+
+def test_ablation_without_distillation_needs_no_teacher(world: Path, tmp_path: Path):
+    run(
+        "train",
+        "student",
+        "--data",
+        str(world),
+        "--out",
+        str(tmp_path),
+        "--disable",
+        "distill",
+        "gcm",
+        "--max-steps",
+        "1",
+        "--batch-size",
+        "2",
+    )
+    cfg = json.loads((tmp_path / "last" / "config.json").read_text())
+    assert cfg["gcm"]["enabled"] is False and cfg["loss"]["use_imd"] is False
+
+
+def test_student_without_teacher_is_a_clear_error(world: Path, tmp_path: Path):
+    proc = run("train", "student", "--data", str(world), "--out", str(tmp_path), check=False)
+    assert proc.returncode == 2 and "--teacher" in proc.stderr
+
+
+def test_evaluate_a_checkpoint_with_the_official_metric(world: Path, teacher: Path, tmp_path: Path):
+    proc = run(
+        "evaluate", "--data", str(world), "--split", "val", "--model", str(teacher), "--out", str(tmp_path)
+    )
+    assert "mAP" in proc.stdout and "NDS" in proc.stdout
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert len(results["results"]) == 3  # every val sample has an entry
+
+
+def test_truncated_checkpoint_is_refused_clearly(world: Path, teacher: Path, tmp_path: Path):
+    broken = tmp_path / "broken"
+    shutil.copytree(teacher, broken)
+    data = (broken / "model.safetensors").read_bytes()
+    (broken / "model.safetensors").write_bytes(data[: len(data) // 2])
+    proc = run("evaluate", "--data", str(world), "--split", "val", "--model", str(broken), check=False)
+    assert proc.returncode == 2 and "model.safetensors" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_ddp_with_two_cpu_processes(world: Path, tmp_path: Path):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [
+            str(torchrun),
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            str(29500 + os.getpid() % 1000),
+            "-m",
+            "simdistill_ros.cli",
+            "train",
+            "baseline",
+            "--data",
+            str(world),
+            "--out",
+            str(tmp_path),
+            "--max-steps",
+            "2",
+            "--batch-size",
+            "1",
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert (tmp_path / "last" / "model.safetensors").exists()
+    assert torch.distributed.is_available()
