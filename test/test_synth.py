@@ -300,3 +300,11 @@ def test_camera_sees_objects_and_scenery(scene, rig):
     )
     assert {GROUND, SKY, SCENERY} <= set(np.unique(seen).tolist())
     assert (seen >= 0).any()
+
+
+def test_shadow_rays_with_no_lit_pixels():
+    # A camera facing a wall has no ground pixels to shadow-test: an empty batch of rays must work.
+    from simdistill_ros.synth.raycast import occluded
+
+    scene = generate_scene(np.random.default_rng(0))
+    assert occluded(np.zeros((0, 3)), np.array([0.0, 0.0, 1.0]), scene, 0.0).shape == (0,)

@@ -128,7 +128,8 @@ def _trace_actors(
 ) -> _Trace:
     """Nearest actor hit of each ray. ``origins`` (3,) or ``dirs`` (3,) are shared by all rays."""
     common_origin, common_dir = origins.ndim == 1, dirs.ndim == 1
-    n = max(len(np.atleast_2d(origins)), len(np.atleast_2d(dirs)))
+    # A shared (3,) vector broadcasts to the other's row count, which may be zero (nothing to trace).
+    n = len(origins) if not common_origin else (len(dirs) if not common_dir else 1)
     origins = np.broadcast_to(origins, (n, 3))
     dirs = np.broadcast_to(dirs, (n, 3))
     best_t = np.full(n, np.inf)
