@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 SIMDISTILL := $(VENV)/bin/simdistill
 DEMO_DIR ?= out/demo
 
-.PHONY: setup test lint demo bench train-tiny clean
+.PHONY: setup test lint demo bench reproduce clean
 
 setup:
 	bash tools/setup_env.sh $(VENV)
@@ -22,8 +22,8 @@ demo: setup
 bench: setup
 	$(PY) -m simdistill_ros.bench
 
-train-tiny: setup
-	bash tools/train_tiny.sh
+reproduce: setup
+	bash tools/reproduce.sh
 
 clean:
 	rm -rf build install log out .pytest_cache
