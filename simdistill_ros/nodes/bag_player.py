@@ -114,7 +114,9 @@ def _wait_for_subscribers(node: Any, pubs: dict[str, Any], types: dict[str, str]
     deadline = time.monotonic() + args.wait_subscribers
     while time.monotonic() < deadline:
         if all(p.get_subscription_count() > 0 for p in watched.values()):
-            time.sleep(0.5)  # matching is seen first on our side; give the subscriber side a moment
+            # Matching is seen first on our side; the subscriber's side (best-effort sensor QoS drops what
+            # arrives before it) needs a moment more.
+            time.sleep(args.settle)
             return
         time.sleep(0.05)
     missing = [t for t, p in watched.items() if p.get_subscription_count() == 0]
@@ -155,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clock", action="store_true", help="publish /clock with the bag time (use_sim_time)")
     p.add_argument("--wait-subscribers", type=float, default=0.0, help="seconds to wait for subscribers")
     p.add_argument("--wait-for", nargs="*", default=[], help="topics to wait for (default: camera topics)")
+    p.add_argument("--settle", type=float, default=1.5, help="seconds to wait after subscribers matched")
     p.add_argument("--linger", type=float, default=1.0, help="seconds to stay up after the last message")
     p.add_argument("--node-name", default="bag_player")
     return p

@@ -65,14 +65,18 @@ def record(args: argparse.Namespace) -> int:
 
     rclpy.init()
     node = rclpy.create_node(args.node_name)
-    node.create_subscription(
+    sub = node.create_subscription(
         Detection3DArray, args.topic, on_msg, QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
     )
     start = time.monotonic()
+    matched = False
     try:
         while rclpy.ok():
             rclpy.spin_once(node, timeout_sec=0.1)
             now = time.monotonic()
+            if not matched and sub.get_publisher_count() > 0:
+                matched = True  # scripts wait for this line before they start the input
+                print(f"detection_recorder: publisher matched on {args.topic}", flush=True)
             if args.count and len(frames) >= args.count:
                 break
             if frames and args.idle > 0 and now - last[0] > args.idle:

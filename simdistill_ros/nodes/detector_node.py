@@ -559,6 +559,11 @@ class DetectorNode(_node_base()):  # type: ignore[misc]
         with self._frames_cv:
             self._frames_cv.notify_all()
         self._worker.join(timeout=5.0)
+        s = self._stats
+        self.get_logger().info(
+            f"stopped: {s.synced} frames synced, {s.published} published, {s.failed} failed, "
+            f"{s.dropped_busy} dropped while busy, {self._sync_dropped()} reference images without a set"
+        )
 
     @property
     def stats(self) -> _Stats:
