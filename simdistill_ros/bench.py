@@ -2,8 +2,9 @@
 
 Measures model inference latency (teacher, baseline, student) with FLOPs and achieved GFLOP/s, the
 dense-matmul GFLOP/s of the same machine in the same run (how close to its limit the models run), the
-synthetic renderer's seconds per frame and the bag reader's frames per second. Results go to stdout as a
-table and to ``out/bench.json``.
+synthetic renderer's seconds per frame, the bag reader's frames per second, and the detector node's
+end-to-end latency (last image received -> Detection3DArray published) beside the model-only time.
+Results go to stdout as a table and to ``out/bench.json``.
 """
 
 from __future__ import annotations
@@ -108,6 +109,98 @@ def bench_synth_and_reader(frames: int) -> dict:
     return {"synth_s_per_frame_224x400": round(synth_s, 3), "reader_frames_per_s": round(n / read_s, 1)}
 
 
+def bench_node(repeats: int, image_hw: tuple[int, int] = (224, 400)) -> dict:
+    """The detector node in-process: messages go straight into its callbacks (no DDS), so the latency is
+    the node's own: last image of a frame received -> Detection3DArray published, beside the model-only
+    time (the same frame's forward + decode) and their ratio. Tiny student, random weights, 6 jpeg cameras."""
+    import rclpy
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import CameraInfo, CompressedImage
+    from tf2_msgs.msg import TFMessage
+
+    from simdistill_ros.detection.ros_messages import header_msg
+    from simdistill_ros.frames.images import COMPRESSED_FORMAT, encode_jpeg
+    from simdistill_ros.geometry import nuscenes_like_rig
+    from simdistill_ros.models import StudentModel, save_checkpoint, tiny
+    from simdistill_ros.nodes.detector_node import DetectorNode
+
+    h, w = image_hw
+    rig = nuscenes_like_rig(h, w)
+    rng = np.random.default_rng(0)
+    jpegs = [encode_jpeg(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).tobytes() for _ in rig.cameras]
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = tiny()
+        ckpt = save_checkpoint(Path(tmp) / "student", StudentModel(cfg), cfg, {"note": "bench"})
+        rclpy.init()
+        node = DetectorNode(
+            parameter_overrides=[
+                Parameter("model", value=str(ckpt)),
+                Parameter("device", value="cpu"),
+                Parameter("frame_queue_size", value=100),
+            ]
+        )
+        try:
+            from geometry_msgs.msg import TransformStamped
+
+            from simdistill_ros.frames.messages import transform_msg
+
+            tfs = []
+            for c in rig.cameras:
+                t = TransformStamped(header=header_msg(0, "base_link"), child_frame_id=c.name)
+                tm = transform_msg(c.cam_to_base)
+                t.transform.translation.x, t.transform.translation.y, t.transform.translation.z = (
+                    tm.translation.x, tm.translation.y, tm.translation.z,
+                )  # fmt: skip
+                q = tm.rotation
+                t.transform.rotation.x, t.transform.rotation.y = q.x, q.y
+                t.transform.rotation.z, t.transform.rotation.w = q.z, q.w
+                tfs.append(t)
+            node._on_tf_static(TFMessage(transforms=tfs))
+            for i in range(repeats + 2):
+                stamp = 1_000_000_000 + i * 83_333_333
+                before = node.stats.published
+                for k, (c, data) in enumerate(zip(rig.cameras, jpegs)):
+                    s = stamp + k * 8_000_000
+                    info = CameraInfo(header=header_msg(s, c.name), height=h, width=w)
+                    info.k = [float(v) for v in c.intrinsics.reshape(-1)]
+                    node._on_msg(("info", c.name), info)
+                    img = CompressedImage(header=header_msg(s, c.name), format=COMPRESSED_FORMAT)
+                    img.data = data
+                    node._on_msg(("image", c.name), img)
+                deadline = time.monotonic() + 60
+                while node.stats.published == before and time.monotonic() < deadline:
+                    time.sleep(0.002)
+            lat = list(node.stats.latency_ms)[2:]  # first two: warm-up and geometry
+            proc = list(node.stats.processing_ms)[2:]
+            core = node._core
+            from simdistill_ros.detection.core import CameraFrame
+
+            frames = [
+                CameraFrame(c.name, rng.integers(0, 255, (h, w, 3), dtype=np.uint8), c.intrinsics,
+                            c.cam_to_base.matrix())
+                for c in rig.cameras
+            ]  # fmt: skip
+            inputs, _ = core.prepare(frames)
+
+            def model_only() -> None:
+                core.model.detect(inputs, score_threshold=core.score_threshold)
+
+            model_ms = median_seconds(model_only, repeats=repeats, warmup=1) * 1e3
+        finally:
+            node.stop()
+            node.destroy_node()
+            rclpy.try_shutdown()
+    latency = statistics.median(lat)
+    return {
+        "node_cameras": len(rig.cameras),
+        "node_image_hw": [h, w],
+        "node_latency_ms": round(latency, 1),
+        "node_processing_ms": round(statistics.median(proc), 1),
+        "node_model_only_ms": round(model_ms, 1),
+        "node_overhead_pct": round(100 * (latency / model_ms - 1), 1),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=10)
@@ -126,6 +219,10 @@ def main(argv: list[str] | None = None) -> int:
         rows += bench_models("nuscenes", gpu, args.cameras, args.repeats)
     report["models"] = rows
     report.update(bench_synth_and_reader(args.synth_frames))
+    try:
+        report.update(bench_node(args.repeats))
+    except ImportError as err:  # no rclpy / message packages: the node cannot run here
+        report["node_skipped"] = str(err)
 
     print(
         f"torch threads: {report['torch_threads']}; dense fp32 matmul (2048^3): "
@@ -156,6 +253,14 @@ def main(argv: list[str] | None = None) -> int:
         f"synthetic renderer: {report['synth_s_per_frame_224x400']} s per six-camera 224x400 frame; "
         f"bag reader: {report['reader_frames_per_s']} frames/s (jpeg decode, PointCloud2, tf)"
     )
+    if "node_latency_ms" in report:
+        print(
+            f"detector node (tiny student, {report['node_cameras']} jpeg cameras "
+            f"{report['node_image_hw'][0]}x{report['node_image_hw'][1]}, cpu): last image -> "
+            f"Detection3DArray {report['node_latency_ms']} ms median vs model only "
+            f"{report['node_model_only_ms']} ms: "
+            f"node overhead {report['node_overhead_pct']}%"
+        )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))

@@ -1,22 +1,69 @@
 #!/usr/bin/env bash
-# The main job on an embedded default: a small synthetic world (bags + nuScenes tables), a sanity check of
-# the official metric on it, and the shipped models scored on it when they are present.
+# The main job, end to end on a small synthetic world:
+#   1. synthesize 2 scenes (6 cameras + LiDAR bags, nuScenes tables) and check the metric (GT = mAP 1.0)
+#   2. live: bag_player -> detector_node (shipped student_tiny) -> detection_recorder, three ROS 2 processes
+#   3. offline: `simdistill detect` on the same bag: output bag + per-frame pictures (BEV + cameras)
+#   4. official nuScenes metrics of the live detections
+# MODEL=path/to/checkpoint uses another checkpoint; SCORE, RATE (player speed factor) are tunable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-out/demo}
-SIM=.venv/bin/simdistill
+PY=$PWD/.venv/bin/python
+MODEL=${MODEL:-student_tiny}
+SCORE=${SCORE:-0.3}
+RATE=${RATE:-0.1}
+FRAMES=6  # per scene
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export ROS_DOMAIN_ID=${ROS_DOMAIN_ID:-$((RANDOM % 100 + 1))}
 start=$(date +%s)
-echo "== 1/3 synthesize 2 scenes x 6 frames (6 cameras + LiDAR) into $OUT"
-$SIM synth --out "$OUT" --scenes 2 --frames-per-scene 6 --seed 7 --image-size 160x400 --overwrite
-echo "== 2/3 official nuScenes metrics of the ground truth itself (must be mAP 1.0)"
-$SIM evaluate --data "$OUT" --split val --gt-as-results
-echo "== 3/3 shipped models on the val scene"
-for m in student_tiny baseline_tiny teacher_tiny; do
-  if [ -f "models/$m/model.safetensors" ]; then
-    echo "-- $m"
-    $SIM evaluate --data "$OUT" --split val --model "$m" --out "$OUT/eval_$m"
-  else
-    echo "-- $m: not shipped in this checkout, skipped"
-  fi
+
+if ! MODEL_DIR=$($PY -c "from simdistill_ros.inference.model_paths import resolve_model_path as r; print(r('$MODEL'))" 2>/dev/null) \
+   || [ ! -f "$MODEL_DIR/model.safetensors" ]; then
+  echo "demo: error: model '$MODEL' not found (models/student_tiny is shipped by the training issue:" >&2
+  echo "      run \`make train-tiny\` and ship it, or pass MODEL=/path/to/checkpoint)" >&2
+  exit 1
+fi
+echo "== model: $MODEL_DIR; ROS_DOMAIN_ID=$ROS_DOMAIN_ID"
+
+echo "== 1/4 synthesize 2 scenes x 6 frames (6 cameras + LiDAR) into $OUT"
+$PY -m simdistill_ros.cli synth --out "$OUT" --scenes 2 --frames-per-scene "$FRAMES" --seed 7 --image-size 160x400 --overwrite
+$PY -m simdistill_ros.cli evaluate --data "$OUT" --split val --gt-as-results | grep -E "^(mAP|NDS)" || true
+VAL=$($PY -c "import json; print(json.load(open('$OUT/v1.0-synth/splits.json'))['val'][0])")
+BAG="$OUT/bags/$VAL"
+LIVE="$OUT/live"
+rm -rf "$LIVE" "$OUT/detect_bag" "$OUT/pictures"
+mkdir -p "$LIVE"
+
+echo "== 2/4 live: bag_player ($VAL at ${RATE}x) -> detector_node -> detection_recorder"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+# frame_queue_size: keep every frame here (a CPU student is slower than 12 Hz; live it would drop old ones)
+$PY -m simdistill_ros.nodes.detector_node --ros-args -p model:="$MODEL_DIR" -p score_threshold:="$SCORE" \
+  -p frame_queue_size:=100 > "$LIVE/node.log" 2>&1 &
+NODE=$!; pids+=("$NODE")
+$PY -m simdistill_ros.nodes.detection_recorder --out "$LIVE/detections.json" --count "$FRAMES" --timeout 240 \
+  --data "$OUT" --split val --results "$LIVE/results.json" > "$LIVE/recorder.log" 2>&1 &
+REC=$!; pids+=("$REC")
+for _ in $(seq 300); do  # input before the recorder sees the node's publisher would be lost
+  grep -q "publisher matched" "$LIVE/recorder.log" 2>/dev/null && break
+  kill -0 "$NODE" 2>/dev/null || { echo "demo: detector_node exited:" >&2; cat "$LIVE/node.log" >&2; exit 1; }
+  sleep 0.2
 done
-echo "== done in $(($(date +%s) - start)) s; bags in $OUT/bags, tables in $OUT/v1.0-synth"
+$PY -m simdistill_ros.nodes.bag_player "$BAG" --rate "$RATE" --wait-subscribers 30 --topics \
+  $(for c in CAM_FRONT CAM_FRONT_RIGHT CAM_BACK_RIGHT CAM_BACK CAM_BACK_LEFT CAM_FRONT_LEFT; do
+      echo "/$c/image_rect_compressed /$c/camera_info"; done) /tf_static
+wait "$REC" || true
+kill -INT "$NODE"; wait "$NODE" || true
+trap - EXIT
+cat "$LIVE/recorder.log"
+grep -E "stopped:|skipped|ERROR" "$LIVE/node.log" || true
+
+echo "== 3/4 offline: simdistill detect on the same bag (output bag + pictures)"
+$PY -m simdistill_ros.cli detect --model "$MODEL_DIR" --bag "$BAG" --out "$OUT/detect_bag" --png "$OUT/pictures" \
+  --data "$OUT" --score-threshold "$SCORE"
+
+echo "== 4/4 official nuScenes metrics of the live detections ($VAL)"
+$PY -m simdistill_ros.cli evaluate --data "$OUT" --split val --results "$LIVE/results.json" --out "$LIVE/eval"
+echo "== done in $(($(date +%s) - start)) s: live detections $LIVE/detections.json, detect bag $OUT/detect_bag,"
+echo "   pictures $OUT/pictures, metrics $LIVE/eval/metrics_summary.json"

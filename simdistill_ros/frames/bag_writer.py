@@ -157,6 +157,13 @@ class SensorBagWriter:
         self._writer.write(conn, int(stamp_ns), self.store.serialize_cdr(msg, msgtype))
         self.counts[topic] = self.counts.get(topic, 0) + 1
 
+    def write_serialized(self, topic: str, msgtype: str, data: bytes, stamp_ns: int) -> None:
+        """Already CDR-serialised bytes (e.g. ``rclpy.serialization.serialize_message``) of ``msgtype``."""
+        msgtype = m.normalize_msgtype(msgtype)
+        conn = self._connection(topic, msgtype)
+        self._writer.write(conn, int(stamp_ns), bytes(data))
+        self.counts[topic] = self.counts.get(topic, 0) + 1
+
     # sensors -------------------------------------------------------------------------------------------
     def write_image(self, camera: str, stamp_ns: int, rgb: np.ndarray, frame_id: str | None = None) -> None:
         """One RGB uint8 (H, W, 3) image of ``camera`` (jpeg CompressedImage or rgb8 Image)."""

@@ -1,0 +1,230 @@
+"""DetectorCore: one synchronised multi-camera frame -> Box3D detections in the base frame. No ROS.
+
+The live node and ``simdistill detect`` both call :meth:`DetectorCore.detect`, so a bag replayed through
+the node and the same bag run offline give the same boxes. Model inputs are built exactly as the training
+data set builds them for evaluation (:func:`simdistill_ros.training.augment.image_affine` with no
+augmentation, ``warp_image``, ``K' = A @ K``, :func:`simdistill_ros.training.batch.normalize_images`), so
+the model sees at run time what it saw when it was scored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from simdistill_ros.errors import UserError
+from simdistill_ros.geometry import Box3D, boxes_from_array
+from simdistill_ros.training.augment import image_affine, warp_image
+from simdistill_ros.training.batch import normalize_images
+
+
+class FrameInputError(UserError):
+    """One frame's input cannot be used (camera set, image layout, calibration): skip the frame."""
+
+
+@dataclass
+class CameraFrame:
+    """One camera's share of a frame.
+
+    image: (H, W, 3) uint8 RGB.
+    intrinsics: K (3, 3) for images of ``info_hw`` = (height, width) as the CameraInfo states them;
+        ``None`` or (0, 0) means "the image's own size".
+    cam_to_base: (4, 4) optical frame (x right, y down, z forward) -> base frame.
+    """
+
+    name: str
+    image: np.ndarray
+    intrinsics: np.ndarray
+    cam_to_base: np.ndarray
+    info_hw: tuple[int, int] | None = None
+    stamp_ns: int = 0
+
+
+@dataclass
+class FrameResult:
+    """Detections of one frame (base frame) and where the time went."""
+
+    stamp_ns: int
+    boxes: list[Box3D]
+    preprocess_ms: float
+    model_ms: float
+    geometry_updated: bool  # the calibration differed from the previous frame's
+
+
+@dataclass
+class _Geometry:
+    """Per-rig tensors, rebuilt only when the calibration (or an image size) changes."""
+
+    key: bytes
+    affines: list[np.ndarray]  # per camera (3, 3): source pixels -> model input pixels
+    intrinsics: torch.Tensor  # (1, N, 3, 3) for the model input
+    cam_to_base: torch.Tensor  # (1, N, 4, 4)
+    identity: list[bool] = field(default_factory=list)  # image already at the model input size
+
+
+class DetectorCore:
+    """A camera-only checkpoint (student or baseline) ready to run on frames.
+
+    ``camera_names`` (optional) fixes the rig: frames must then hold exactly these cameras, in this order.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        input_hw: tuple[int, int],
+        device: torch.device,
+        *,
+        model_type: str = "student",
+        fp16: bool = False,
+        score_threshold: float = 0.3,
+        max_detections: int = 100,
+        camera_names: Sequence[str] | None = None,
+    ) -> None:
+        if model_type == "teacher":
+            raise UserError("the detector is camera-only; a teacher checkpoint needs LiDAR (use a student)")
+        self.model = model.eval()
+        self.input_hw = (int(input_hw[0]), int(input_hw[1]))
+        self.device = device
+        self.model_type = model_type
+        # Half precision only pays (and is only well supported) on CUDA.
+        self.fp16 = bool(fp16) and device.type == "cuda"
+        self.notes: list[str] = []
+        if fp16 and not self.fp16:
+            self.notes.append("fp16 requested on the CPU: running in fp32")
+        self.score_threshold = float(score_threshold)
+        self.max_detections = int(max_detections)
+        self.camera_names = list(camera_names) if camera_names is not None else None
+        self.geometry_updates = 0
+        self._geometry: _Geometry | None = None
+
+    @classmethod
+    def from_checkpoint(cls, model: str | Path, device: str = "auto", **kwargs: object) -> DetectorCore:
+        """Load a checkpoint directory or shipped name (``student_tiny``). ``device``: auto, cpu, cuda."""
+        from simdistill_ros.inference.predict import load_detector
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            net, cfg, meta, dev = load_detector(model, device)
+        return cls(net, tuple(cfg.image_size), dev, model_type=meta.get("model_type", ""), **kwargs)
+
+    # validation and model inputs ------------------------------------------------------------------------
+    def _validate(self, cameras: Sequence[CameraFrame]) -> None:
+        if not cameras:
+            raise FrameInputError("a frame needs at least one camera")
+        names = [c.name for c in cameras]
+        if self.camera_names is not None and names != self.camera_names:
+            raise FrameInputError(
+                f"frame has {len(names)} cameras {names}, the rig expects {len(self.camera_names)} "
+                f"{self.camera_names} (same order)"
+            )
+        if len(set(names)) != len(names):
+            raise FrameInputError(f"camera names must be unique, got {names}")
+        for c in cameras:
+            img = c.image
+            if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+                desc = f"{img.dtype} {img.shape}" if isinstance(img, np.ndarray) else type(img).__name__
+                raise FrameInputError(f"camera {c.name!r}: image must be RGB uint8 (H, W, 3), got {desc}")
+            if img.shape[0] == 0 or img.shape[1] == 0:
+                raise FrameInputError(f"camera {c.name!r}: empty image {img.shape}")
+            k = np.asarray(c.intrinsics, dtype=np.float64)
+            if k.shape != (3, 3) or not np.isfinite(k).all() or k[0, 0] <= 0 or k[1, 1] <= 0:
+                raise FrameInputError(
+                    f"camera {c.name!r}: unusable intrinsics K={k.reshape(-1).tolist()} (NaN, zero or "
+                    "negative focal length: an all-zero K means an uncalibrated CameraInfo)"
+                )
+            t = np.asarray(c.cam_to_base, dtype=np.float64)
+            if t.shape != (4, 4) or not np.isfinite(t).all():
+                raise FrameInputError(f"camera {c.name!r}: camera-to-base transform is not a finite 4x4")
+            if abs(np.linalg.det(t[:3, :3]) - 1.0) > 1e-3:
+                raise FrameInputError(f"camera {c.name!r}: camera-to-base rotation is not a rotation")
+
+    def _image_intrinsics(self, c: CameraFrame) -> np.ndarray:
+        """K (3, 3) for the image as received: a CameraInfo for another resolution is scaled to it
+        (pixel-corner convention, like ``PinholeCamera.scaled``)."""
+        k = np.asarray(c.intrinsics, dtype=np.float64).copy()
+        h, w = c.image.shape[:2]
+        if c.info_hw is not None and tuple(c.info_hw) not in ((0, 0), (h, w)):
+            ih, iw = c.info_hw
+            if ih <= 0 or iw <= 0:
+                raise FrameInputError(f"camera {c.name!r}: CameraInfo size {iw}x{ih} is invalid")
+            k[0] *= w / iw
+            k[1] *= h / ih
+        return k
+
+    def _rig_geometry(self, cameras: Sequence[CameraFrame]) -> tuple[_Geometry, bool]:
+        ks = [self._image_intrinsics(c) for c in cameras]
+        ts = [np.asarray(c.cam_to_base, dtype=np.float64) for c in cameras]
+        digest = hashlib.blake2b(digest_size=16)
+        for c, k, t in zip(cameras, ks, ts):
+            digest.update(np.asarray(c.image.shape[:2], np.int64).tobytes() + k.tobytes() + t.tobytes())
+        key = digest.digest()
+        if self._geometry is not None and self._geometry.key == key:
+            return self._geometry, False
+        affines = [image_affine(c.image.shape[:2], self.input_hw, None) for c in cameras]
+        k_in = np.stack([a @ k for a, k in zip(affines, ks)]).astype(np.float32)
+        self._geometry = _Geometry(
+            key=key,
+            affines=affines,
+            intrinsics=torch.from_numpy(k_in)[None].to(self.device),
+            cam_to_base=torch.from_numpy(np.stack(ts).astype(np.float32))[None].to(self.device),
+            identity=[np.allclose(a, np.eye(3)) for a in affines],
+        )
+        self.geometry_updates += 1
+        return self._geometry, True
+
+    def prepare(self, cameras: Sequence[CameraFrame]) -> tuple[object, bool]:
+        """(CameraInputs with images (1, N, 3, H, W), K (1, N, 3, 3), cam_to_base (1, N, 4, 4); whether the
+        rig geometry was rebuilt). Raises :class:`FrameInputError` for unusable input."""
+        from simdistill_ros.models import CameraInputs
+
+        self._validate(cameras)
+        geom, updated = self._rig_geometry(cameras)
+        images = [
+            c.image if same else warp_image(c.image, a, self.input_hw)
+            for c, a, same in zip(cameras, geom.affines, geom.identity)
+        ]
+        stack = torch.from_numpy(np.ascontiguousarray(np.stack(images)))[None].to(self.device)
+        return CameraInputs(normalize_images(stack), geom.intrinsics, geom.cam_to_base), updated
+
+    # running --------------------------------------------------------------------------------------------
+    def detect(self, cameras: Sequence[CameraFrame], stamp_ns: int = 0) -> FrameResult:
+        """Boxes (base frame, score >= threshold, at most ``max_detections``) of one frame."""
+        t0 = time.perf_counter()
+        inputs, updated = self.prepare(cameras)
+        t1 = time.perf_counter()
+        with torch.autocast("cuda", dtype=torch.float16, enabled=self.fp16):
+            det = self.model.detect(
+                inputs, score_threshold=self.score_threshold, max_detections=self.max_detections
+            )[0]
+        boxes_np = det.boxes.float().cpu().numpy()  # .cpu() waits for the GPU: the timing is honest
+        boxes = boxes_from_array(boxes_np, det.labels.cpu().numpy(), det.scores.float().cpu().numpy())
+        t2 = time.perf_counter()
+        return FrameResult(int(stamp_ns), boxes, (t1 - t0) * 1e3, (t2 - t1) * 1e3, updated)
+
+    def detect_frame(self, frame: object) -> FrameResult:
+        """Run on a :class:`simdistill_ros.frames.Frame` read from a bag."""
+        return self.detect(cameras_from_frame(frame), frame.stamp_ns)  # type: ignore[attr-defined]
+
+
+def cameras_from_frame(frame: object) -> list[CameraFrame]:
+    """The :class:`CameraFrame` s of a bag :class:`~simdistill_ros.frames.Frame` (rig order)."""
+    out = []
+    for cam in frame.rig.cameras:  # type: ignore[attr-defined]
+        out.append(
+            CameraFrame(
+                cam.name,
+                frame.images[cam.name],  # type: ignore[attr-defined]
+                cam.intrinsics,
+                cam.cam_to_base.matrix(),
+                (cam.height, cam.width),
+                frame.image_stamps_ns.get(cam.name, frame.stamp_ns),  # type: ignore[attr-defined]
+            )
+        )
+    return out

@@ -1,0 +1,156 @@
+"""The live node as users run it: bag_player -> detector_node -> detection_recorder, three real processes
+over Fast DDS (a random ROS_DOMAIN_ID per test), compared with `simdistill detect` on the same bag."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _detector_helpers import copy_bag_with_bad_images, synth_world, tiny_student_checkpoint
+
+pytest.importorskip("rclpy")
+pytest.importorskip("vision_msgs.msg")
+
+ROOT = Path(__file__).resolve().parents[1]
+TOPIC = "/simdistill_detector/detections"
+THRESHOLD = "0.09"  # random heads score about sigmoid(-2.19) = 0.1
+
+
+def ros_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["ROS_DOMAIN_ID"] = str(random.randint(1, 101))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def start(module: str, *args: str, env: dict[str, str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        env=env,
+        cwd=ROOT,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def offline_detect(ckpt: Path, bag: Path, out: Path) -> list[list[dict]]:
+    """`simdistill detect` on the bag, read back from its output bag: per frame, the box records."""
+    from simdistill_ros.cli import main as cli
+    from simdistill_ros.detection.messages import box_record, boxes_from_detection_array
+    from simdistill_ros.frames import BagReader
+
+    assert cli(["detect", "--model", str(ckpt), "--bag", str(bag), "--out", str(out), "--device", "cpu",
+                "--score-threshold", THRESHOLD]) == 0  # fmt: skip
+    with BagReader(out) as reader:
+        msgs = [m for _, _, m in reader.messages([TOPIC])]
+    return [[box_record(b) for b in boxes_from_detection_array(m)] for m in msgs]
+
+
+def run_live(tmp: Path, ckpt: Path, bag: Path, expect: int, node_args: list, player_args: list) -> tuple:
+    """(recorded frames, node log text, node exit code)."""
+    env = ros_env()
+    node = start(
+        "simdistill_ros.nodes.detector_node", "--ros-args", "-p", f"model:={ckpt}", "-p", "device:=cpu",
+        "-p", f"score_threshold:={THRESHOLD}", "-p", "frame_queue_size:=10", *node_args,
+        env=env, log=tmp / "node.log",
+    )  # fmt: skip
+    rec = start(
+        "simdistill_ros.nodes.detection_recorder", "--out", str(tmp / "rec.json"), "--count", str(expect),
+        "--timeout", "60", "--idle", "8", env=env, log=tmp / "rec.log",
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 40  # the recorder must see the node's publisher before input starts
+        while "publisher matched" not in (tmp / "rec.log").read_text() and time.monotonic() < deadline:
+            assert node.poll() is None, "the node died:\n" + (tmp / "node.log").read_text()
+            time.sleep(0.2)
+        player = subprocess.run(
+            [sys.executable, "-m", "simdistill_ros.nodes.bag_player", str(bag), "--rate", "0.5",
+             "--wait-subscribers", "30", *player_args],
+            env=env, cwd=ROOT, capture_output=True, text=True, timeout=90,
+        )  # fmt: skip
+        assert player.returncode == 0, player.stdout + player.stderr
+        rec.wait(timeout=70)
+        assert node.poll() is None, "the node died:\n" + (tmp / "node.log").read_text()
+        node.send_signal(signal.SIGINT)
+        code = node.wait(timeout=20)
+    finally:
+        for p in (node, rec):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    frames = json.loads((tmp / "rec.json").read_text())["frames"]
+    return frames, (tmp / "node.log").read_text(), code
+
+
+def assert_same_boxes(live: list[dict], offline: list[dict]) -> None:
+    assert len(live) == len(offline) > 0
+    for a, b in zip(live, offline):
+        assert a["label"] == b["label"] and a["id"] == b["id"]
+        np.testing.assert_allclose(a["center"] + a["size"] + [a["yaw"]], b["center"] + b["size"] + [b["yaw"]],
+                                   atol=1e-4)  # fmt: skip
+        assert abs(a["score"] - b["score"]) < 1e-5
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory) -> Path:
+    return tiny_student_checkpoint(tmp_path_factory.mktemp("ckpt") / "student")
+
+
+def test_live_node_matches_offline_detect_on_every_frame(tmp_path: Path, ckpt: Path):
+    bag = synth_world(tmp_path / "world", frames=3)
+    offline = offline_detect(ckpt, bag, tmp_path / "detect_out")
+    assert len(offline) == 3
+    frames, log, code = run_live(tmp_path, ckpt, bag, 3, [], [])
+    assert code == 0, log
+    assert len(frames) == 3, log  # exactly one message per synthesized frame
+    assert len({f["stamp_ns"] for f in frames}) == 3
+    for live, off in zip(sorted(frames, key=lambda f: f["stamp_ns"]), offline):
+        assert live["frame_id"] == "base_link"
+        assert_same_boxes(live["boxes"], off)
+
+
+def test_two_raw_cameras_on_other_topics_survive_malformed_images(tmp_path: Path, ckpt: Path):
+    """2 cameras, sensor_msgs/Image on renamed topics, sim time; frame 1 has an image with an unsupported
+    encoding and frame 2 one with too little data: both are skipped, the node keeps serving."""
+    bag = synth_world(tmp_path / "world", frames=4, cameras=2, raw=True)
+    offline = offline_detect(ckpt, bag, tmp_path / "detect_out")
+    assert len(offline) == 4
+    bad = tmp_path / "bad_bag"
+    copy_bag_with_bad_images(bag, bad, "/CAM_FRONT_RIGHT/image_rect", {1: "encoding", 2: "size"})
+    remaps = [f"/{c}/{k}=/rig/{c.lower()}/{k}" for c in ("CAM_FRONT", "CAM_FRONT_RIGHT")
+              for k in ("image_rect", "camera_info")]  # fmt: skip
+    node_args = [
+        "-p", "camera_names:=[CAM_FRONT, CAM_FRONT_RIGHT]", "-p", "compressed:=false",
+        "-p", "image_topics:=[/rig/cam_front/image_rect, /rig/cam_front_right/image_rect]",
+        "-p", "camera_info_topic:=/rig/{camera}/camera_info",  # upper-case names: overridden below
+        "-p", "camera_info_topics:=[/rig/cam_front/camera_info, /rig/cam_front_right/camera_info]",
+        "-p", "use_sim_time:=true",
+    ]  # fmt: skip
+    frames, log, code = run_live(tmp_path, ckpt, bad, 2, node_args, ["--clock", "--remap", *remaps])
+    assert code == 0, log
+    assert "bad input, frame skipped" in log and "CAM_FRONT_RIGHT" in log, log
+    assert len(frames) == 2, log
+    live = sorted(frames, key=lambda f: f["stamp_ns"])
+    assert_same_boxes(live[0]["boxes"], offline[0])
+    assert_same_boxes(live[1]["boxes"], offline[3])
+
+
+def test_unloadable_model_fails_at_start_up_with_one_clear_line(tmp_path: Path):
+    env = ros_env()
+    proc = subprocess.run(
+        [sys.executable, "-m", "simdistill_ros.nodes.detector_node", "--ros-args", "-p",
+         f"model:={tmp_path / 'no_such_model'}"],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "cannot load model" in proc.stderr and "no_such_model" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
