@@ -477,12 +477,12 @@ class TargetStore:
 
         def ragged(name: str, offsets: str) -> np.ndarray:
             off = f.get_slice(offsets)[r : r + 2]
-            return f.get_slice(name)[int(off[0]) : int(off[1])]
+            return _rows(f.get_slice(name), int(off[0]), int(off[1]))
 
         meta = f.metadata()
         if meta.get("encoded_images") == "1":
             off = f.get_slice("image_offsets")[r * n_cams : (r + 1) * n_cams + 1]
-            blob = f.get_slice("image_bytes")[int(off[0]) : int(off[-1])]
+            blob = _rows(f.get_slice("image_bytes"), int(off[0]), int(off[-1]))
             rel = off - off[0]
             images: list[bytes] | np.ndarray = [
                 blob[int(rel[c]) : int(rel[c + 1])].tobytes() for c in range(n_cams)
@@ -523,6 +523,16 @@ class TargetStore:
             "duplicates_ignored": self.duplicates,
             "teacher_hash": self.teacher["hash"][:12],
         }
+
+
+_DTYPES = {"F16": np.float16, "F32": np.float32, "F64": np.float64, "I64": np.int64, "U8": np.uint8}
+
+
+def _rows(tensor_slice: Any, start: int, stop: int) -> np.ndarray:
+    """Rows [start, stop) of a safetensors slice; safetensors refuses empty slices of empty tensors."""
+    if stop <= start:
+        return np.zeros((0, *tensor_slice.get_shape()[1:]), _DTYPES[tensor_slice.get_dtype()])
+    return tensor_slice[start:stop]
 
 
 # merging ---------------------------------------------------------------------------------------------------
