@@ -17,6 +17,7 @@ from replay_helpers import EXE, FRAMES_PER_SCENE, bags, env, replay_world, run
 from simdistill_ros.frames.assembly import FrameReader
 from simdistill_ros.replay.target_store import (
     SCHEMA_VERSION,
+    FrameTargets,
     StoreError,
     TargetStore,
     TargetStoreWriter,
@@ -231,3 +232,67 @@ def test_bag_without_lidar_is_a_clear_error_naming_its_topics(root: Path, tmp_pa
         check=False,
     )
     assert proc.returncode == 2 and "/LIDAR_TOP" in proc.stderr and "/CAM_FRONT/camera_info" in proc.stderr
+
+
+def _fake_frame(i: int) -> FrameTargets:
+    rng = np.random.default_rng(i)
+    return FrameTargets(
+        key=f"bag/{i}",
+        bag="bag",
+        stamp_ns=i,
+        index=i,
+        cameras=["CAM_FRONT"],
+        images=[b"\xff\xd8fake"],
+        image_format="jpeg",
+        image_stamps_ns=np.array([i]),
+        intrinsics=np.eye(3)[None],
+        cam_to_base=np.eye(4)[None],
+        features={k: rng.standard_normal((2, 4, 4)) for k in ("camera_bev", "lidar_bev", "fused_bev")},
+        head={"heatmap": rng.standard_normal((1, 4, 4))},
+        det_boxes=np.zeros((0, 9)),
+        det_scores=np.zeros(0),
+        det_labels=np.zeros(0, np.int64),
+    )
+
+
+@pytest.mark.parametrize("fail_at", [1, 2, 3, 4, 5, 6])
+def test_a_crash_at_any_step_of_a_shard_write_leaves_a_valid_store(tmp_path: Path, monkeypatch, fail_at: int):
+    """Fail the k-th file operation of the second shard's write (fsync, renames): the store keeps the first
+    shard only, and the next run completes it with each frame once."""
+    import os as os_module
+
+    import simdistill_ros.replay.target_store as ts
+
+    teacher = {"hash": "0" * 64, "path": "", "config": {}, "meta": {}}
+    writer = TargetStoreWriter(tmp_path, teacher, frames_per_shard=1)
+    writer.add(_fake_frame(0))
+    calls = {"n": 0}
+    real_replace, real_fsync = os_module.replace, os_module.fsync
+
+    def failing(real):
+        def op(*args):
+            calls["n"] += 1
+            if calls["n"] == fail_at:
+                raise KeyboardInterrupt("killed")
+            return real(*args)
+
+        return op
+
+    monkeypatch.setattr(ts.os, "replace", failing(real_replace))
+    monkeypatch.setattr(ts.os, "fsync", failing(real_fsync))
+    with pytest.raises(KeyboardInterrupt):
+        writer.add(_fake_frame(1))
+    monkeypatch.undo()
+    writer._lock.close()  # the killed process's lock goes with it
+    assert TargetStore(tmp_path, verify="full").keys in (["bag/0"], ["bag/0", "bag/1"])
+    rerun = TargetStoreWriter(tmp_path, teacher, frames_per_shard=1)
+    for i in range(3):
+        if not rerun.has(f"bag/{i}"):
+            rerun.add(_fake_frame(i))
+    rerun.close()
+    store = TargetStore(tmp_path, verify="full")
+    assert store.keys == ["bag/0", "bag/1", "bag/2"] and store.duplicates == 0
+    np.testing.assert_allclose(
+        store[1].features["fused_bev"], _fake_frame(1).features["fused_bev"], atol=1e-2
+    )
+    assert not [p for p in (tmp_path / "shards").iterdir() if p.name.startswith(".")]
