@@ -2,9 +2,10 @@
 
 Measures model inference latency (teacher, baseline, student) with FLOPs and achieved GFLOP/s, the
 dense-matmul GFLOP/s of the same machine in the same run (how close to its limit the models run), the
-synthetic renderer's seconds per frame, the bag reader's frames per second, and the detector node's
-end-to-end latency (last image received -> Detection3DArray published) beside the model-only time.
-Results go to stdout as a table and to ``out/bench.json``.
+synthetic renderer's seconds per frame, the bag reader's frames per second, the detector node's end-to-end
+latency (last image received -> Detection3DArray published) beside the model-only time, and the teacher replay
+(frames/s, store bytes per frame and read speed, student training step from the store vs the online teacher).
+Results go to stdout as a table and to ``out/bench.json``. ``--only models|node|replay`` runs one part.
 """
 
 from __future__ import annotations
@@ -201,29 +202,106 @@ def bench_node(repeats: int, image_hw: tuple[int, int] = (224, 400)) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--repeats", type=int, default=10)
-    p.add_argument("--cameras", type=int, default=6)
-    p.add_argument("--synth-frames", type=int, default=6)
-    p.add_argument("--out", default="out/bench.json")
-    args = p.parse_args(argv)
-    torch.manual_seed(0)
-    cpu = torch.device("cpu")
-    report: dict = {"torch_threads": torch.get_num_threads()}
-    report["matmul_GFLOP_per_s_cpu"] = round(matmul_gflops(cpu), 1)
-    rows = bench_models("tiny", cpu, args.cameras, args.repeats)
-    if torch.cuda.is_available():
-        gpu = torch.device("cuda")
-        report["matmul_GFLOP_per_s_cuda_fp32"] = round(matmul_gflops(gpu), 1)
-        rows += bench_models("nuscenes", gpu, args.cameras, args.repeats)
-    report["models"] = rows
-    report.update(bench_synth_and_reader(args.synth_frames))
-    try:
-        report.update(bench_node(args.repeats))
-    except ImportError as err:  # no rclpy / message packages: the node cannot run here
-        report["node_skipped"] = str(err)
+def bench_replay(frames: int, repeats: int, image_size: tuple[int, int] = (224, 400)) -> dict:
+    """Teacher replay frames/s (tiny random-init teacher, CPU), store size and read speed, and one student
+    training step from the store vs with the online teacher (batch 2, tiny config, data preparation included).
+    """
+    from simdistill_ros.dataset.frame_cache import load_split_frames
+    from simdistill_ros.models import StudentModel, TeacherModel, save_checkpoint, tiny
+    from simdistill_ros.replay.core import TeacherReplayer
+    from simdistill_ros.replay.target_store import TargetStore
+    from simdistill_ros.replay.training import StoreDataset, StoredDistillationObjective, collate_stored
+    from simdistill_ros.synth.export import synthesize
+    from simdistill_ros.training.batch import collate
+    from simdistill_ros.training.dataset import FrameDataset
+    from simdistill_ros.training.objectives import OnlineDistillationObjective
 
+    cfg = tiny()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        synthesize(root / "w", 1, frames, seed=321, image_size=image_size, val_fraction=0.0, progress=False)
+        save_checkpoint(root / "teacher", TeacherModel(cfg), cfg, {"model_type": "teacher"})
+        bag = next((root / "w" / "bags").iterdir())
+        replayer = TeacherReplayer(root / "teacher", root / "store", device="cpu", data=root / "w")
+        replayer.teacher_targets(next(iter(replayer_frames(bag))))  # warm-up: splat geometry, allocator
+        summary = replayer.replay([bag])
+        replayer.close()
+        t0 = time.perf_counter()
+        store = TargetStore(root / "store", verify="full")
+        verify_s = time.perf_counter() - t0
+        raw_s = median_seconds(lambda: [store[i] for i in range(len(store))], repeats=3, warmup=1)
+        data = StoreDataset(store, cfg.image_size)
+        ready_s = median_seconds(lambda: [data[i] for i in range(len(data))], repeats=3, warmup=1)
+
+        teacher = TeacherModel(cfg)
+        teacher.load_state_dict(replayer.model.state_dict())
+        student = StudentModel(cfg).train()
+        optimizer = torch.optim.AdamW(student.parameters(), lr=1e-4)
+        online_data = FrameDataset(load_split_frames(root / "w", "train"), cfg.image_size, augment=False)
+        online_objective = OnlineDistillationObjective(cfg, teacher)
+        stored_objective = StoredDistillationObjective(cfg)
+        rows = [store.position(online_data[i].key) for i in range(2)]
+
+        def step(objective, batch) -> None:
+            loss = objective(student, batch)["loss"]
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+        # Alternate the two so that a busy machine slows both alike; medians of each.
+        online, stored = [], []
+        for _ in range(repeats + 1):
+            online.append(
+                median_seconds(
+                    lambda: step(online_objective, collate([online_data[0], online_data[1]])), 1, warmup=0
+                )
+            )
+            stored.append(
+                median_seconds(
+                    lambda: step(stored_objective, collate_stored([data[i] for i in rows])), 1, warmup=0
+                )
+            )
+        online_s, stored_s = statistics.median(online[1:]), statistics.median(stored[1:])
+    n = len(store)
+    return {
+        "replay_image_size": list(image_size),
+        "replay_frames": summary.frames_stored,
+        "replay_frames_per_s_cpu": round(summary.frames_per_s, 2),
+        "replay_teacher_share": round(summary.teacher_seconds / summary.seconds, 2),
+        "store_bytes_per_frame": round(store.total_bytes / n),
+        "store_verify_MB_per_s": round(store.total_bytes / verify_s / 1e6, 1),
+        "store_read_frames_per_s": round(n / raw_s, 1),
+        "store_training_samples_per_s": round(n / ready_s, 1),
+        "train_step_online_teacher_s": round(online_s, 3),
+        "train_step_from_store_s": round(stored_s, 3),
+        "train_step_speedup_from_store": round(online_s / stored_s, 2),
+    }
+
+
+def replayer_frames(bag: Path):
+    from simdistill_ros.replay.core import EncodedImageFrameReader
+
+    return EncodedImageFrameReader(bag, require_lidar=True)
+
+
+def print_replay(report: dict) -> None:
+    r = report
+    print(
+        f"teacher replay (tiny, CPU, {r['replay_image_size'][0]}x{r['replay_image_size'][1]}): "
+        f"{r['replay_frames_per_s_cpu']} frames/s ({r['replay_teacher_share']:.0%} in the teacher); "
+        f"store: {r['store_bytes_per_frame'] / 1e6:.2f} MB/frame, read {r['store_read_frames_per_s']} "
+        f"frames/s raw, {r['store_training_samples_per_s']} training samples/s (jpeg decode + resize), "
+        f"sha256 verify {r['store_verify_MB_per_s']} MB/s"
+    )
+    print(
+        f"student training step (tiny, batch 2): online teacher {report['train_step_online_teacher_s']} s, "
+        f"from the store {report['train_step_from_store_s']} s: "
+        f"{report['train_step_speedup_from_store']}x faster"
+    )
+
+
+def print_models(report: dict) -> None:
+    rows = report["models"]
     print(
         f"torch threads: {report['torch_threads']}; dense fp32 matmul (2048^3): "
         f"{report['matmul_GFLOP_per_s_cpu']} GFLOP/s on the CPU"
@@ -253,14 +331,54 @@ def main(argv: list[str] | None = None) -> int:
         f"synthetic renderer: {report['synth_s_per_frame_224x400']} s per six-camera 224x400 frame; "
         f"bag reader: {report['reader_frames_per_s']} frames/s (jpeg decode, PointCloud2, tf)"
     )
-    if "node_latency_ms" in report:
-        print(
-            f"detector node (tiny student, {report['node_cameras']} jpeg cameras "
-            f"{report['node_image_hw'][0]}x{report['node_image_hw'][1]}, cpu): last image -> "
-            f"Detection3DArray {report['node_latency_ms']} ms median vs model only "
-            f"{report['node_model_only_ms']} ms: "
-            f"node overhead {report['node_overhead_pct']}%"
-        )
+
+
+def print_node(report: dict) -> None:
+    if "node_skipped" in report:
+        print(f"detector node: skipped ({report['node_skipped']})")
+        return
+    print(
+        f"detector node (tiny student, {report['node_cameras']} jpeg cameras "
+        f"{report['node_image_hw'][0]}x{report['node_image_hw'][1]}, cpu): last image -> "
+        f"Detection3DArray {report['node_latency_ms']} ms median vs model only "
+        f"{report['node_model_only_ms']} ms: node overhead {report['node_overhead_pct']}%"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--cameras", type=int, default=6)
+    p.add_argument("--synth-frames", type=int, default=6)
+    p.add_argument("--out", default="out/bench.json")
+    p.add_argument(
+        "--only",
+        choices=("models", "node", "replay"),
+        help="run one part (default: all; models includes the renderer and the bag reader)",
+    )
+    args = p.parse_args(argv)
+    torch.manual_seed(0)
+    report: dict = {"torch_threads": torch.get_num_threads()}
+    if args.only in (None, "models"):
+        cpu = torch.device("cpu")
+        report["matmul_GFLOP_per_s_cpu"] = round(matmul_gflops(cpu), 1)
+        rows = bench_models("tiny", cpu, args.cameras, args.repeats)
+        if torch.cuda.is_available():
+            gpu = torch.device("cuda")
+            report["matmul_GFLOP_per_s_cuda_fp32"] = round(matmul_gflops(gpu), 1)
+            rows += bench_models("nuscenes", gpu, args.cameras, args.repeats)
+        report["models"] = rows
+        report.update(bench_synth_and_reader(args.synth_frames))
+        print_models(report)
+    if args.only in (None, "node"):
+        try:
+            report.update(bench_node(args.repeats))
+        except ImportError as err:  # no rclpy / message packages: the node cannot run here
+            report["node_skipped"] = str(err)
+        print_node(report)
+    if args.only in (None, "replay"):
+        report.update(bench_replay(args.synth_frames, args.repeats))
+        print_replay(report)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))

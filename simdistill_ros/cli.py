@@ -86,6 +86,14 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         help="ablations: switch off distillation terms or the GCM (student only)",
     )
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke runs)")
+    p.add_argument(
+        "--pseudo-labels",
+        action="store_true",
+        help="with --targets: train on the teacher's boxes even where the store has ground truth",
+    )
+    p.add_argument(
+        "--pseudo-label-threshold", type=float, default=0.3, help="teacher score for a pseudo-label box"
+    )
 
 
 def _add_detect(sub: argparse._SubParsersAction) -> None:
@@ -108,11 +116,21 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:
         help="run the teacher over bags with LiDAR and store distillation targets",
     )
     p.add_argument("--teacher", default="teacher_tiny", help="teacher checkpoint directory or shipped name")
-    p.add_argument("--bags", nargs="+", required=True, help="rosbag2 paths")
+    p.add_argument("--bags", nargs="+", help="rosbag2 paths")
     p.add_argument("--out", required=True, help="target store directory")
-    p.add_argument("--shard", default="0/1", help="I/N: process every N-th bag starting at I")
+    p.add_argument(
+        "--shard",
+        default="0/1",
+        help="I/N: process every N-th bag (sorted by path) starting at I; under torchrun RANK/WORLD_SIZE",
+    )
     p.add_argument("--data", help="dataset root whose ground truth is stored beside the targets")
     p.add_argument("--device", default="auto")
+    p.add_argument("--lidar-topic", help="LiDAR PointCloud2 topic (default: /LIDAR_TOP)")
+    p.add_argument("--frames-per-shard", type=int, default=16, help="frames per shard file (default: 16)")
+    p.add_argument("--merge", nargs="+", metavar="STORE", help="merge these stores into --out (no replay)")
+    p.add_argument(
+        "--verify", action="store_true", help="check every shard of --out (sha256), print size and read speed"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,6 +21,12 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     except ImportError:
         pass
     try:
+        from simdistill_ros.replay.target_store import StoreError
+
+        types.append(StoreError)
+    except ImportError:
+        pass
+    try:
         from simdistill_ros.models.checkpoint import CheckpointError
 
         types.append(CheckpointError)

@@ -79,7 +79,11 @@ def run_train_command(args: argparse.Namespace) -> int:
     )
 
     if args.targets:
-        raise UserError("training from a target store (--targets) is not available in this version")
+        if args.model != "student":
+            raise UserError("--targets (a teacher replay store) trains the student only")
+        return _train_from_store(args)
+    if getattr(args, "pseudo_labels", False):
+        raise UserError("--pseudo-labels needs --targets (the teacher's stored boxes)")
     if not args.data:
         raise UserError("--data is required")
     dataroot = Path(args.data)
@@ -146,6 +150,80 @@ def run_train_command(args: argparse.Namespace) -> int:
             raise UserError(str(exc)) from None
         if ctx.is_main:
             print(f"done: {json.dumps(row)}; checkpoint {run_dir / 'last'}")
+    finally:
+        shutdown_distributed()
+    return 0
+
+
+def _train_from_store(args: argparse.Namespace) -> int:
+    """The student distilled from a teacher replay store (no teacher, no LiDAR, labels optional)."""
+    from simdistill_ros.models import build_model, save_checkpoint
+    from simdistill_ros.replay.training import (
+        StoredDistillationObjective,
+        collate_stored,
+        open_training_store,
+    )
+    from simdistill_ros.training.distributed import init_distributed, shutdown_distributed
+    from simdistill_ros.training.loop import OptimConfig, TrainingDiverged, train
+
+    if args.teacher:
+        raise UserError("give --targets or --teacher, not both (the store holds the teacher's outputs)")
+    cfg = build_config(args)
+    if not needs_teacher(cfg):
+        raise UserError("--targets with every distillation term disabled: train with --data instead")
+    dataset = open_training_store(args.targets, cfg, args.pseudo_labels, args.pseudo_label_threshold)
+    store = dataset.store
+    ctx = init_distributed(args.device)
+    torch.manual_seed(args.seed)
+    try:
+        optim = OptimConfig(
+            epochs=args.epochs or 20,
+            batch_size=args.batch_size or 4,
+            lr=args.lr or 2e-4,
+            seed=args.seed,
+            workers=args.workers,
+            max_steps=args.max_steps,
+        )
+        model = build_model("student", cfg)
+        with_gt = 0 if args.pseudo_labels else store.summary()["frames_with_gt"]
+        base_meta = {
+            "model_type": "student",
+            "targets": str(Path(args.targets).resolve()),
+            "teacher_hash": store.teacher["hash"],
+            "teacher": store.teacher.get("path", ""),
+            "data": str(args.data or ""),
+            "commit": git_commit(),
+            "disabled": sorted(args.disable),
+            "command": "simdistill train " + " ".join(_argv(args)),
+            "train_frames": len(dataset),
+            "frames_with_gt": with_gt,
+        }
+
+        def save(path: Path, extra: dict) -> None:
+            save_checkpoint(path, model, cfg, {**base_meta, **extra})
+
+        if ctx.is_main:
+            print(
+                f"training student from target store {args.targets} ({len(dataset)} frames, {with_gt} with "
+                f"ground truth, the rest on teacher pseudo-labels >= {args.pseudo_label_threshold}), "
+                f"{optim.epochs} epochs, batch {optim.batch_size} x {ctx.world_size}"
+            )
+        try:
+            row = train(
+                model,
+                StoredDistillationObjective(cfg),
+                dataset,
+                collate_stored,
+                optim,
+                Path(args.out),
+                save,
+                ctx,
+                resume=args.resume,
+            )
+        except TrainingDiverged as exc:
+            raise UserError(str(exc)) from None
+        if ctx.is_main:
+            print(f"done: {json.dumps(row)}; checkpoint {Path(args.out) / 'last'}")
     finally:
         shutdown_distributed()
     return 0

@@ -1,0 +1,145 @@
+"""`teacher_replay_node`: the offline teacher replay as a ROS 2 executable.
+
+Reads the bags itself (every message, deterministic; no live topics, no dropped messages), runs the teacher,
+writes the target store (see :mod:`simdistill_ros.replay`) and publishes each frame's teacher boxes as
+vision_msgs/Detection3DArray on ``~/teacher_detections``. It exits when the bags are done.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.node import Node
+from rclpy.qos import QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
+
+from simdistill_ros.frames.topics import TopicNames
+
+_TOPICS = TopicNames()
+
+# name -> (default, description). The yaml in config/teacher_replay.yaml lists exactly these.
+PARAMETERS: dict[str, tuple[object, str]] = {
+    "bags": ([""], "rosbag2 paths (mcap or sqlite3) to replay; a single string is one bag"),
+    "teacher": ("teacher_tiny", "teacher checkpoint directory or shipped model name"),
+    "output_store": ("", "target store directory (created; re-runs skip frames already stored)"),
+    "device": ("auto", "auto, cpu or cuda"),
+    "shard": ("0/1", "I/N: replay every N-th bag (sorted by path) starting at I"),
+    "data": ("", "nuScenes-format dataset root whose ground truth is stored with the targets ('' for none)"),
+    "frames_per_shard": (16, "frames per shard file of the store"),
+    "score_threshold": (0.1, "teacher boxes below this score are neither stored nor published"),
+    "image_compressed_template": (_TOPICS.image_compressed_template, "compressed image topic, {camera}"),
+    "image_raw_template": (_TOPICS.image_raw_template, "raw image topic, {camera} is the camera name"),
+    "camera_info_template": (_TOPICS.camera_info_template, "camera_info topic, {camera}"),
+    "lidar_topic": (_TOPICS.lidar, "LiDAR sensor_msgs/PointCloud2 topic in the bags"),
+    "tf_topic": (_TOPICS.tf, "dynamic tf topic in the bags"),
+    "tf_static_topic": (_TOPICS.tf_static, "static tf topic in the bags"),
+    "base_frame": ("base_link", "frame of the published boxes (the bags' vehicle frame)"),
+    "wait_for_subscribers": (0, "wait until this many subscribers listen before replaying"),
+    "wait_timeout_s": (10.0, "give up waiting for subscribers after this long (then replay anyway)"),
+}
+
+
+class TeacherReplayNode(Node):
+    """Declares the parameters and the publisher; :meth:`run` does the replay."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__("teacher_replay_node", **kwargs)
+        for name, (default, description) in PARAMETERS.items():
+            self.declare_parameter(
+                name, default, ParameterDescriptor(description=description, dynamic_typing=name == "bags")
+            )
+        qos = QoSProfile(
+            depth=100, history=QoSHistoryPolicy.KEEP_LAST, reliability=QoSReliabilityPolicy.RELIABLE
+        )
+        from vision_msgs.msg import Detection3DArray
+
+        self.publisher = self.create_publisher(Detection3DArray, "~/teacher_detections", qos)
+
+    def param(self, name: str) -> object:
+        return self.get_parameter(name).value
+
+    def bags(self) -> list[str]:
+        value = self.param("bags")
+        bags = [value] if isinstance(value, str) else list(value or [])
+        return [b for b in bags if b]
+
+    def wait_for_subscribers(self) -> None:
+        wanted = int(self.param("wait_for_subscribers"))
+        deadline = time.monotonic() + float(self.param("wait_timeout_s"))
+        while self.publisher.get_subscription_count() < wanted and time.monotonic() < deadline:
+            time.sleep(0.05)
+        have = self.publisher.get_subscription_count()
+        if have < wanted:
+            self.get_logger().warning(f"only {have} of {wanted} subscribers after the wait; replaying anyway")
+
+    def run(self) -> int:
+        from simdistill_ros.nodes.replay_detections import detections_to_msg
+        from simdistill_ros.replay.core import TeacherReplayer, parse_shard
+
+        bags, store = self.bags(), str(self.param("output_store"))
+        if not bags or not store:
+            self.get_logger().error("set the parameters 'bags' (rosbag2 paths) and 'output_store'")
+            return 2
+        topics = TopicNames(
+            image_compressed_template=str(self.param("image_compressed_template")),
+            image_raw_template=str(self.param("image_raw_template")),
+            camera_info_template=str(self.param("camera_info_template")),
+            lidar=str(self.param("lidar_topic")),
+            tf=str(self.param("tf_topic")),
+            tf_static=str(self.param("tf_static_topic")),
+        )
+        replayer = TeacherReplayer(
+            str(self.param("teacher")),
+            store,
+            device=str(self.param("device")),
+            shard=parse_shard(str(self.param("shard"))),
+            data=str(self.param("data")) or None,
+            topics=topics,
+            frames_per_shard=int(self.param("frames_per_shard")),
+            score_threshold=float(self.param("score_threshold")),
+        )
+        frame_id = str(self.param("base_frame"))
+
+        def publish(frame: object, stored: object) -> None:
+            self.publisher.publish(
+                detections_to_msg(
+                    stored.det_boxes, stored.det_scores, stored.det_labels, stored.stamp_ns, frame_id
+                )
+            )
+
+        self.wait_for_subscribers()
+        self.get_logger().info(f"replaying {len(bags)} bags into {store} on {replayer.device}")
+        try:
+            summary = replayer.replay(bags, on_frame=publish)
+        finally:
+            replayer.close()
+        for line in str(summary).splitlines():
+            self.get_logger().info(line)
+        return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from simdistill_ros.errors import user_error_types
+
+    rclpy.init(args=list(argv) if argv is not None else sys.argv)
+    node = TeacherReplayNode()
+    try:
+        code = node.run()
+        time.sleep(0.5)  # let reliable publications reach late subscribers before the process ends
+    except (*user_error_types(), FileNotFoundError) as err:
+        node.get_logger().error(str(err))
+        code = 2
+    except KeyboardInterrupt:
+        code = 130
+    finally:
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,286 @@
+"""Offline teacher replay (ROS-free): bags -> frames -> teacher -> :class:`TargetStore`.
+
+Used by ``simdistill replay`` and by the ``teacher_replay_node``. Bags are read directly (every message, in
+bag order), frames are assembled by :class:`~simdistill_ros.frames.assembly.FrameReader` with LiDAR required,
+and the teacher sees exactly the input the online-distillation training gives it (the plain resize of
+:class:`~simdistill_ros.training.dataset.FrameDataset` without augmentation), so stored targets equal the
+online teacher's outputs on the same frames.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from simdistill_ros.errors import UserError
+from simdistill_ros.frames.assembly import FrameReader
+from simdistill_ros.frames.frame import Frame
+from simdistill_ros.frames.topics import TopicNames
+from simdistill_ros.replay.target_store import FEATURES, FrameTargets, TargetStoreWriter, teacher_fingerprint
+from simdistill_ros.training.augment import image_affine, warp_image
+from simdistill_ros.training.batch import Sample
+
+STAMP_TOLERANCE_NS = 5_000_000  # a frame and its nuScenes sample share the first camera's stamp
+
+
+def parse_shard(spec: str | None) -> tuple[int, int]:
+    """``"I/N"`` -> (I, N). torchrun's RANK/WORLD_SIZE win when set and ``spec`` is the default."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if (spec in (None, "", "0/1")) and world > 1:
+        return int(os.environ.get("RANK", "0")), world
+    try:
+        i, n = (int(x) for x in (spec or "0/1").split("/"))
+    except ValueError:
+        raise UserError(f"--shard must look like I/N (e.g. 0/4), got {spec!r}") from None
+    if n < 1 or not 0 <= i < n:
+        raise UserError(f"--shard {spec}: need 0 <= I < N")
+    return i, n
+
+
+def select_shard(bags: Sequence[str | os.PathLike], shard: tuple[int, int]) -> list[Path]:
+    """Every N-th bag starting at I, after sorting by path (the same split on every machine)."""
+    i, n = shard
+    return sorted(Path(b) for b in bags)[i::n]
+
+
+def bag_name(bag: Path) -> str:
+    """The bag's name in frame keys: the rosbag2 directory (or .mcap file stem)."""
+    return bag.stem if bag.suffix == ".mcap" else bag.name
+
+
+class EncodedImageFrameReader(FrameReader):
+    """A FrameReader that also keeps each camera's compressed bytes (``frame.encoded``), so the store holds
+    the recorded jpeg rather than a re-encoded (lossy) copy or the 10x larger raw pixels."""
+
+    def _assemble(self, synced: Any, *state: Any) -> Frame:
+        frame = super()._assemble(synced, *state)
+        encoded: dict[str, tuple[str, bytes]] = {}
+        for name, (_, (_, msg)) in synced.messages.items():
+            if hasattr(msg, "format"):
+                encoded[name] = (str(msg.format), np.asarray(msg.data, np.uint8).tobytes())
+        frame.encoded = encoded if len(encoded) == len(frame.images) else None  # type: ignore[attr-defined]
+        return frame
+
+
+def sample_from_frame(frame: Frame, input_hw: tuple[int, int]) -> Sample:
+    """The un-augmented model input of a frame, computed exactly as ``FrameDataset`` does without
+    augmentation: float32 rig arrays, plain resize folded into K (float64 then float32)."""
+    names = frame.rig.names
+    images, ks = [], []
+    intrinsics = frame.rig.intrinsics_array().astype(np.float32)
+    for c, name in enumerate(names):
+        img = frame.images[name]
+        a = image_affine(img.shape[:2], input_hw, None)
+        images.append(warp_image(img, a, input_hw))
+        ks.append(a @ intrinsics[c].astype(np.float64))
+    points = None if frame.points is None else frame.points.astype(np.float32)
+    return Sample(
+        images=np.stack(images),
+        intrinsics=np.stack(ks).astype(np.float32),
+        cam_to_base=frame.rig.cam_to_base_array().astype(np.float32),
+        points=points,
+        boxes=np.zeros((0, 9), np.float32),
+        labels=np.zeros((0,), np.int64),
+        bev_aug=np.eye(4, dtype=np.float32),
+        key=f"{bag_name(Path(frame.source))}/{frame.stamp_ns}",
+    )
+
+
+class GroundTruth:
+    """Ground-truth boxes of a nuScenes-format dataset (all splits), looked up by frame stamp."""
+
+    def __init__(self, dataroot: str | os.PathLike, version: str = "v1.0-synth") -> None:
+        from simdistill_ros.dataset.nuscenes_tables import load_split_samples, read_splits
+        from simdistill_ros.geometry import boxes_to_array
+
+        root = Path(dataroot)
+        if not (root / version).is_dir():
+            raise UserError(f"--data {root}: no {version}/ tables there")
+        self.samples: dict[int, tuple[str, np.ndarray, np.ndarray]] = {}
+        for split in read_splits(root, version):
+            for s in load_split_samples(root, split, version):
+                boxes, labels = boxes_to_array(s.boxes)
+                self.samples[int(s.timestamp_us) * 1000] = (s.token, boxes, labels)
+        self._stamps = np.array(sorted(self.samples), np.int64)
+
+    def lookup(self, stamp_ns: int) -> tuple[str, np.ndarray, np.ndarray] | None:
+        """(sample token, boxes (G, 9), labels (G,)) of the sample within 5 ms of ``stamp_ns``, or None."""
+        if not len(self._stamps):
+            return None
+        j = int(np.searchsorted(self._stamps, stamp_ns))
+        best = min(
+            (k for k in (j - 1, j) if 0 <= k < len(self._stamps)),
+            key=lambda k: abs(self._stamps[k] - stamp_ns),
+        )
+        if abs(int(self._stamps[best]) - stamp_ns) > STAMP_TOLERANCE_NS:
+            return None
+        return self.samples[int(self._stamps[best])]
+
+
+@dataclass
+class ReplaySummary:
+    """What a replay did; ``str()`` is the printed summary."""
+
+    bags: int = 0
+    frames_stored: int = 0
+    frames_already_stored: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    skip_examples: dict[str, str] = field(default_factory=dict)
+    frames_with_gt: int = 0
+    bytes_written: int = 0
+    seconds: float = 0.0
+    teacher_seconds: float = 0.0
+
+    @property
+    def frames_per_s(self) -> float:
+        return self.frames_stored / self.seconds if self.seconds else 0.0
+
+    def __str__(self) -> str:
+        lines = [
+            f"replayed {self.bags} bags: {self.frames_stored} frames stored "
+            f"({self.frames_with_gt} with ground truth), {self.frames_already_stored} already in the store, "
+            f"{sum(self.skipped.values())} could not be assembled",
+        ]
+        for reason, n in sorted(self.skipped.items()):
+            lines.append(f"  skipped {n}: {reason} (e.g. {self.skip_examples.get(reason, '')})")
+        if self.frames_stored:
+            lines.append(
+                f"  {self.bytes_written / self.frames_stored / 1e6:.2f} MB per frame, "
+                f"{self.frames_per_s:.2f} frames/s ({self.teacher_seconds:.1f} s of {self.seconds:.1f} s in "
+                "the teacher)"
+            )
+        return "\n".join(lines)
+
+
+# Called with (frame, stored targets) after each stored frame: the node publishes detections from it.
+FrameCallback = Callable[[Frame, FrameTargets], None]
+
+
+class TeacherReplayer:
+    """Loads the teacher once, replays bags into a store. ``score_threshold`` is the decode threshold of
+    the stored boxes (pseudo-labels are filtered further at training time)."""
+
+    def __init__(
+        self,
+        teacher: str | os.PathLike,
+        store: str | os.PathLike,
+        device: str = "auto",
+        shard: tuple[int, int] = (0, 1),
+        data: str | os.PathLike | None = None,
+        topics: TopicNames | None = None,
+        frames_per_shard: int = 16,
+        score_threshold: float = 0.1,
+    ) -> None:
+        from simdistill_ros.inference.model_paths import resolve_model_path
+        from simdistill_ros.models import load_checkpoint
+        from simdistill_ros.training.distributed import resolve_device
+
+        path = resolve_model_path(teacher)
+        self.device = resolve_device(device)
+        self.model, self.config, meta = load_checkpoint(path, map_location=self.device)
+        if meta.get("model_type") != "teacher":
+            raise UserError(f"{teacher} is a {meta.get('model_type')} checkpoint, not a teacher")
+        self.model.freeze()
+        self.fingerprint = teacher_fingerprint(path)
+        self.shard = shard
+        self.writer = TargetStoreWriter(
+            store, self.fingerprint, f"shard-{shard[0]}-of-{shard[1]}", frames_per_shard
+        )
+        self.ground_truth = GroundTruth(data) if data else None
+        self.topics = topics or TopicNames()
+        self.score_threshold = score_threshold
+
+    def close(self) -> None:
+        self.writer.close()
+
+    @torch.no_grad()
+    def teacher_targets(self, frame: Frame) -> dict[str, Any]:
+        """Teacher outputs of one frame: features and head maps (C, X, Y) fp16, decoded boxes float32."""
+        from simdistill_ros.models import CameraInputs
+        from simdistill_ros.training.batch import collate
+
+        batch = collate([sample_from_frame(frame, tuple(self.config.image_size))]).to(self.device)
+        out = self.model(CameraInputs.from_batch(batch), batch.points)
+        det = self.model.head.decode(out.head, score_threshold=self.score_threshold)[0]
+
+        def half(t: torch.Tensor) -> np.ndarray:
+            return t[0].to(torch.float16).cpu().numpy()
+
+        return {
+            "features": {name: half(getattr(out, name)) for name in FEATURES},
+            "head": {k: half(v) for k, v in out.head.items()},
+            "det_boxes": det.boxes.float().cpu().numpy(),
+            "det_scores": det.scores.float().cpu().numpy(),
+            "det_labels": det.labels.cpu().numpy().astype(np.int64),
+        }
+
+    def replay(
+        self, bags: Sequence[str | os.PathLike], on_frame: FrameCallback | None = None
+    ) -> ReplaySummary:
+        """Replay this shard's share of ``bags``; frames already in the store are skipped."""
+        summary = ReplaySummary()
+        t_start = time.perf_counter()
+        for bag in select_shard(bags, self.shard):
+            summary.bags += 1
+            name = bag_name(bag)
+            reader = EncodedImageFrameReader(bag, self.topics, require_lidar=True)
+            for frame in reader:
+                key = f"{name}/{frame.stamp_ns}"
+                if self.writer.has(key):
+                    summary.frames_already_stored += 1
+                    continue
+                t0 = time.perf_counter()
+                targets = self.teacher_targets(frame)
+                summary.teacher_seconds += time.perf_counter() - t0
+                stored = self._frame_targets(frame, key, name, targets)
+                self.writer.add(stored)
+                summary.frames_stored += 1
+                summary.frames_with_gt += int(stored.has_gt)
+                if on_frame is not None:
+                    on_frame(frame, stored)
+            self.writer.flush()  # a bag's frames are durable once the bag is done
+            for reason, n in reader.stats.skipped.items():
+                summary.skipped[reason] += n
+                summary.skip_examples.setdefault(reason, f"{name}: {reader.stats.examples.get(reason, '')}")
+        summary.bytes_written = self.writer.bytes_written
+        summary.seconds = time.perf_counter() - t_start
+        return summary
+
+    def _frame_targets(self, frame: Frame, key: str, name: str, t: dict[str, Any]) -> FrameTargets:
+        names = frame.rig.names
+        encoded = getattr(frame, "encoded", None)
+        if encoded:
+            images: list[bytes] | np.ndarray = [encoded[n][1] for n in names]
+            image_format = encoded[names[0]][0]
+        else:
+            images, image_format = frame.image_stack(), "rgb8"
+        gt = self.ground_truth.lookup(frame.stamp_ns) if self.ground_truth else None
+        return FrameTargets(
+            key=key,
+            bag=name,
+            stamp_ns=frame.stamp_ns,
+            index=frame.index,
+            cameras=list(names),
+            images=images,
+            image_format=image_format,
+            image_stamps_ns=np.array([frame.image_stamps_ns[n] for n in names], np.int64),
+            intrinsics=frame.rig.intrinsics_array().astype(np.float32),
+            cam_to_base=frame.rig.cam_to_base_array().astype(np.float32),
+            features=t["features"],
+            head=t["head"],
+            det_boxes=t["det_boxes"],
+            det_scores=t["det_scores"],
+            det_labels=t["det_labels"],
+            has_gt=gt is not None,
+            gt_boxes=gt[1] if gt else np.zeros((0, 9), np.float32),
+            gt_labels=gt[2] if gt else np.zeros((0,), np.int64),
+            sample_token=gt[0] if gt else "",
+        )

@@ -1,0 +1,168 @@
+"""Train the student from a target store: the stored teacher outputs replace the online teacher.
+
+Inputs are the stored images (decoded and resized exactly as ``FrameDataset`` does without augmentation);
+labels are the stored ground truth, or the teacher's stored boxes above a score threshold where a frame has
+none (or with ``pseudo_labels``). Augmentation is off: the stored teacher maps describe the un-augmented
+view, and warping them would make the targets approximate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from simdistill_ros.errors import UserError
+from simdistill_ros.frames.images import decode_compressed
+from simdistill_ros.models import CameraInputs, DetectorOutputs, ModelConfig
+from simdistill_ros.models.distill import simdistill_loss
+from simdistill_ros.replay.target_store import TargetStore
+from simdistill_ros.training.augment import image_affine, warp_image
+from simdistill_ros.training.batch import Batch, Sample, collate
+
+
+@dataclass
+class StoredSample:
+    sample: Sample
+    features: dict[str, np.ndarray]  # camera_bev / lidar_bev / fused_bev (C, X, Y) fp16
+    head: dict[str, np.ndarray]  # CenterHead outputs (C, X, Y) fp16
+    pseudo_labels: bool  # the labels are the teacher's boxes
+
+
+@dataclass
+class StoredBatch:
+    """A student batch plus the stored teacher outputs as float32 ``DetectorOutputs`` (B, C, X, Y)."""
+
+    batch: Batch
+    teacher: DetectorOutputs
+    pseudo_labels: Tensor  # (B,) bool
+
+    def to(self, device: torch.device | str) -> StoredBatch:
+        t = self.teacher
+        return StoredBatch(
+            self.batch.to(device),
+            DetectorOutputs(
+                t.camera_bev.to(device),
+                t.lidar_bev.to(device) if t.lidar_bev is not None else None,
+                t.fused_bev.to(device),
+                {k: v.to(device) for k, v in t.head.items()},
+            ),
+            self.pseudo_labels.to(device),
+        )
+
+    def __len__(self) -> int:
+        return len(self.batch)
+
+
+class StoreDataset(Dataset):
+    """Frames of a target store as student samples (``input_hw`` the student's input size)."""
+
+    def __init__(
+        self,
+        store: TargetStore,
+        input_hw: tuple[int, int],
+        pseudo_labels: bool = False,
+        pseudo_label_threshold: float = 0.3,
+    ) -> None:
+        self.store = store
+        self.input_hw = tuple(input_hw)
+        self.pseudo_labels = pseudo_labels
+        self.threshold = pseudo_label_threshold
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def __getitem__(self, i: int) -> StoredSample:
+        f = self.store[i]
+        if f.encoded:
+            rgb = [decode_compressed(f.image_format, b) for b in f.images]
+        else:
+            rgb = list(f.images)
+        images, ks = [], []
+        for c, img in enumerate(rgb):
+            a = image_affine(img.shape[:2], self.input_hw, None)
+            images.append(warp_image(img, a, self.input_hw))
+            ks.append(a @ f.intrinsics[c].astype(np.float64))
+        pseudo = self.pseudo_labels or not f.has_gt
+        if pseudo:
+            keep = f.det_scores >= self.threshold
+            boxes, labels = f.det_boxes[keep], f.det_labels[keep]
+        else:
+            boxes, labels = f.gt_boxes, f.gt_labels
+        sample = Sample(
+            images=np.stack(images),
+            intrinsics=np.stack(ks).astype(np.float32),
+            cam_to_base=f.cam_to_base.astype(np.float32),
+            points=None,
+            boxes=boxes.astype(np.float32),
+            labels=labels.astype(np.int64),
+            bev_aug=np.eye(4, dtype=np.float32),
+            token=f.sample_token,
+            key=f.key,
+        )
+        return StoredSample(sample, f.features, f.head, pseudo)
+
+
+def collate_stored(samples: list[StoredSample]) -> StoredBatch:
+    def stack(arrays: list[np.ndarray]) -> Tensor:
+        return torch.from_numpy(np.stack(arrays)).float()
+
+    head_names = list(samples[0].head)
+    teacher = DetectorOutputs(
+        stack([s.features["camera_bev"] for s in samples]),
+        stack([s.features["lidar_bev"] for s in samples]),
+        stack([s.features["fused_bev"] for s in samples]),
+        {k: stack([s.head[k] for s in samples]) for k in head_names},
+    )
+    return StoredBatch(
+        collate([s.sample for s in samples]),
+        teacher,
+        torch.tensor([s.pseudo_labels for s in samples], dtype=torch.bool),
+    )
+
+
+class StoredDistillationObjective:
+    """The SimDistill student objective with the teacher's outputs read from the store (no teacher)."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        self.config = config
+
+    def __call__(self, model: nn.Module, sb: StoredBatch) -> dict[str, Tensor]:
+        student_out = model(CameraInputs.from_batch(sb.batch))
+        head = getattr(model, "module", model).head
+        targets = head.build_targets(sb.batch.boxes, sb.batch.labels)
+        return simdistill_loss(student_out, sb.teacher, targets, None, self.config.head, self.config.loss)
+
+
+def check_store_matches(store: TargetStore, cfg: ModelConfig) -> None:
+    """The store's teacher must produce maps the student can be compared with: same grid and widths."""
+    t = ModelConfig.from_dict(store.teacher["config"])
+    problems = []
+    if t.grid != cfg.grid:
+        problems.append(f"BEV grid {t.grid} vs the student's {cfg.grid}")
+    pairs = {
+        "camera BEV channels": (t.view_transform.out_channels, cfg.view_transform.out_channels),
+        "LiDAR BEV channels": (t.pillars.out_channels, cfg.pillars.out_channels),
+        "fused channels": (t.fused_channels, cfg.fused_channels),
+        "classes": (t.head.num_classes, cfg.head.num_classes),
+    }
+    problems += [f"{name} {a} vs the student's {b}" for name, (a, b) in pairs.items() if a != b]
+    if problems:
+        raise UserError(
+            f"{store.root}: the store's teacher does not match the student config: {'; '.join(problems)}"
+        )
+
+
+def open_training_store(
+    path: str | Path, cfg: ModelConfig, pseudo_labels: bool, threshold: float
+) -> StoreDataset:
+    """A checked store as a student dataset; prints how many frames use ground truth."""
+    store = TargetStore(path)
+    if len(store) == 0:
+        raise UserError(f"{path}: the target store holds no frames")
+    check_store_matches(store, cfg)
+    return StoreDataset(store, tuple(cfg.image_size), pseudo_labels, threshold)

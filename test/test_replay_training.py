@@ -1,0 +1,107 @@
+"""The student from a target store: the distillation losses from stored targets equal those of the online
+teacher on the same frames (fp16 tolerance), and `simdistill train student --targets` trains from a store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from replay_helpers import replay_world, run
+
+TERMS = ("gt_heatmap", "gt_bbox", "imd", "cmd", "mmd_feat", "mmd_pred_heatmap", "mmd_pred_box", "loss")
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory) -> Path:
+    return replay_world(tmp_path_factory)
+
+
+def test_losses_from_the_store_equal_the_online_teachers(root: Path):
+    from simdistill_ros.dataset.frame_cache import load_split_frames
+    from simdistill_ros.models import CameraInputs, StudentModel, load_checkpoint, tiny
+    from simdistill_ros.models.distill import pseudo_label_targets, simdistill_loss
+    from simdistill_ros.replay.target_store import TargetStore
+    from simdistill_ros.replay.training import StoreDataset, StoredDistillationObjective, collate_stored
+    from simdistill_ros.training.batch import collate
+    from simdistill_ros.training.dataset import FrameDataset
+    from simdistill_ros.training.objectives import OnlineDistillationObjective
+
+    cfg = tiny()
+    teacher, _, _ = load_checkpoint(root / "teacher")
+    torch.manual_seed(3)
+    student = StudentModel(cfg).train()
+    frames = FrameDataset(load_split_frames(root / "world", "train"), cfg.image_size, augment=False)
+    online = collate([frames[0], frames[1]])
+    store = TargetStore(root / "store")
+    rows = [store.position(k) for k in online.keys]  # the same frames, found by key
+
+    def compare(a: dict, b: dict) -> None:
+        assert set(a) == set(b)
+        for k in a:
+            assert float(b[k]) == pytest.approx(float(a[k]), rel=2e-3, abs=1e-5), k
+
+    # with ground truth (the store holds the same boxes the frame cache has)
+    stored = collate_stored([StoreDataset(store, cfg.image_size)[i] for i in rows])
+    assert torch.equal(stored.batch.images, online.images) and torch.equal(
+        stored.batch.boxes[0], online.boxes[0]
+    )
+    with torch.no_grad():
+        a = OnlineDistillationObjective(cfg, teacher)(student, online)
+        b = StoredDistillationObjective(cfg)(student, stored)
+    assert set(TERMS) <= set(a)
+    compare(a, b)
+
+    # pseudo-labels: the teacher's decoded boxes (a random teacher scores about sigmoid(-2.19) = 0.1)
+    threshold = 0.1
+    stored = collate_stored([StoreDataset(store, cfg.image_size, True, threshold)[i] for i in rows])
+    assert sum(len(b) for b in stored.batch.boxes) > 0
+    with torch.no_grad():
+        cameras = CameraInputs.from_batch(online)
+        teacher_out = teacher.freeze()(cameras, online.points)
+        student_out = student(cameras)
+        targets = pseudo_label_targets(student.head, teacher_out.head, score_threshold=threshold)
+        a = simdistill_loss(student_out, teacher_out, targets, None, cfg.head, cfg.loss)
+        b = StoredDistillationObjective(cfg)(student, stored)
+    assert float(a["cmd"]) > 0 and float(a["mmd_pred_box"]) > 0
+    compare(a, b)
+
+
+def test_train_student_from_the_store_without_teacher_or_lidar(root: Path, tmp_path: Path):
+    proc = run(
+        "train",
+        "student",
+        "--targets",
+        str(root / "store"),
+        "--out",
+        str(tmp_path / "run"),
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "2",
+        "--epochs",
+        "1",
+    )
+    assert "3 with ground truth" in proc.stdout, proc.stdout
+    meta = json.loads((tmp_path / "run" / "last" / "meta.json").read_text())
+    store_header = json.loads((root / "store" / "store.json").read_text())
+    assert meta["model_type"] == "student" and meta["teacher_hash"] == store_header["teacher"]["hash"]
+    header = (tmp_path / "run" / "log.csv").read_text().splitlines()[0].split(",")
+    assert {"imd", "cmd", "mmd_feat", "mmd_pred_heatmap", "gt_heatmap"} <= set(header)
+    proc = run(
+        "train",
+        "student",
+        "--targets",
+        str(root / "store"),
+        "--out",
+        str(tmp_path / "run2"),
+        "--max-steps",
+        "1",
+        "--batch-size",
+        "2",
+        "--pseudo-labels",
+    )
+    assert "0 with ground truth" in proc.stdout
+    bad = run("train", "teacher", "--targets", str(root / "store"), "--out", str(tmp_path / "x"), check=False)
+    assert bad.returncode == 2 and "student only" in bad.stderr
