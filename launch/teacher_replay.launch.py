@@ -3,12 +3,11 @@
 ros2 launch simdistill_ros teacher_replay.launch.py bags:='[/data/a, /data/b]' out:=/data/targets
 """
 
+from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
-
-from launch import LaunchDescription
 
 
 def generate_launch_description() -> LaunchDescription:
