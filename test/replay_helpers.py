@@ -27,7 +27,7 @@ def env(**extra: str) -> dict[str, str]:
 
 def run(*args: str, check: bool = True, extra_env: dict | None = None) -> subprocess.CompletedProcess:
     proc = subprocess.run(
-        ["nice", "-n", "10", *EXE, *args],
+        [*EXE, *args],
         capture_output=True,
         text=True,
         timeout=300,

@@ -105,7 +105,7 @@ def test_corrupt_or_truncated_shard_is_detected(root: Path, tmp_path: Path):
 
 def test_sigkill_mid_run_then_rerun_gives_a_complete_store_with_each_frame_once(root: Path, tmp_path: Path):
     out = tmp_path / "store"
-    cmd = ["nice", "-n", "10", *EXE, "replay", "--teacher", str(root / "teacher"), "--bags", *bags(root)]
+    cmd = [*EXE, "replay", "--teacher", str(root / "teacher"), "--bags", *bags(root)]
     cmd += ["--out", str(out), "--frames-per-shard", "1"]
     proc = subprocess.Popen(cmd, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     index = out / "index" / "shard-0-of-1.json"

@@ -51,9 +51,6 @@ def test_node_replays_a_bag_and_a_listener_receives_the_teacher_detections(root:
     out = tmp_path / "store"
     node = subprocess.run(
         [
-            "nice",
-            "-n",
-            "10",
             sys.executable,
             "-m",
             "simdistill_ros.nodes.teacher_replay_node",

@@ -19,8 +19,8 @@ start=$(date +%s)
 
 if ! MODEL_DIR=$($PY -c "from simdistill_ros.inference.model_paths import resolve_model_path as r; print(r('$MODEL'))" 2>/dev/null) \
    || [ ! -f "$MODEL_DIR/model.safetensors" ]; then
-  echo "demo: error: model '$MODEL' not found (models/student_tiny is shipped by the training issue:" >&2
-  echo "      run \`make train-tiny\` and ship it, or pass MODEL=/path/to/checkpoint)" >&2
+  echo "demo: error: model '$MODEL' not found (models/student_tiny ships with the package; train your own" >&2
+  echo "      with \`make reproduce\` + tools/ship_models.py, or pass MODEL=/path/to/checkpoint)" >&2
   exit 1
 fi
 echo "== model: $MODEL_DIR; ROS_DOMAIN_ID=$ROS_DOMAIN_ID"
