@@ -16,7 +16,7 @@ def shipped_models_dir() -> Path:
             share = Path(get_package_share_directory("simdistill_ros")) / "models"
             if share.is_dir():
                 return share
-        except PackageNotFoundError:
+        except (PackageNotFoundError, OSError):  # not installed, or no sourced ROS env (AMENT_PREFIX_PATH)
             pass
     except ImportError:
         pass
