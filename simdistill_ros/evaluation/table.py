@@ -62,17 +62,18 @@ def collect(runs_dir: Path) -> list[Row]:
 
 
 def format_markdown(rows: list[Row], reference: str = "baseline") -> str:
-    """Markdown table; the last two columns are differences to the ``reference`` run (in points)."""
+    """Markdown table; the last two columns are differences to the ``reference`` run, in points with two
+    decimals (small CPU-trained models sit near the floor, where one decimal hides the differences)."""
     ref = next((r for r in rows if r.run == reference), None)
     lines = [
         "| model | input | mAP | NDS | mATE | mAOE | mAVE | dmAP | dNDS |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        d_map = f"{100 * (r.mean_ap - ref.mean_ap):+.1f}" if ref and r is not ref else ""
-        d_nds = f"{100 * (r.nd_score - ref.nd_score):+.1f}" if ref and r is not ref else ""
+        d_map = f"{100 * (r.mean_ap - ref.mean_ap):+.2f}" if ref and r is not ref else ""
+        d_nds = f"{100 * (r.nd_score - ref.nd_score):+.2f}" if ref and r is not ref else ""
         lines.append(
-            f"| {r.label} | {r.modality} | {100 * r.mean_ap:.1f} | {100 * r.nd_score:.1f} | {r.mate:.3f} | "
+            f"| {r.label} | {r.modality} | {100 * r.mean_ap:.2f} | {100 * r.nd_score:.2f} | {r.mate:.3f} | "
             f"{r.maoe:.3f} | {r.mave:.3f} | {d_map} | {d_nds} |"
         )
     return "\n".join(lines)
