@@ -107,7 +107,9 @@ def _add_detect(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--png", help="directory for per-frame pictures (BEV + cameras)")
     p.add_argument("--data", help="dataset root with ground truth to draw in the pictures")
     p.add_argument("--device", default="auto")
-    p.add_argument("--score-threshold", type=float, default=0.3)
+    p.add_argument(
+        "--score-threshold", type=float, default=0.2, help="minimum score kept (default 0.2, as the node)"
+    )
 
 
 def _add_replay(sub: argparse._SubParsersAction) -> None:

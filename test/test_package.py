@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -58,3 +59,11 @@ def test_colcon_build_installs_scripts_and_share_files(tmp_path: Path):
         src_files = sorted(p.relative_to(ROOT / name) for p in (ROOT / name).rglob("*") if p.is_file())
         got = sorted(p.relative_to(share / name) for p in (share / name).rglob("*") if p.is_file())
         assert [p for p in src_files if not p.name.startswith(".")] == got
+    # With the install sourced (AMENT_PREFIX_PATH), shipped model names resolve to the installed share.
+    env = dict(os.environ, AMENT_PREFIX_PATH=str(install), PYTHONPATH=str(ROOT))
+    found = subprocess.run(
+        [sys.executable, "-c", "from simdistill_ros.inference.model_paths import resolve_model_path as r; "
+         "print(r('student_tiny'))"],
+        capture_output=True, text=True, env=env, check=True,
+    ).stdout.strip()  # fmt: skip
+    assert Path(found) == share / "models" / "student_tiny"

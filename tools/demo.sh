@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 OUT=${1:-out/demo}
 PY=$PWD/.venv/bin/python
 MODEL=${MODEL:-student_tiny}
-SCORE=${SCORE:-0.3}
+SCORE=${SCORE:-0.2}
 RATE=${RATE:-0.1}
 FRAMES=6  # per scene
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"

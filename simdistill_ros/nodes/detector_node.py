@@ -71,7 +71,7 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "model": ("student_tiny", "Checkpoint directory or shipped model name (student_tiny, baseline_tiny)."),
     "device": ("auto", "auto | cuda | cpu; cuda without CUDA falls back to the CPU with a warning."),
     "fp16": (False, "Half-precision inference (CUDA only; ignored with a warning on the CPU)."),
-    "score_threshold": (0.3, "Minimum detection score published."),
+    "score_threshold": (0.2, "Minimum detection score published (0.2 suits the shipped student)."),
     "max_detections": (100, "At most this many detections per frame (highest scores)."),
     "sync_slop": (0.06, "Seconds: every image of a frame lies within this of the reference camera's."),
     "sync_queue_size": (10, "Messages kept per topic while waiting for a synchronised set."),
