@@ -76,7 +76,9 @@ class TeacherReplayNode(Node):
             self.get_logger().warning(f"only {have} of {wanted} subscribers after the wait; replaying anyway")
 
     def run(self) -> int:
-        from simdistill_ros.nodes.replay_detections import detections_to_msg
+        from simdistill_ros.detection.messages import detection_array_fields
+        from simdistill_ros.detection.ros_messages import detection_array_msg
+        from simdistill_ros.geometry import boxes_from_array
         from simdistill_ros.replay.core import TeacherReplayer, parse_shard
 
         bags, store = self.bags(), str(self.param("output_store"))
@@ -104,10 +106,9 @@ class TeacherReplayNode(Node):
         frame_id = str(self.param("base_frame"))
 
         def publish(frame: object, stored: object) -> None:
+            boxes = boxes_from_array(stored.det_boxes, stored.det_labels, stored.det_scores)
             self.publisher.publish(
-                detections_to_msg(
-                    stored.det_boxes, stored.det_scores, stored.det_labels, stored.stamp_ns, frame_id
-                )
+                detection_array_msg(detection_array_fields(boxes, stored.stamp_ns, frame_id))
             )
 
         self.wait_for_subscribers()
