@@ -90,8 +90,16 @@ def test_results_json_format(dataroot, tmp_path):
     results = gt_as_results(dataroot, "val", VERSION)
     assert results["meta"]["use_camera"] is True
     box = next(b for boxes in results["results"].values() for b in boxes)
-    assert set(box) == {"sample_token", "translation", "size", "rotation", "velocity", "detection_name",
-                        "detection_score", "attribute_name"}
+    assert set(box) == {
+        "sample_token",
+        "translation",
+        "size",
+        "rotation",
+        "velocity",
+        "detection_name",
+        "detection_score",
+        "attribute_name",
+    }
     path = tmp_path / "results.json"
     path.write_text(json.dumps(results))
     assert evaluate(dataroot, "val", path, VERSION).mean_ap == pytest.approx(1.0)

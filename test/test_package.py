@@ -44,9 +44,7 @@ def test_colcon_build_installs_scripts_and_share_files(tmp_path: Path):
         if (ROOT / rel).is_file():
             (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / rel, pkg / rel)
-    proc = subprocess.run(
-        [str(COLCON), "build"], cwd=tmp_path, capture_output=True, text=True, timeout=240
-    )
+    proc = subprocess.run([str(COLCON), "build"], cwd=tmp_path, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     install = tmp_path / "install" / "simdistill_ros"
     for script in ("simdistill", "detector_node", "teacher_replay_node"):

@@ -115,7 +115,10 @@ def test_official_devkit_loads_with_consistent_links(dataroot):
     nusc.list_scenes()
     assert len(nusc.scene) == 2 and len(nusc.sample) == 6 and len(nusc.sample_annotation) == 24
     assert {s["channel"]: s["modality"] for s in nusc.sensor} == {
-        "CAM_FRONT": "camera", "CAM_BACK": "camera", "LIDAR_TOP": "lidar"}
+        "CAM_FRONT": "camera",
+        "CAM_BACK": "camera",
+        "LIDAR_TOP": "lidar",
+    }
     assert [v["token"] for v in nusc.visibility] == ["1", "2", "3", "4"]
     assert {a["name"] for a in nusc.attribute} >= {"vehicle.moving", "vehicle.parked", "pedestrian.moving"}
     for scene in nusc.scene:
@@ -180,7 +183,8 @@ def test_loader_round_trips_boxes_in_base_frame(dataroot):
             # Velocity is estimated from the annotation chain (as the devkit does); exact for constant motion.
             assert np.allclose(got.velocity, b.velocity, atol=1e-6)
     assert sorted(samples[0].attributes) == sorted(
-        ["vehicle.parked", "vehicle.parked", "pedestrian.moving", ""])
+        ["vehicle.parked", "vehicle.parked", "pedestrian.moving", ""]
+    )
     assert sorted(samples[0].num_lidar_pts.tolist()) == [15, 25, 40, 120]
 
 

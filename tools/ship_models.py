@@ -76,8 +76,11 @@ def card(name: str, model_type: str, ckpt: Path, metrics: dict | None) -> str:
             f"{tp['scale_err']:.3f} | {tp['orient_err']:.3f} | {tp['vel_err']:.3f} | {tp['attr_err']:.3f} |",
             "",
             "Per-class AP: "
-            + ", ".join(f"{k} {100 * v:.1f}" for k, v in metrics["mean_dist_aps"].items()
-                        if k in metrics.get("classes_evaluated", metrics["mean_dist_aps"])),
+            + ", ".join(
+                f"{k} {100 * v:.1f}"
+                for k, v in metrics["mean_dist_aps"].items()
+                if k in metrics.get("classes_evaluated", metrics["mean_dist_aps"])
+            ),
         ]
     else:
         lines.append("not evaluated")

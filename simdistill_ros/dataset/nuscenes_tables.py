@@ -235,8 +235,12 @@ class NuScenesTableWriter:
             if missing:
                 raise ValueError(f"{where}: sensor data for uncalibrated channels {sorted(missing)}")
             n = len(s.boxes)
-            for what, seq in (("num_lidar_pts", s.num_lidar_pts), ("visibility", s.visibility),
-                              ("attributes", s.attributes), ("num_radar_pts", s.num_radar_pts)):
+            for what, seq in (
+                ("num_lidar_pts", s.num_lidar_pts),
+                ("visibility", s.visibility),
+                ("attributes", s.attributes),
+                ("num_radar_pts", s.num_radar_pts),
+            ):
                 if seq is not None and len(seq) != n:
                     raise ValueError(f"{where}: {len(seq)} {what} for {n} boxes")
             ids = [b.instance_id for b in s.boxes]
@@ -257,56 +261,93 @@ class NuScenesTableWriter:
     def build_tables(self) -> dict[str, list[dict]]:
         """All 13 tables as lists of records (what :meth:`write` serialises)."""
         t: dict[str, list[dict]] = {name: [] for name in TABLES}
-        t["attribute"] = [{"token": make_token("attribute", a), "name": a, "description": d}
-                          for a, d in ATTRIBUTES.items()]
+        t["attribute"] = [
+            {"token": make_token("attribute", a), "name": a, "description": d} for a, d in ATTRIBUTES.items()
+        ]
         attr_token = {r["name"]: r["token"] for r in t["attribute"]}
         t["visibility"] = [{"token": k, "level": lv, "description": d} for k, (lv, d) in VISIBILITY.items()]
         t["category"] = [
-            {"token": make_token("category", CATEGORY_NAME[c]), "name": CATEGORY_NAME[c],
-             "description": f"{c} (synthetic)"}
+            {
+                "token": make_token("category", CATEGORY_NAME[c]),
+                "name": CATEGORY_NAME[c],
+                "description": f"{c} (synthetic)",
+            }
             for c in NUSCENES_CLASSES
         ]
         cat_token = {c: make_token("category", CATEGORY_NAME[c]) for c in NUSCENES_CLASSES}
-        t["sensor"] = [{"token": make_token("sensor", ch), "channel": ch, "modality": m}
-                       for ch, m in self._modality.items()]
+        t["sensor"] = [
+            {"token": make_token("sensor", ch), "channel": ch, "modality": m}
+            for ch, m in self._modality.items()
+        ]
         logs: dict[str, str] = {}
         for scene in self._scenes.values():
             if scene.log_name not in logs:
                 logs[scene.log_name] = make_token("log", scene.log_name)
-                t["log"].append({"token": logs[scene.log_name], "logfile": scene.log_name, "vehicle": "synth",
-                                 "date_captured": "2024-01-01", "location": "synth"})
+                t["log"].append(
+                    {
+                        "token": logs[scene.log_name],
+                        "logfile": scene.log_name,
+                        "vehicle": "synth",
+                        "date_captured": "2024-01-01",
+                        "location": "synth",
+                    }
+                )
             self._scene_tables(scene, logs[scene.log_name], t, attr_token, cat_token)
-        t["map"] = [{"token": make_token("map", self.map_filename), "log_tokens": list(logs.values()),
-                     "category": "semantic_prior", "filename": self.map_filename}]
+        t["map"] = [
+            {
+                "token": make_token("map", self.map_filename),
+                "log_tokens": list(logs.values()),
+                "category": "semantic_prior",
+                "filename": self.map_filename,
+            }
+        ]
         return t
 
-    def _scene_tables(self, scene: _Scene, log_token: str, t: dict[str, list[dict]],
-                      attr_token: dict[str, str], cat_token: dict[str, str]) -> None:
+    def _scene_tables(
+        self,
+        scene: _Scene,
+        log_token: str,
+        t: dict[str, list[dict]],
+        attr_token: dict[str, str],
+        cat_token: dict[str, str],
+    ) -> None:
         name = scene.name
         scene_token = make_token("scene", name)
         cs_token = {ch: make_token(name, "calibrated_sensor", ch) for ch in scene.calibration}
         for ch, c in scene.calibration.items():
-            t["calibrated_sensor"].append({
-                "token": cs_token[ch],
-                "sensor_token": make_token("sensor", ch),
-                "translation": c.sensor_to_base.translation.tolist(),
-                "rotation": c.sensor_to_base.quat_wxyz.tolist(),
-                "camera_intrinsic": [] if c.intrinsics is None else np.asarray(c.intrinsics, float).tolist(),
-            })
+            t["calibrated_sensor"].append(
+                {
+                    "token": cs_token[ch],
+                    "sensor_token": make_token("sensor", ch),
+                    "translation": c.sensor_to_base.translation.tolist(),
+                    "rotation": c.sensor_to_base.quat_wxyz.tolist(),
+                    "camera_intrinsic": []
+                    if c.intrinsics is None
+                    else np.asarray(c.intrinsics, float).tolist(),
+                }
+            )
         sample_tokens = [make_token(name, "sample", s.timestamp_us) for s in scene.samples]
         for k, (tok, s) in enumerate(zip(sample_tokens, scene.samples)):
-            t["sample"].append({
-                "token": tok,
-                "timestamp": int(s.timestamp_us),
-                "prev": sample_tokens[k - 1] if k > 0 else "",
-                "next": sample_tokens[k + 1] if k + 1 < len(sample_tokens) else "",
-                "scene_token": scene_token,
-            })
-        t["scene"].append({
-            "token": scene_token, "log_token": log_token, "nbr_samples": len(sample_tokens),
-            "first_sample_token": sample_tokens[0], "last_sample_token": sample_tokens[-1],
-            "name": name, "description": scene.description,
-        })
+            t["sample"].append(
+                {
+                    "token": tok,
+                    "timestamp": int(s.timestamp_us),
+                    "prev": sample_tokens[k - 1] if k > 0 else "",
+                    "next": sample_tokens[k + 1] if k + 1 < len(sample_tokens) else "",
+                    "scene_token": scene_token,
+                }
+            )
+        t["scene"].append(
+            {
+                "token": scene_token,
+                "log_token": log_token,
+                "nbr_samples": len(sample_tokens),
+                "first_sample_token": sample_tokens[0],
+                "last_sample_token": sample_tokens[-1],
+                "name": name,
+                "description": scene.description,
+            }
+        )
         # sample_data: chained per channel in time order over the whole scene.
         per_channel: dict[str, list[tuple[int, str, SensorDataInput]]] = {}
         for tok, s in zip(sample_tokens, scene.samples):
@@ -321,20 +362,22 @@ class NuScenesTableWriter:
             for i, (ts, sample_token, d) in enumerate(rows):
                 pose_token = make_token(name, "ego_pose", ch, i, ts)
                 t["ego_pose"].append(_ego_pose_record(pose_token, ts, d.ego_pose))
-                t["sample_data"].append({
-                    "token": toks[i],
-                    "sample_token": sample_token,
-                    "ego_pose_token": pose_token,
-                    "calibrated_sensor_token": cs_token[ch],
-                    "timestamp": ts,
-                    "fileformat": d.fileformat or FILEFORMAT[cal.modality],
-                    "is_key_frame": bool(d.is_key_frame),
-                    "height": int(cal.height if d.height is None else d.height),
-                    "width": int(cal.width if d.width is None else d.width),
-                    "filename": d.filename or f"bags/{name}#{ch}@{ts}",
-                    "prev": toks[i - 1] if i > 0 else "",
-                    "next": toks[i + 1] if i + 1 < len(toks) else "",
-                })
+                t["sample_data"].append(
+                    {
+                        "token": toks[i],
+                        "sample_token": sample_token,
+                        "ego_pose_token": pose_token,
+                        "calibrated_sensor_token": cs_token[ch],
+                        "timestamp": ts,
+                        "fileformat": d.fileformat or FILEFORMAT[cal.modality],
+                        "is_key_frame": bool(d.is_key_frame),
+                        "height": int(cal.height if d.height is None else d.height),
+                        "width": int(cal.width if d.width is None else d.width),
+                        "filename": d.filename or f"bags/{name}#{ch}@{ts}",
+                        "prev": toks[i - 1] if i > 0 else "",
+                        "next": toks[i + 1] if i + 1 < len(toks) else "",
+                    }
+                )
         # sample_annotation: chained per instance in sample order; boxes go to map with the sample pose.
         chains: dict[str, list[dict]] = {}
         for tok, s in zip(sample_tokens, scene.samples):
@@ -344,21 +387,23 @@ class NuScenesTableWriter:
             for j, b in enumerate(s.boxes):
                 attr = s.attributes[j] if s.attributes is not None else DEFAULT_ATTRIBUTE[b.label]
                 g = b.to_nuscenes(s.ego_pose)
-                chains.setdefault(b.instance_id, []).append({
-                    "token": make_token(name, "sample_annotation", b.instance_id, s.timestamp_us),
-                    "sample_token": tok,
-                    "instance_token": make_token(name, "instance", b.instance_id),
-                    "visibility_token": str(vis[j]),
-                    "attribute_tokens": [attr_token[attr]] if attr else [],
-                    "translation": g["translation"],
-                    "size": g["size"],
-                    "rotation": g["rotation"],
-                    "prev": "",
-                    "next": "",
-                    "num_lidar_pts": int(s.num_lidar_pts[j]),
-                    "num_radar_pts": int(radar[j]),
-                    "_label": b.label,
-                })
+                chains.setdefault(b.instance_id, []).append(
+                    {
+                        "token": make_token(name, "sample_annotation", b.instance_id, s.timestamp_us),
+                        "sample_token": tok,
+                        "instance_token": make_token(name, "instance", b.instance_id),
+                        "visibility_token": str(vis[j]),
+                        "attribute_tokens": [attr_token[attr]] if attr else [],
+                        "translation": g["translation"],
+                        "size": g["size"],
+                        "rotation": g["rotation"],
+                        "prev": "",
+                        "next": "",
+                        "num_lidar_pts": int(s.num_lidar_pts[j]),
+                        "num_radar_pts": int(radar[j]),
+                        "_label": b.label,
+                    }
+                )
         for instance_id, anns in chains.items():
             for a, b in zip(anns, anns[1:]):
                 a["next"], b["prev"] = b["token"], a["token"]
@@ -366,13 +411,15 @@ class NuScenesTableWriter:
             for a in anns[1:]:
                 a.pop("_label")
             t["sample_annotation"].extend(anns)
-            t["instance"].append({
-                "token": make_token(name, "instance", instance_id),
-                "category_token": cat_token[label],
-                "nbr_annotations": len(anns),
-                "first_annotation_token": anns[0]["token"],
-                "last_annotation_token": anns[-1]["token"],
-            })
+            t["instance"].append(
+                {
+                    "token": make_token(name, "instance", instance_id),
+                    "category_token": cat_token[label],
+                    "nbr_annotations": len(anns),
+                    "first_annotation_token": anns[0]["token"],
+                    "last_annotation_token": anns[-1]["token"],
+                }
+            )
 
     # Output ----------------------------------------------------------------------------------------------
     def write(self, split: dict[str, list[str]], overwrite: bool = False) -> Path:
@@ -416,8 +463,12 @@ class NuScenesTableWriter:
 
 
 def _ego_pose_record(token: str, timestamp_us: int, pose: Transform) -> dict:
-    return {"token": token, "timestamp": int(timestamp_us), "rotation": pose.quat_wxyz.tolist(),
-            "translation": pose.translation.tolist()}
+    return {
+        "token": token,
+        "timestamp": int(timestamp_us),
+        "rotation": pose.quat_wxyz.tolist(),
+        "translation": pose.translation.tolist(),
+    }
 
 
 def _write_json(path: Path, obj: object) -> None:

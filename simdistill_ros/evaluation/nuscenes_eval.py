@@ -39,7 +39,11 @@ CONFIG_NAME = "detection_cvpr_2019"
 MAX_BOXES_PER_SAMPLE = 500  # the devkit rejects results with more boxes in a sample
 TP_METRICS = ("trans_err", "scale_err", "orient_err", "vel_err", "attr_err")
 TP_SHORT = {
-    "trans_err": "mATE", "scale_err": "mASE", "orient_err": "mAOE", "vel_err": "mAVE", "attr_err": "mAAE"
+    "trans_err": "mATE",
+    "scale_err": "mASE",
+    "orient_err": "mAOE",
+    "vel_err": "mAVE",
+    "attr_err": "mAAE",
 }
 
 
@@ -83,11 +87,18 @@ class EvalReport:
 
     def to_dict(self) -> dict:
         return {
-            "split": self.split, "mAP": self.mean_ap, "NDS": self.nd_score,
+            "split": self.split,
+            "mAP": self.mean_ap,
+            "NDS": self.nd_score,
             **{TP_SHORT[k]: v for k, v in self.tp_errors.items()},
-            "class_aps": self.class_aps, "class_tp_errors": self.class_tp_errors, "classes": self.classes,
-            "num_samples": self.num_samples, "num_gt_boxes": self.num_gt_boxes,
-            "num_pred_boxes": self.num_pred_boxes, "eval_time_s": self.eval_time_s, "notes": self.notes,
+            "class_aps": self.class_aps,
+            "class_tp_errors": self.class_tp_errors,
+            "classes": self.classes,
+            "num_samples": self.num_samples,
+            "num_gt_boxes": self.num_gt_boxes,
+            "num_pred_boxes": self.num_pred_boxes,
+            "eval_time_s": self.eval_time_s,
+            "notes": self.notes,
         }
 
 
@@ -117,16 +128,23 @@ def results_from_boxes(
         for i in order:
             b = boxes[i]
             rec = b.to_nuscenes(ego_poses[token])
-            records.append({
-                "sample_token": token,
-                **rec,
-                "detection_name": b.label,
-                "detection_score": float(b.score),  # the devkit insists on a Python float
-                "attribute_name": attrs[i] if attrs is not None else DEFAULT_ATTRIBUTE[b.label],
-            })
+            records.append(
+                {
+                    "sample_token": token,
+                    **rec,
+                    "detection_name": b.label,
+                    "detection_score": float(b.score),  # the devkit insists on a Python float
+                    "attribute_name": attrs[i] if attrs is not None else DEFAULT_ATTRIBUTE[b.label],
+                }
+            )
         results[token] = records
-    base_meta = {"use_camera": True, "use_lidar": False, "use_radar": False, "use_map": False,
-                 "use_external": False}
+    base_meta = {
+        "use_camera": True,
+        "use_lidar": False,
+        "use_radar": False,
+        "use_map": False,
+        "use_external": False,
+    }
     return {"meta": {**base_meta, **(meta or {})}, "results": results}
 
 
