@@ -8,10 +8,28 @@ import hashlib
 import json
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from simdistill_ros.errors import UserError
+
+if TYPE_CHECKING:
+    from simdistill_ros.training.loop import OptimConfig
+
+
+def optim_config(args: argparse.Namespace) -> OptimConfig:
+    """The optimiser schedule of ``simdistill train`` (the same for online and store-based training)."""
+    from simdistill_ros.training.loop import OptimConfig
+
+    return OptimConfig(
+        epochs=args.epochs or 20,
+        batch_size=args.batch_size or 4,
+        lr=args.lr or 2e-4,
+        seed=args.seed,
+        workers=args.workers,
+        max_steps=args.max_steps,
+    )
 
 
 def data_hash(dataroot: Path, version: str = "v1.0-synth") -> str:
@@ -71,7 +89,7 @@ def run_train_command(args: argparse.Namespace) -> int:
     from simdistill_ros.training.batch import collate
     from simdistill_ros.training.dataset import FrameDataset
     from simdistill_ros.training.distributed import init_distributed, shutdown_distributed
-    from simdistill_ros.training.loop import OptimConfig, TrainingDiverged, train
+    from simdistill_ros.training.loop import TrainingDiverged, train
     from simdistill_ros.training.objectives import (
         BaselineObjective,
         OnlineDistillationObjective,
@@ -109,14 +127,7 @@ def run_train_command(args: argparse.Namespace) -> int:
         dataset = FrameDataset(
             scenes, (h, w), augment=True, with_points=args.model == "teacher" or teacher is not None
         )
-        optim = OptimConfig(
-            epochs=args.epochs or 20,
-            batch_size=args.batch_size or 4,
-            lr=args.lr or 2e-4,
-            seed=args.seed,
-            workers=args.workers,
-            max_steps=args.max_steps,
-        )
+        optim = optim_config(args)
         model = build_model(args.model, cfg)
         if args.model == "teacher":
             objective = TeacherObjective(cfg)
@@ -164,7 +175,7 @@ def _train_from_store(args: argparse.Namespace) -> int:
         open_training_store,
     )
     from simdistill_ros.training.distributed import init_distributed, shutdown_distributed
-    from simdistill_ros.training.loop import OptimConfig, TrainingDiverged, train
+    from simdistill_ros.training.loop import TrainingDiverged, train
 
     if args.teacher:
         raise UserError("give --targets or --teacher, not both (the store holds the teacher's outputs)")
@@ -176,14 +187,7 @@ def _train_from_store(args: argparse.Namespace) -> int:
     ctx = init_distributed(args.device)
     torch.manual_seed(args.seed)
     try:
-        optim = OptimConfig(
-            epochs=args.epochs or 20,
-            batch_size=args.batch_size or 4,
-            lr=args.lr or 2e-4,
-            seed=args.seed,
-            workers=args.workers,
-            max_steps=args.max_steps,
-        )
+        optim = optim_config(args)
         model = build_model("student", cfg)
         with_gt = 0 if args.pseudo_labels else store.summary()["frames_with_gt"]
         base_meta = {
