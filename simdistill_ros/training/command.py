@@ -85,11 +85,10 @@ def needs_teacher(cfg) -> bool:
 
 def run_train_command(args: argparse.Namespace) -> int:
     from simdistill_ros.dataset.frame_cache import load_split_frames
-    from simdistill_ros.models import build_model, load_checkpoint, save_checkpoint
+    from simdistill_ros.models import build_model, load_checkpoint
     from simdistill_ros.training.batch import collate
     from simdistill_ros.training.dataset import FrameDataset
     from simdistill_ros.training.distributed import init_distributed, shutdown_distributed
-    from simdistill_ros.training.loop import TrainingDiverged, train
     from simdistill_ros.training.objectives import (
         BaselineObjective,
         OnlineDistillationObjective,
@@ -147,35 +146,44 @@ def run_train_command(args: argparse.Namespace) -> int:
             "train_frames": len(dataset),
         }
 
-        def save(path: Path, extra: dict) -> None:
-            save_checkpoint(path, model, cfg, {**base_meta, **extra})
-
         if ctx.is_main:
             print(
                 f"training {args.model} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params) on "
                 f"{len(dataset)} frames, {optim.epochs} epochs, batch {optim.batch_size} x {ctx.world_size}"
             )
-        try:
-            row = train(model, objective, dataset, collate, optim, run_dir, save, ctx, resume=args.resume)
-        except TrainingDiverged as exc:
-            raise UserError(str(exc)) from None
-        if ctx.is_main:
-            print(f"done: {json.dumps(row)}; checkpoint {run_dir / 'last'}")
+        _fit(model, cfg, objective, dataset, collate, optim, run_dir, base_meta, ctx, args.resume)
     finally:
         shutdown_distributed()
     return 0
 
 
+def _fit(
+    model, cfg, objective, dataset, collate, optim, run_dir: Path, base_meta: dict, ctx, resume: bool
+) -> None:
+    """Run the training loop with checkpoints carrying ``base_meta``; a diverged run is a UserError."""
+    from simdistill_ros.models import save_checkpoint
+    from simdistill_ros.training.loop import TrainingDiverged, train
+
+    def save(path: Path, extra: dict) -> None:
+        save_checkpoint(path, model, cfg, {**base_meta, **extra})
+
+    try:
+        row = train(model, objective, dataset, collate, optim, run_dir, save, ctx, resume=resume)
+    except TrainingDiverged as exc:
+        raise UserError(str(exc)) from None
+    if ctx.is_main:
+        print(f"done: {json.dumps(row)}; checkpoint {run_dir / 'last'}")
+
+
 def _train_from_store(args: argparse.Namespace) -> int:
     """The student distilled from a teacher replay store (no teacher, no LiDAR, labels optional)."""
-    from simdistill_ros.models import build_model, save_checkpoint
+    from simdistill_ros.models import build_model
     from simdistill_ros.replay.training import (
         StoredDistillationObjective,
         collate_stored,
         open_training_store,
     )
     from simdistill_ros.training.distributed import init_distributed, shutdown_distributed
-    from simdistill_ros.training.loop import TrainingDiverged, train
 
     if args.teacher:
         raise UserError("give --targets or --teacher, not both (the store holds the teacher's outputs)")
@@ -203,31 +211,24 @@ def _train_from_store(args: argparse.Namespace) -> int:
             "frames_with_gt": with_gt,
         }
 
-        def save(path: Path, extra: dict) -> None:
-            save_checkpoint(path, model, cfg, {**base_meta, **extra})
-
         if ctx.is_main:
             print(
                 f"training student from target store {args.targets} ({len(dataset)} frames, {with_gt} with "
                 f"ground truth, the rest on teacher pseudo-labels >= {args.pseudo_label_threshold}), "
                 f"{optim.epochs} epochs, batch {optim.batch_size} x {ctx.world_size}"
             )
-        try:
-            row = train(
-                model,
-                StoredDistillationObjective(cfg),
-                dataset,
-                collate_stored,
-                optim,
-                Path(args.out),
-                save,
-                ctx,
-                resume=args.resume,
-            )
-        except TrainingDiverged as exc:
-            raise UserError(str(exc)) from None
-        if ctx.is_main:
-            print(f"done: {json.dumps(row)}; checkpoint {Path(args.out) / 'last'}")
+        _fit(
+            model,
+            cfg,
+            StoredDistillationObjective(cfg),
+            dataset,
+            collate_stored,
+            optim,
+            Path(args.out),
+            base_meta,
+            ctx,
+            args.resume,
+        )
     finally:
         shutdown_distributed()
     return 0
