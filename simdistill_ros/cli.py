@@ -71,9 +71,20 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--targets", help="teacher replay target store (student only)")
     p.add_argument("--out", required=True, help="run directory: checkpoints, log.csv")
     p.add_argument("--teacher", help="teacher checkpoint (student only, online distillation)")
-    p.add_argument("--epochs", type=int, default=None, help="epochs (default: the config's)")
+    p.add_argument(
+        "--init-from",
+        help="warm start: copy every weight whose name and shape match from this checkpoint (a student "
+        "started from its teacher takes the camera branch, fuser, decoder and head; its simulated-LiDAR "
+        "branch starts fresh)",
+    )
+    p.add_argument("--epochs", type=int, default=None, help="epochs (default: 20)")
     p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="peak one-cycle learning rate (default: 2e-3 tiny, 2e-4 nuscenes)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last")
     p.add_argument("--device", default="auto")

@@ -20,6 +20,7 @@ from simdistill_ros.models import (
     StudentModel,
     TeacherModel,
     load_checkpoint,
+    load_matching_weights,
     nuscenes,
     save_checkpoint,
     tiny,
@@ -475,6 +476,30 @@ def test_checkpoint_errors(tmp_path) -> None:
     (other / "config.json").unlink()
     with pytest.raises(CheckpointError, match="config.json"):
         load_checkpoint(other)
+
+
+def test_student_warm_start_from_teacher(tmp_path) -> None:
+    cfg = tiny()
+    torch.manual_seed(0)
+    teacher = TeacherModel(cfg)
+    save_checkpoint(tmp_path / "teacher", teacher, cfg, {})
+    torch.manual_seed(1)
+    student = StudentModel(cfg)
+    sim_before = {k: v.clone() for k, v in student.sim_lidar.state_dict().items()}
+    copied, fresh = load_matching_weights(student, tmp_path / "teacher")
+    # everything but the simulated-LiDAR branch has a same-shaped twin in the teacher
+    assert fresh and all(k.startswith("sim_lidar.") for k in fresh)
+    assert {k.split(".")[0] for k in copied} == {"camera", "fuser", "decoder", "head"}
+    t_state = teacher.state_dict()
+    for k in copied:
+        assert torch.equal(student.state_dict()[k], t_state[k]), k
+    for k, v in student.sim_lidar.state_dict().items():
+        assert torch.equal(v, sim_before[k]), k
+
+    # a checkpoint of the LiDAR encoder alone shares no name with a student
+    save_checkpoint(tmp_path / "pillars_only", teacher.lidar, cfg, {"model_type": "teacher"})
+    with pytest.raises(CheckpointError, match="no tensor matches"):
+        load_matching_weights(StudentModel(cfg), tmp_path / "pillars_only")
 
 
 def test_config_round_trip() -> None:

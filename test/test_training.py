@@ -114,6 +114,17 @@ def test_ablation_without_distillation_needs_no_teacher(world: Path, tmp_path: P
     assert cfg["gcm"]["enabled"] is False and cfg["loss"]["use_imd"] is False
 
 
+def test_student_warm_started_from_its_teacher(world: Path, teacher: Path, tmp_path: Path):
+    common = ["train", "student", "--data", str(world), "--teacher", str(teacher), "--max-steps", "1"]
+    proc = run(*common, "--out", str(tmp_path / "warm"), "--init-from", str(teacher), "--batch-size", "2")
+    assert "initialised" in proc.stdout and "start fresh" in proc.stdout
+    meta = json.loads((tmp_path / "warm" / "last" / "meta.json").read_text())
+    assert meta["init_from"] == str(teacher)
+    bad = run(*common, "--out", str(tmp_path / "bad"), "--init-from", str(tmp_path / "nope"), check=False)
+    assert bad.returncode == 2 and "--init-from" in bad.stderr and "nope" in bad.stderr
+    assert not (tmp_path / "bad" / "last").exists()
+
+
 def test_student_without_teacher_is_a_clear_error(world: Path, tmp_path: Path):
     proc = run("train", "student", "--data", str(world), "--out", str(tmp_path), check=False)
     assert proc.returncode == 2 and "--teacher" in proc.stderr

@@ -23,6 +23,7 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("ablate_mmd_feat", "  - MMD-F", "C"),
     ("ablate_mmd_pred", "  - MMD-P", "C"),
     ("ablate_gcm", "  - GCM", "C"),
+    ("ablate_init", "  - initialisation from the teacher", "C"),
 )
 
 

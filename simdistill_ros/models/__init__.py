@@ -3,6 +3,7 @@
 from simdistill_ros.models.checkpoint import (
     CheckpointError,
     load_checkpoint,
+    load_matching_weights,
     load_state_into,
     save_checkpoint,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "ViewTransformConfig",
     "build_model",
     "load_checkpoint",
+    "load_matching_weights",
     "load_state_into",
     "nuscenes",
     "tiny",

@@ -94,6 +94,26 @@ def load_state_into(model: nn.Module, path: str | os.PathLike) -> dict[str, Any]
     return _read_json(root / META) if (root / META).exists() else {}
 
 
+def load_matching_weights(model: nn.Module, path: str | os.PathLike) -> tuple[list[str], list[str]]:
+    """Warm start: copy every tensor of a checkpoint whose name and shape match one of ``model``'s (for
+    example a teacher's camera branch, fuser, decoder and head into a student). Returns (copied, skipped)
+    parameter names of ``model``; raises CheckpointError if nothing matches."""
+    root = _resolve(path)
+    file = root / WEIGHTS
+    if not file.is_file():
+        raise CheckpointError(f"{file}: missing weights file")
+    try:
+        state = load_file(str(file))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{file}: unreadable safetensors (truncated or corrupt?): {e}") from e
+    own = model.state_dict()
+    take = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not take:
+        raise CheckpointError(f"{file}: no tensor matches the model by name and shape")
+    model.load_state_dict(take, strict=False)
+    return sorted(take), sorted(k for k in own if k not in take)
+
+
 def read_config(path: str | os.PathLike) -> ModelConfig:
     """The ModelConfig stored in a checkpoint."""
     return _read_config(_resolve(path) / CONFIG)
