@@ -19,7 +19,7 @@ SEED=${SEED:-0}
 DEVICE=${DEVICE:-auto}
 JOBS=${JOBS:-2}
 export OMP_NUM_THREADS=${THREADS:-1}
-ALL="teacher baseline student_nodistill student ablate_imd ablate_cmd ablate_mmd_feat ablate_mmd_pred ablate_gcm"
+ALL="teacher baseline student_nodistill student ablate_cmd ablate_gcm ablate_init ablate_imd ablate_mmd_feat ablate_mmd_pred"
 RUNS_ONLY=${RUNS_ONLY:-$ALL}
 SIM=.venv/bin/simdistill
 
@@ -49,33 +49,43 @@ run() {  # run NAME MODEL [train args...]
   echo "== $name: $(grep -E '^(mAP|NDS)' "$dir/eval.log" | tr '\n' ' ')"
 }
 
-pids=()
+spawned=()
 spawn() {  # run in the background, at most JOBS at a time
   while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
   run "$@" &
-  pids+=($!)
+  spawned+=("$1")
 }
 
-finish() {  # wait for every spawned run; fail if one failed
-  local failed=0
-  for p in "${pids[@]}"; do wait "$p" || failed=1; done
-  pids=()
-  [ "$failed" = 0 ] || { echo "a run failed; see its train.log / eval.log under $RUNS" >&2; exit 1; }
+finished() {  # finished NAME...: fail unless each run has its evaluation (exit codes can be reaped early)
+  local name
+  for name in "$@"; do
+    [ -f "$RUNS/$name/eval/metrics_summary.json" ] && continue
+    case " $RUNS_ONLY " in *" $name "*) ;; *) continue ;; esac
+    echo "$name failed; see $RUNS/$name/train.log and eval.log" >&2
+    exit 1
+  done
 }
 
 TEACHER="$RUNS/teacher/last"
-# The teacher first (with the baseline beside it), so the students find it trained.
+# The teacher first; the runs that need no teacher fill the other slots while it trains.
 spawn teacher teacher
+teacher_pid=$!
 spawn baseline baseline
-finish
-spawn student student --teacher "$TEACHER"
 spawn student_nodistill student --disable distill
-spawn ablate_imd student --teacher "$TEACHER" --disable imd
-spawn ablate_cmd student --teacher "$TEACHER" --disable cmd
-spawn ablate_mmd_feat student --teacher "$TEACHER" --disable mmd_feat
-spawn ablate_mmd_pred student --teacher "$TEACHER" --disable mmd_pred
-spawn ablate_gcm student --teacher "$TEACHER" --disable gcm
-finish
+wait "$teacher_pid" 2>/dev/null || true
+finished teacher
+# Every distilled student starts from the teacher's camera branch, fuser, decoder and head (--init-from);
+# the student without distillation and the "- initialisation" ablation start from scratch like the baseline.
+DISTILL=(--teacher "$TEACHER" --init-from "$TEACHER")
+spawn student student "${DISTILL[@]}"
+spawn ablate_cmd student "${DISTILL[@]}" --disable cmd
+spawn ablate_gcm student "${DISTILL[@]}" --disable gcm
+spawn ablate_init student --teacher "$TEACHER"
+spawn ablate_imd student "${DISTILL[@]}" --disable imd
+spawn ablate_mmd_feat student "${DISTILL[@]}" --disable mmd_feat
+spawn ablate_mmd_pred student "${DISTILL[@]}" --disable mmd_pred
+wait
+finished "${spawned[@]}"
 
 echo
 .venv/bin/python -m simdistill_ros.evaluation.table "$RUNS" | tee "$RUNS/table.md"

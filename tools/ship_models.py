@@ -106,7 +106,7 @@ def main(argv: list[str]) -> int:
             shutil.copy2(ckpt / f, dst / f)
         meta = json.loads((ckpt / "meta.json").read_text())
         # Paths of the machine it was trained on mean nothing to users; keep them repository-relative.
-        for key in ("data", "teacher", "command"):
+        for key in ("data", "teacher", "init_from", "command"):
             if isinstance(meta.get(key), str):
                 meta[key] = meta[key].replace(str(ROOT) + "/", "")
         (dst / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
