@@ -101,7 +101,10 @@ def test_train_student_from_the_store_without_teacher_or_lidar(root: Path, tmp_p
         "--batch-size",
         "2",
         "--pseudo-labels",
+        "--init-from",
+        str(root / "teacher"),
     )
-    assert "0 with ground truth" in proc.stdout
+    assert "0 with ground truth" in proc.stdout and "initialised" in proc.stdout
+    assert json.loads((tmp_path / "run2" / "last" / "meta.json").read_text())["init_from"]
     bad = run("train", "teacher", "--targets", str(root / "store"), "--out", str(tmp_path / "x"), check=False)
     assert bad.returncode == 2 and "student only" in bad.stderr

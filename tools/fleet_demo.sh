@@ -56,7 +56,7 @@ $SIM replay --teacher "$TEACHER" --bags "$OUT"/fleet/bags/* --out "$OUT/store" -
 $SIM replay --out "$OUT/store" --verify
 
 echo "== 5/6 train: student from the store only; baseline on the labeled train scenes"
-$SIM train student --targets "$OUT/store" --out "$OUT/student" --epochs "$EPOCHS" --batch-size "$BATCH" \
+$SIM train student --targets "$OUT/store" --init-from "$TEACHER" --out "$OUT/student" --epochs "$EPOCHS" --batch-size "$BATCH" \
   --device "$DEVICE" "${steps[@]}"
 $SIM train baseline --data "$OUT/labeled" --out "$OUT/baseline" --epochs "$EPOCHS" --batch-size "$BATCH" \
   --device "$DEVICE" "${steps[@]}"
