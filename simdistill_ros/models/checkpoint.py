@@ -98,14 +98,8 @@ def load_matching_weights(model: nn.Module, path: str | os.PathLike) -> tuple[li
     """Warm start: copy every tensor of a checkpoint whose name and shape match one of ``model``'s (for
     example a teacher's camera branch, fuser, decoder and head into a student). Returns (copied, skipped)
     parameter names of ``model``; raises CheckpointError if nothing matches."""
-    root = _resolve(path)
-    file = root / WEIGHTS
-    if not file.is_file():
-        raise CheckpointError(f"{file}: missing weights file")
-    try:
-        state = load_file(str(file))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{file}: unreadable safetensors (truncated or corrupt?): {e}") from e
+    file = _resolve(path) / WEIGHTS
+    state = _read_state(file)
     own = model.state_dict()
     take = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not take:
@@ -130,13 +124,17 @@ def _resolve(path: str | os.PathLike) -> Path:
     return p
 
 
-def _load_weights(model: nn.Module, file: Path) -> None:
+def _read_state(file: Path) -> dict[str, torch.Tensor]:
     if not file.is_file():
         raise CheckpointError(f"{file}: missing weights file")
     try:
-        state = load_file(str(file))
+        return load_file(str(file))
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"{file}: unreadable safetensors (truncated or corrupt?): {e}") from e
+
+
+def _load_weights(model: nn.Module, file: Path) -> None:
+    state = _read_state(file)
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
