@@ -3,7 +3,7 @@
 # distillation, the SimDistill student and its ablations, all with the same data, schedule and seed, each
 # scored by the official devkit on the held-out val scenes. Finished runs are skipped, so the script can be
 # interrupted and re-run. Usage:
-#   tools/reproduce.sh                      # everything (about 4 h on 2 CPU cores)
+#   tools/reproduce.sh                      # everything (about 2 h on 2 CPU cores)
 #   RUNS_ONLY="teacher baseline student" tools/reproduce.sh   # the shipped three only
 # Environment: DATA (data/synth), RUNS (runs/reproduce), EPOCHS (6), BATCH (4), SEED (0), DEVICE (auto),
 # JOBS (2: runs trained side by side), THREADS (1: torch threads per run). On a small CPU machine, single-thread
