@@ -13,12 +13,13 @@ setup(
     name=package_name,
     version="0.1.0",
     packages=find_packages(include=[package_name, f"{package_name}.*"]),
-    package_data={package_name: ["interfaces/vision_msgs/*.msg"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
         (f"share/{package_name}", ["package.xml"]),
         (f"share/{package_name}/launch", _share("launch/*.launch.py")),
         (f"share/{package_name}/config", _share("config/*")),
+        # the rosbags typestore reads vision_msgs from here (msgs/ itself stays out of colcon's view)
+        (f"share/{package_name}/msgs/vision_msgs/msg", _share("msgs/vision_msgs/msg/*.msg")),
         (f"share/{package_name}/models/teacher_tiny", _share("models/teacher_tiny/*")),
         (f"share/{package_name}/models/baseline_tiny", _share("models/baseline_tiny/*")),
         (f"share/{package_name}/models/student_tiny", _share("models/student_tiny/*")),

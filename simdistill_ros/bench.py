@@ -209,12 +209,16 @@ def bench_replay(frames: int, repeats: int, image_size: tuple[int, int] = (224, 
     from simdistill_ros.dataset.frame_cache import load_split_frames
     from simdistill_ros.models import StudentModel, TeacherModel, save_checkpoint, tiny
     from simdistill_ros.replay.core import TeacherReplayer
-    from simdistill_ros.replay.target_store import TargetStore
-    from simdistill_ros.replay.training import StoreDataset, StoredDistillationObjective, collate_stored
     from simdistill_ros.synth.export import synthesize
+    from simdistill_ros.targets.store import TargetStore
     from simdistill_ros.training.batch import collate
     from simdistill_ros.training.dataset import FrameDataset
     from simdistill_ros.training.objectives import OnlineDistillationObjective
+    from simdistill_ros.training.store_dataset import (
+        StoreDataset,
+        StoredDistillationObjective,
+        collate_stored,
+    )
 
     cfg = tiny()
     with tempfile.TemporaryDirectory() as tmp:

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from simdistill_ros import __version__
-from simdistill_ros.errors import UserError, user_error_types
+from simdistill_ros.errors import UserError
 
 
 def _add_synth(sub: argparse._SubParsersAction) -> None:
@@ -164,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "synth":
-            from simdistill_ros.synth.export import run_synth_command
+            from simdistill_ros.synth.command import run_synth_command
 
             return run_synth_command(args)
         if args.command == "evaluate":
@@ -176,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_train_command(args)
         if args.command == "detect":
-            from simdistill_ros.inference.detect_bag import run_detect_command
+            from simdistill_ros.detection.command import run_detect_command
 
             return run_detect_command(args)
         if args.command == "replay":
@@ -186,11 +186,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UserError, FileNotFoundError) as exc:
         print(f"simdistill {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except Exception as exc:
-        if isinstance(exc, user_error_types()):
-            print(f"simdistill {args.command}: error: {exc}", file=sys.stderr)
-            return 2
-        raise
     except KeyboardInterrupt:
         print(f"simdistill {args.command}: interrupted", file=sys.stderr)
         return 130

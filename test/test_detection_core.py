@@ -44,7 +44,7 @@ def rig_frames(h: int = 64, w: int = 112, n: int = 6, seed: int = 0) -> list[Cam
 def test_core_imports_no_ros():
     code = (
         "import sys, simdistill_ros.detection, simdistill_ros.detection.messages, "
-        "simdistill_ros.detection.pictures, simdistill_ros.inference.detect_bag; "
+        "simdistill_ros.detection.pictures, simdistill_ros.detection.command; "
         "bad = [m for m in sys.modules if m.split('.')[0] in ('rclpy', 'vision_msgs', 'std_msgs')]; "
         "assert not bad, bad"
     )

@@ -60,7 +60,7 @@ def test_colcon_build_installs_scripts_and_share_files(tmp_path: Path):
     # With the install sourced (AMENT_PREFIX_PATH), shipped model names resolve to the installed share.
     env = dict(os.environ, AMENT_PREFIX_PATH=str(install), PYTHONPATH=str(ROOT))
     found = subprocess.run(
-        [sys.executable, "-c", "from simdistill_ros.inference.model_paths import resolve_model_path as r; "
+        [sys.executable, "-c", "from simdistill_ros.models.checkpoint import resolve_model_path as r; "
          "print(r('student_tiny'))"],
         capture_output=True, text=True, env=env, check=True,
     ).stdout.strip()  # fmt: skip

@@ -15,7 +15,7 @@ import pytest
 from replay_helpers import EXE, FRAMES_PER_SCENE, bags, env, replay_world, run
 
 from simdistill_ros.frames.assembly import FrameReader
-from simdistill_ros.replay.target_store import (
+from simdistill_ros.targets.store import (
     SCHEMA_VERSION,
     FrameTargets,
     StoreError,
@@ -261,7 +261,7 @@ def test_a_crash_at_any_step_of_a_shard_write_leaves_a_valid_store(tmp_path: Pat
     shard only, and the next run completes it with each frame once."""
     import os as os_module
 
-    import simdistill_ros.replay.target_store as ts
+    import simdistill_ros.targets.store as ts
 
     teacher = {"hash": "0" * 64, "path": "", "config": {}, "meta": {}}
     writer = TargetStoreWriter(tmp_path, teacher, frames_per_shard=1)

@@ -37,7 +37,7 @@ def root(tmp_path_factory) -> Path:
 
 
 def test_node_replays_a_bag_and_a_listener_receives_the_teacher_detections(root: Path, tmp_path: Path):
-    from simdistill_ros.replay.target_store import TargetStore
+    from simdistill_ros.targets.store import TargetStore
 
     domain = {"ROS_DOMAIN_ID": str(random.randint(1, 101))}
     bag = next(b for b in bags(root) if "0022" in b)  # the sqlite3 bag

@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from simdistill_ros.inference.model_paths import SHIPPED_MODELS, resolve_model_path
 from simdistill_ros.models import load_checkpoint
+from simdistill_ros.models.checkpoint import SHIPPED_MODELS, resolve_model_path
 
 
 def test_shipped_names_resolve_without_a_sourced_ros_environment(monkeypatch) -> None:

@@ -17,7 +17,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export ROS_DOMAIN_ID=${ROS_DOMAIN_ID:-$((RANDOM % 100 + 1))}
 start=$(date +%s)
 
-if ! MODEL_DIR=$($PY -c "from simdistill_ros.inference.model_paths import resolve_model_path as r; print(r('$MODEL'))" 2>/dev/null) \
+if ! MODEL_DIR=$($PY -c "from simdistill_ros.models.checkpoint import resolve_model_path as r; print(r('$MODEL'))" 2>/dev/null) \
    || [ ! -f "$MODEL_DIR/model.safetensors" ]; then
   echo "demo: error: model '$MODEL' not found (models/student_tiny ships with the package; train your own" >&2
   echo "      with \`make reproduce\` + tools/ship_models.py, or pass MODEL=/path/to/checkpoint)" >&2

@@ -15,11 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from safetensors import safe_open
 from safetensors.numpy import load_file, save_file
 from tqdm import tqdm
 
+from simdistill_ros.dataset.ground_truth import GroundTruthIndex
+from simdistill_ros.dataset.nuscenes_tables import load_split_samples
+from simdistill_ros.frames.assembly import FrameReader
+from simdistill_ros.geometry import boxes_to_array
+
 CACHE_VERSION = 1
-STAMP_TOLERANCE_NS = 5_000_000  # frames and samples share the first camera's stamp
 
 
 @dataclass
@@ -57,17 +62,13 @@ def _bag_key(bag: Path) -> str:
 
 def build_scene_cache(bag: Path, samples: list, out: Path) -> CachedScene:
     """Read one scene's bag, match frames to ``samples`` (from ``load_split_samples``) and write ``out``."""
-    from simdistill_ros.frames.assembly import FrameReader
-
-    by_stamp = {int(s.timestamp_us) * 1000: s for s in samples}
-    stamps = np.array(sorted(by_stamp))
+    ground_truth = GroundTruthIndex(samples)
     rows = []
     reader = FrameReader(bag, require_lidar=True)
     for frame in reader:
-        j = int(np.argmin(np.abs(stamps - frame.stamp_ns))) if len(stamps) else -1
-        if j < 0 or abs(int(stamps[j]) - frame.stamp_ns) > STAMP_TOLERANCE_NS:
-            continue
-        rows.append((by_stamp[int(stamps[j])], frame))
+        sample = ground_truth.lookup(frame.stamp_ns)
+        if sample is not None:
+            rows.append((sample, frame))
     if not rows:
         raise ValueError(f"{bag}: no frame matches a ground-truth sample ({reader.stats})")
     names = rows[0][1].rig.names
@@ -79,8 +80,6 @@ def build_scene_cache(bag: Path, samples: list, out: Path) -> CachedScene:
         ks.append(frame.rig.intrinsics_array())
         extr.append(frame.rig.cam_to_base_array())
         pts.append(frame.points.astype(np.float32))
-        from simdistill_ros.geometry import boxes_to_array
-
         b, lbl = boxes_to_array(sample.boxes)
         boxes.append(b)
         labels.append(lbl)
@@ -143,8 +142,6 @@ def load_scene_cache(path: Path, bag: Path) -> CachedScene | None:
     if not path.exists():
         return None
     try:
-        from safetensors import safe_open
-
         with safe_open(str(path), "np") as f:
             meta = f.metadata()
         if meta.get("version") != str(CACHE_VERSION) or meta.get("bag_key") != _bag_key(bag):
@@ -156,8 +153,6 @@ def load_scene_cache(path: Path, bag: Path) -> CachedScene | None:
 
 def load_split_frames(dataroot: str | Path, split: str, version: str = "v1.0-synth") -> list[CachedScene]:
     """Every labelled frame of ``split``, building missing or stale scene caches under DATAROOT/cache."""
-    from simdistill_ros.dataset.nuscenes_tables import load_split_samples
-
     dataroot = Path(dataroot)
     samples = load_split_samples(dataroot, split, version=version)
     by_scene: dict[str, list] = {}

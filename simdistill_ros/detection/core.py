@@ -21,6 +21,7 @@ import torch
 
 from simdistill_ros.errors import UserError
 from simdistill_ros.geometry import Box3D, boxes_from_array
+from simdistill_ros.models import CameraInputs, load_model
 from simdistill_ros.training.augment import image_affine, warp_image
 from simdistill_ros.training.batch import normalize_images
 
@@ -107,11 +108,9 @@ class DetectorCore:
     @classmethod
     def from_checkpoint(cls, model: str | Path, device: str = "auto", **kwargs: object) -> DetectorCore:
         """Load a checkpoint directory or shipped name (``student_tiny``). ``device``: auto, cpu, cuda."""
-        from simdistill_ros.inference.predict import load_detector
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            net, cfg, meta, dev = load_detector(model, device)
+            net, cfg, meta, dev = load_model(model, device)
         return cls(net, tuple(cfg.image_size), dev, model_type=meta.get("model_type", ""), **kwargs)
 
     # validation and model inputs ------------------------------------------------------------------------
@@ -182,8 +181,6 @@ class DetectorCore:
     def prepare(self, cameras: Sequence[CameraFrame]) -> tuple[object, bool]:
         """(CameraInputs with images (1, N, 3, H, W), K (1, N, 3, 3), cam_to_base (1, N, 4, 4); whether the
         rig geometry was rebuilt). Raises :class:`FrameInputError` for unusable input."""
-        from simdistill_ros.models import CameraInputs
-
         self._validate(cameras)
         geom, updated = self._rig_geometry(cameras)
         images = [

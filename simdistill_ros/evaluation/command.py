@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 from simdistill_ros.errors import UserError
+from simdistill_ros.evaluation.nuscenes_eval import evaluate, format_report, gt_as_results
+from simdistill_ros.evaluation.predict import predict_split_results
 
 
 def run_evaluate_command(args: argparse.Namespace) -> int:
-    from simdistill_ros.evaluation.nuscenes_eval import evaluate, format_report, gt_as_results
-
     dataroot = Path(args.data)
     if not (dataroot / args.version).is_dir():
         raise UserError(f"{dataroot} holds no {args.version}/ tables (make one with `simdistill synth`)")
@@ -27,8 +27,6 @@ def run_evaluate_command(args: argparse.Namespace) -> int:
         except json.JSONDecodeError as exc:
             raise UserError(f"results file {path} is not valid JSON: {exc}") from None
     else:
-        from simdistill_ros.inference.predict import predict_split_results
-
         results = predict_split_results(
             args.model,
             dataroot,

@@ -16,7 +16,9 @@ from types import TracebackType
 from typing import Any
 
 import numpy as np
+from rosbags.highlevel import AnyReader
 
+from simdistill_ros.errors import UserError
 from simdistill_ros.frames import messages as m
 from simdistill_ros.frames.images import ImageDecodeError, image_to_rgb
 from simdistill_ros.frames.pointcloud import pointcloud2_to_array
@@ -25,7 +27,7 @@ from simdistill_ros.frames.topics import TopicNames
 from simdistill_ros.geometry import CalibrationError, PinholeCamera, Transform
 
 
-class BagError(Exception):
+class BagError(UserError):
     """A bag that cannot be read as asked: the message names the bag (or its file) and the problem."""
 
 
@@ -67,8 +69,6 @@ class BagReader:
     """An open sensor bag. Use as a context manager (or call :meth:`close`)."""
 
     def __init__(self, path: str | Path, typestore: Any | None = None) -> None:
-        from rosbags.highlevel import AnyReader
-
         self.path = Path(path)
         root = _bag_root(self.path)
         self._data_files = [

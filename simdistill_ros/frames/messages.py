@@ -1,7 +1,7 @@
 """Message types and the small conversions at the message edge (stamps, headers, transforms).
 
-Messages are built with a rosbags typestore: the project's (``simdistill_ros.interfaces.typestore()``,
-which adds vision_msgs) when available, else rosbags' built-in ROS 2 store. Readers only use attribute
+Messages are built with the project's rosbags typestore (``simdistill_ros.interfaces.typestore()``, the
+ROS 2 messages plus vision_msgs). Readers only use attribute
 access, so rosbags and rclpy message objects both work with the ``*_from_msg`` helpers.
 """
 
@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from simdistill_ros.geometry import Transform, quat_wxyz_to_xyzw, quat_xyzw_to_wxyz
+from simdistill_ros.interfaces import typestore as project_typestore
 
 COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
 IMAGE = "sensor_msgs/msg/Image"
@@ -21,23 +22,10 @@ POINT_FIELD = "sensor_msgs/msg/PointField"
 TF_MESSAGE = "tf2_msgs/msg/TFMessage"
 IMAGE_TYPES = (COMPRESSED_IMAGE, IMAGE)
 
-_STORE = None
 
-
-def typestore():
+def typestore() -> Any:
     """The typestore used to build and serialise messages (cached)."""
-    global _STORE
-    if _STORE is None:
-        try:
-            from simdistill_ros.interfaces import typestore as project_typestore
-
-            _STORE = project_typestore()
-        except ImportError:  # interfaces not available: the standard ROS 2 messages are enough here
-            from rosbags.typesys import Stores, get_typestore
-
-            newest = next(s for s in ("ROS2_KILTED", "ROS2_JAZZY", "ROS2_HUMBLE") if hasattr(Stores, s))
-            _STORE = get_typestore(getattr(Stores, newest))
-    return _STORE
+    return project_typestore()
 
 
 def normalize_msgtype(msgtype: str) -> str:

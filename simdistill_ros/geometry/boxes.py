@@ -18,7 +18,6 @@ from simdistill_ros.geometry.transforms import (
     quat_to_yaw,
     quat_wxyz_to_xyzw,
     rotation_z,
-    wrap_angle,
     yaw_to_quat,
 )
 
@@ -141,7 +140,3 @@ def boxes_from_array(array: np.ndarray, labels: np.ndarray, scores: np.ndarray |
 def points_in_boxes(points: np.ndarray, boxes: list[Box3D]) -> np.ndarray:
     """Count (M,) of points (N, >=3) inside each box."""
     return np.array([int(b.contains(points).sum()) for b in boxes], dtype=np.int64)
-
-
-def normalize_yaw(yaw: np.ndarray | float) -> np.ndarray | float:
-    return wrap_angle(yaw)

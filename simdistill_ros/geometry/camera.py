@@ -10,13 +10,14 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from simdistill_ros.errors import UserError
 from simdistill_ros.geometry.transforms import Transform, rotation_z
 
 # Optical frame (x right, y down, z forward) expressed in a body frame (x forward, y left, z up).
 OPTICAL_IN_BODY = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
 
 
-class CalibrationError(ValueError):
+class CalibrationError(UserError, ValueError):
     """A camera's calibration is unusable (zero or non-finite intrinsics, bad size)."""
 
 

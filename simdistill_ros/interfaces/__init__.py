@@ -1,7 +1,8 @@
 """Message types for reading and writing bags without ROS: a rosbags typestore with vision_msgs added.
 
 rosbags ships sensor_msgs, geometry_msgs, tf2_msgs, visualization_msgs and diagnostic_msgs but not
-vision_msgs; its 4.x definitions (the same files the pip-only environment builds) live beside this module.
+vision_msgs. Its 4.x definitions are read from the one copy in ``msgs/vision_msgs/msg`` (the files the
+pip-only environment builds the rclpy package from), installed to ``share/simdistill_ros/msgs``.
 """
 
 from __future__ import annotations
@@ -12,10 +13,31 @@ from pathlib import Path
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
-VISION_MSGS_DIR = Path(__file__).with_name("vision_msgs")
 # The current ROS 2 LTS; rosbags 0.11 also ships KILTED and LYRICAL (identical to JAZZY for the std, geometry,
 # sensor, tf2 and visualization msgs); HUMBLE differs only in visualization_msgs/Marker (fields added in Iron)
 STORE = Stores.ROS2_JAZZY
+_SUBDIR = Path("msgs") / "vision_msgs" / "msg"
+
+
+def _vision_msgs_dir() -> Path:
+    """The source checkout's ``msgs/vision_msgs/msg``, else the installed copy under ``share/``."""
+    here = Path(__file__).resolve()
+    checkout = here.parents[2] / _SUBDIR
+    if checkout.is_dir():
+        return checkout
+    try:  # optional: only a ROS install has ament_index_python
+        from ament_index_python.packages import get_package_share_directory
+
+        share = Path(get_package_share_directory("simdistill_ros")) / _SUBDIR
+        if share.is_dir():
+            return share
+    except Exception:  # not installed with ament, or no sourced environment
+        pass
+    # <prefix>/lib/pythonX.Y/site-packages/simdistill_ros/interfaces/__init__.py -> <prefix>/share/...
+    return here.parents[5] / "share" / "simdistill_ros" / _SUBDIR
+
+
+VISION_MSGS_DIR = _vision_msgs_dir()
 
 
 @cache
@@ -25,5 +47,7 @@ def typestore() -> Typestore:
     types = {}
     for path in sorted(VISION_MSGS_DIR.glob("*.msg")):
         types.update(get_types_from_msg(path.read_text(), f"vision_msgs/msg/{path.stem}"))
+    if not types:
+        raise FileNotFoundError(f"no vision_msgs definitions (*.msg) in {VISION_MSGS_DIR}")
     store.register(types)
     return store

@@ -1,11 +1,17 @@
 """Detectors (plain PyTorch): the LiDAR-camera teacher, the camera-only baseline, the SimDistill student."""
 
 from simdistill_ros.models.checkpoint import (
+    SHIPPED_MODELS,
     CheckpointError,
+    LoadedModel,
     load_checkpoint,
     load_matching_weights,
+    load_model,
     load_state_into,
+    resolve_device,
+    resolve_model_path,
     save_checkpoint,
+    shipped_models_dir,
 )
 from simdistill_ros.models.config import (
     BackboneConfig,
@@ -31,6 +37,7 @@ from simdistill_ros.models.structures import CameraInputs, Detections, DetectorO
 
 __all__ = [
     "MODEL_TYPES",
+    "SHIPPED_MODELS",
     "BEVGridConfig",
     "BackboneConfig",
     "BaselineModel",
@@ -41,6 +48,7 @@ __all__ = [
     "DetectorOutputs",
     "GCMConfig",
     "HeadConfig",
+    "LoadedModel",
     "LossWeights",
     "ModelConfig",
     "PillarConfig",
@@ -50,8 +58,12 @@ __all__ = [
     "build_model",
     "load_checkpoint",
     "load_matching_weights",
+    "load_model",
     "load_state_into",
+    "resolve_device",
+    "resolve_model_path",
     "nuscenes",
     "tiny",
     "save_checkpoint",
+    "shipped_models_dir",
 ]

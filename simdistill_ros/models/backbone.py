@@ -105,15 +105,3 @@ class ResNet(nn.Module):
             if i > 0:
                 outs.append(x)
         return outs
-
-
-def resnet_tiny(neck_channels: int = 64) -> BackboneConfig:
-    return BackboneConfig("basic", (1, 1, 1, 1), (16, 32, 64, 128), 16, 3, neck_channels)
-
-
-def resnet18(neck_channels: int = 256) -> BackboneConfig:
-    return BackboneConfig("basic", (2, 2, 2, 2), (64, 128, 256, 512), 64, 7, neck_channels)
-
-
-def resnet50(neck_channels: int = 256) -> BackboneConfig:
-    return BackboneConfig("bottleneck", (3, 4, 6, 3), (64, 128, 256, 512), 64, 7, neck_channels)

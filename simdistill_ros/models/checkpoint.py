@@ -1,4 +1,5 @@
-"""Checkpoints: a directory holding model.safetensors, config.json and meta.json, written atomically."""
+"""Checkpoints: a directory holding model.safetensors, config.json and meta.json, written atomically;
+finding one by path or shipped name, and the device it runs on."""
 
 from __future__ import annotations
 
@@ -7,22 +8,24 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from simdistill_ros.errors import UserError
 from simdistill_ros.models.config import ModelConfig
 from simdistill_ros.models.detectors import MODEL_TYPES
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 META = "meta.json"
+SHIPPED_MODELS = ("teacher_tiny", "baseline_tiny", "student_tiny")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint is missing, unreadable, or does not match its configuration."""
 
 
@@ -108,9 +111,60 @@ def load_matching_weights(model: nn.Module, path: str | os.PathLike) -> tuple[li
     return sorted(take), sorted(k for k in own if k not in take)
 
 
-def read_config(path: str | os.PathLike) -> ModelConfig:
-    """The ModelConfig stored in a checkpoint."""
-    return _read_config(_resolve(path) / CONFIG)
+def shipped_models_dir() -> Path:
+    """``share/simdistill_ros/models`` in a ROS install, else the source checkout's ``models/``."""
+    try:  # optional: only a ROS install has ament_index_python
+        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+
+        try:
+            share = Path(get_package_share_directory("simdistill_ros")) / "models"
+            if share.is_dir():
+                return share
+        except (PackageNotFoundError, OSError):  # not installed, or no sourced ROS env (AMENT_PREFIX_PATH)
+            pass
+    except ImportError:
+        pass
+    return Path(__file__).resolve().parents[2] / "models"
+
+
+def resolve_model_path(name_or_path: str | os.PathLike) -> Path:
+    """A checkpoint directory from a path, or from a shipped name such as ``student_tiny``."""
+    p = Path(name_or_path).expanduser()
+    if p.exists():
+        return p
+    candidate = shipped_models_dir() / str(name_or_path)
+    if candidate.exists():
+        return candidate
+    raise FileNotFoundError(
+        f"no checkpoint at {p} and no shipped model named {str(name_or_path)!r} in {shipped_models_dir()} "
+        f"(shipped: {', '.join(SHIPPED_MODELS)})"
+    )
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present; ``cuda`` without CUDA falls back to CPU with a warning."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        print("warning: CUDA requested but not available; using the CPU")
+        return torch.device("cpu")
+    return torch.device(name)
+
+
+class LoadedModel(NamedTuple):
+    """What :func:`load_model` returns (unpacks as a tuple)."""
+
+    model: nn.Module  # eval mode, on ``device``
+    config: ModelConfig
+    meta: dict[str, Any]
+    device: torch.device
+
+
+def load_model(name_or_path: str | os.PathLike, device: str = "auto") -> LoadedModel:
+    """A checkpoint from a path or shipped name (``student_tiny``) on ``device`` (auto, cpu, cuda[:N])."""
+    dev = resolve_device(device)
+    model, config, meta = load_checkpoint(resolve_model_path(name_or_path), map_location=dev)
+    return LoadedModel(model, config, meta, dev)
 
 
 def _resolve(path: str | os.PathLike) -> Path:

@@ -20,6 +20,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rosbags.highlevel import AnyReader
+
+from simdistill_ros.frames.bag_reader import BagError, _bag_root
+from simdistill_ros.frames.messages import typestore
+
 TRANSIENT_TOPICS = ("/tf_static",)
 
 
@@ -50,10 +55,6 @@ def _is_transient(conn: Any) -> bool:
 def play(args: argparse.Namespace) -> int:
     import rclpy
     from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-    from rosbags.highlevel import AnyReader
-
-    from simdistill_ros.frames.bag_reader import BagError, _bag_root
-    from simdistill_ros.frames.messages import typestore
 
     if args.rate <= 0:
         raise SystemExit("bag_player: --rate must be > 0")

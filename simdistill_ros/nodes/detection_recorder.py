@@ -18,24 +18,24 @@ import time
 from pathlib import Path
 from typing import Any
 
-STAMP_TOLERANCE_NS = 5_000_000
+from simdistill_ros.dataset.ground_truth import GroundTruthIndex
+from simdistill_ros.dataset.nuscenes_tables import load_split_samples
+from simdistill_ros.detection.messages import box_from_record, box_record, boxes_from_detection_array
+from simdistill_ros.evaluation.nuscenes_eval import results_from_boxes
+from simdistill_ros.frames.messages import stamp_to_ns
 
 
 def recording_to_results(frames: list[dict], dataroot: str | Path, split: str) -> tuple[dict, int]:
     """(nuScenes results dict, frames matched) for recorded frames; unmatched samples get no boxes."""
-    from simdistill_ros.dataset.nuscenes_tables import load_split_samples
-    from simdistill_ros.detection.messages import box_from_record
-    from simdistill_ros.evaluation.nuscenes_eval import results_from_boxes
-
     samples = load_split_samples(dataroot, split)
-    by_stamp = {int(s.timestamp_us) * 1000: s for s in samples}
+    ground_truth = GroundTruthIndex(samples)
     per_sample: dict[str, list] = {s.token: [] for s in samples}
     matched = 0
     for f in frames:
-        stamp = min(by_stamp, key=lambda s: abs(s - f["stamp_ns"]), default=None)
-        if stamp is None or abs(stamp - f["stamp_ns"]) > STAMP_TOLERANCE_NS:
+        sample = ground_truth.lookup(f["stamp_ns"])
+        if sample is None:
             continue
-        per_sample[by_stamp[stamp].token] = [box_from_record(b) for b in f["boxes"]]
+        per_sample[sample.token] = [box_from_record(b) for b in f["boxes"]]
         matched += 1
     poses = {s.token: s.ego_pose for s in samples}
     return results_from_boxes(per_sample, poses, meta={"source": "detector_node (live)"}), matched
@@ -45,9 +45,6 @@ def record(args: argparse.Namespace) -> int:
     import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from vision_msgs.msg import Detection3DArray
-
-    from simdistill_ros.detection.messages import box_record, boxes_from_detection_array
-    from simdistill_ros.frames.messages import stamp_to_ns
 
     frames: list[dict[str, Any]] = []
     last = [0.0]

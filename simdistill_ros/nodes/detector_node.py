@@ -20,6 +20,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
+
+from simdistill_ros.detection import CameraFrame, DetectorCore, FrameInputError
+from simdistill_ros.detection.messages import detection_array_fields, marker_fields
+from simdistill_ros.detection.ros_messages import detection_array_msg, marker_array_msg
+from simdistill_ros.frames.images import decode_compressed, image_to_rgb
+from simdistill_ros.frames.messages import stamp_to_ns, transform_from_msg
+from simdistill_ros.frames.sync import ApproximateTimeSync
+from simdistill_ros.frames.tf_tree import TransformTree
 
 NODE_NAME = "simdistill_detector"
 LOG_THROTTLE_S = 5.0
@@ -229,10 +238,6 @@ class DetectorNode(_node_base()):  # type: ignore[misc]
         )
 
     def _load_core(self, p: DetectorParams) -> Any:
-        import torch
-
-        from simdistill_ros.detection import DetectorCore
-
         if p.device.startswith("cuda") and not torch.cuda.is_available():
             self.get_logger().warning(
                 f"device {p.device!r} asked for but CUDA is not available: using the CPU"
@@ -276,8 +281,6 @@ class DetectorNode(_node_base()):  # type: ignore[misc]
         from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
         from tf2_msgs.msg import TFMessage
 
-        from simdistill_ros.frames.tf_tree import TransformTree
-
         self._tree = TransformTree()
         self._tree_lock = threading.Lock()
         static_qos = QoSProfile(
@@ -313,7 +316,6 @@ class DetectorNode(_node_base()):  # type: ignore[misc]
             for name, sub in zip(p.camera_names, subs):
                 sub.registerCallback(lambda _m, n=name: self._touch(n))
             return
-        from simdistill_ros.frames.sync import ApproximateTimeSync
 
         keys = [("image", n) for n in p.camera_names] + [("info", n) for n in p.camera_names]
         self._sync = ApproximateTimeSync(keys, int(p.sync_slop * 1e9), p.sync_queue_size)
@@ -342,7 +344,6 @@ class DetectorNode(_node_base()):  # type: ignore[misc]
             self._stats.last_image[camera] = time.monotonic()
 
     def _on_tf_static(self, msg: Any) -> None:
-        from simdistill_ros.frames.messages import transform_from_msg
 
         with self._tree_lock:
             for t in msg.transforms:
@@ -356,7 +357,6 @@ class DetectorNode(_node_base()):  # type: ignore[misc]
                     )
 
     def _on_msg(self, key: tuple[str, str], msg: Any) -> None:
-        from simdistill_ros.frames.messages import stamp_to_ns
 
         now = time.monotonic()
         if key[0] == "image":
@@ -371,7 +371,6 @@ class DetectorNode(_node_base()):  # type: ignore[misc]
             self._enqueue(s.stamp_ns, images, infos, received)
 
     def _on_mf_set(self, *msgs: Any) -> None:
-        from simdistill_ros.frames.messages import stamp_to_ns
 
         n = len(self.params.camera_names)
         images, infos = list(msgs[:n]), list(msgs[n:])
@@ -410,9 +409,6 @@ class DetectorNode(_node_base()):  # type: ignore[misc]
                 )
 
     def _process(self, stamp_ns: int, images: list, infos: list, received: float) -> None:
-        from simdistill_ros.detection import FrameInputError
-        from simdistill_ros.detection.messages import detection_array_fields, marker_fields
-        from simdistill_ros.detection.ros_messages import detection_array_msg, marker_array_msg
 
         t0 = time.monotonic()
         try:
@@ -456,8 +452,6 @@ class DetectorNode(_node_base()):  # type: ignore[misc]
             self._stats.latency_ms.append(latency_ms)
 
     def _camera_frames(self, images: list, infos: list) -> list:
-        from simdistill_ros.detection import CameraFrame, FrameInputError
-        from simdistill_ros.frames.messages import stamp_to_ns
 
         out = []
         names = self.params.camera_names
@@ -481,8 +475,6 @@ class DetectorNode(_node_base()):  # type: ignore[misc]
         return out
 
     def _decode(self, name: str, msg: Any) -> np.ndarray:
-        from simdistill_ros.detection import FrameInputError
-        from simdistill_ros.frames.images import decode_compressed
 
         try:
             if self.params.compressed:
@@ -490,7 +482,6 @@ class DetectorNode(_node_base()):  # type: ignore[misc]
             bridge = _cv_bridge()
             if bridge is not None:
                 return np.ascontiguousarray(bridge.imgmsg_to_cv2(msg, desired_encoding="rgb8"))
-            from simdistill_ros.frames.images import image_to_rgb
 
             return image_to_rgb(msg)
         except Exception as err:  # cv_bridge, OpenCV and our decoder all raise their own types
@@ -505,8 +496,6 @@ class DetectorNode(_node_base()):  # type: ignore[misc]
         base = self.params.base_frame
         if self._tf_buffer is not None:
             from rclpy.time import Time
-
-            from simdistill_ros.frames.messages import transform_from_msg
 
             try:
                 t = self._tf_buffer.lookup_transform(base, frame_id, Time(nanoseconds=stamp_ns))

@@ -16,7 +16,12 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
 
+from simdistill_ros.detection.messages import detection_array_fields
+from simdistill_ros.detection.ros_messages import detection_array_msg
+from simdistill_ros.errors import UserError
 from simdistill_ros.frames.topics import TopicNames
+from simdistill_ros.geometry import boxes_from_array
+from simdistill_ros.replay.core import TeacherReplayer, parse_shard
 
 _TOPICS = TopicNames()
 
@@ -76,11 +81,6 @@ class TeacherReplayNode(Node):
             self.get_logger().warning(f"only {have} of {wanted} subscribers after the wait; replaying anyway")
 
     def run(self) -> int:
-        from simdistill_ros.detection.messages import detection_array_fields
-        from simdistill_ros.detection.ros_messages import detection_array_msg
-        from simdistill_ros.geometry import boxes_from_array
-        from simdistill_ros.replay.core import TeacherReplayer, parse_shard
-
         bags, store = self.bags(), str(self.param("output_store"))
         if not bags or not store:
             self.get_logger().error("set the parameters 'bags' (rosbag2 paths) and 'output_store'")
@@ -123,14 +123,12 @@ class TeacherReplayNode(Node):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from simdistill_ros.errors import user_error_types
-
     rclpy.init(args=list(argv) if argv is not None else sys.argv)
     node = TeacherReplayNode()
     try:
         code = node.run()
         time.sleep(0.5)  # let reliable publications reach late subscribers before the process ends
-    except (*user_error_types(), FileNotFoundError) as err:
+    except (UserError, FileNotFoundError) as err:
         node.get_logger().error(str(err))
         code = 2
     except KeyboardInterrupt:

@@ -8,12 +8,13 @@ import time
 from pathlib import Path
 
 from simdistill_ros.errors import UserError
+from simdistill_ros.frames.topics import TopicNames
+from simdistill_ros.replay.core import TeacherReplayer, parse_shard, select_shard
+from simdistill_ros.targets.store import TargetStore, merge_stores
 
 
 def measure_read_speed(store_path: str | Path, max_frames: int = 200) -> dict:
     """Verify every shard (sha256) and time reading frames back: bytes/frame and frames/s."""
-    from simdistill_ros.replay.target_store import TargetStore
-
     t0 = time.perf_counter()
     store = TargetStore(store_path, verify="full")
     verify_s = time.perf_counter() - t0
@@ -30,32 +31,23 @@ def measure_read_speed(store_path: str | Path, max_frames: int = 200) -> dict:
 
 
 def run_replay_command(args: argparse.Namespace) -> int:
-    from simdistill_ros.replay.target_store import StoreError
-
-    try:
-        if getattr(args, "merge", None):
-            from simdistill_ros.replay.target_store import merge_stores
-
-            result = merge_stores(args.out, args.merge)
-            print(
-                f"merged {len(args.merge)} stores into {args.out}: {result['shards_added']} shards, "
-                f"{result['frames_added']} frames added, {result['frames']} frames in all"
-            )
-            return 0
-        if getattr(args, "verify", False):
-            print(json.dumps(measure_read_speed(args.out), indent=1))
-            return 0
-        if not args.bags:
-            raise UserError("give --bags BAG [BAG ...] (or --merge STORE ... / --verify)")
-        return _replay(args)
-    except StoreError as err:
-        raise UserError(str(err)) from None
+    # A StoreError is a UserError: the command line prints it as one line.
+    if getattr(args, "merge", None):
+        result = merge_stores(args.out, args.merge)
+        print(
+            f"merged {len(args.merge)} stores into {args.out}: {result['shards_added']} shards, "
+            f"{result['frames_added']} frames added, {result['frames']} frames in all"
+        )
+        return 0
+    if getattr(args, "verify", False):
+        print(json.dumps(measure_read_speed(args.out), indent=1))
+        return 0
+    if not args.bags:
+        raise UserError("give --bags BAG [BAG ...] (or --merge STORE ... / --verify)")
+    return _replay(args)
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from simdistill_ros.frames.topics import TopicNames
-    from simdistill_ros.replay.core import TeacherReplayer, parse_shard, select_shard
-
     shard = parse_shard(args.shard)
     missing = [b for b in args.bags if not Path(b).exists()]
     if missing:

@@ -20,15 +20,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from simdistill_ros.dataset.ground_truth import GroundTruthIndex
 from simdistill_ros.errors import UserError
 from simdistill_ros.frames.assembly import FrameReader
 from simdistill_ros.frames.frame import Frame
 from simdistill_ros.frames.topics import TopicNames
-from simdistill_ros.replay.target_store import FEATURES, FrameTargets, TargetStoreWriter, teacher_fingerprint
+from simdistill_ros.geometry import boxes_to_array
+from simdistill_ros.models import CameraInputs, load_model, resolve_model_path
+from simdistill_ros.targets.store import FEATURES, FrameTargets, TargetStoreWriter, teacher_fingerprint
 from simdistill_ros.training.augment import image_affine, warp_image
-from simdistill_ros.training.batch import Sample
-
-STAMP_TOLERANCE_NS = 5_000_000  # a frame and its nuScenes sample share the first camera's stamp
+from simdistill_ros.training.batch import Sample, collate
 
 
 def parse_shard(spec: str | None) -> tuple[int, int]:
@@ -94,35 +95,11 @@ def sample_from_frame(frame: Frame, input_hw: tuple[int, int]) -> Sample:
     )
 
 
-class GroundTruth:
-    """Ground-truth boxes of a nuScenes-format dataset (all splits), looked up by frame stamp."""
-
-    def __init__(self, dataroot: str | os.PathLike, version: str = "v1.0-synth") -> None:
-        from simdistill_ros.dataset.nuscenes_tables import load_split_samples, read_splits
-        from simdistill_ros.geometry import boxes_to_array
-
-        root = Path(dataroot)
-        if not (root / version).is_dir():
-            raise UserError(f"--data {root}: no {version}/ tables there")
-        self.samples: dict[int, tuple[str, np.ndarray, np.ndarray]] = {}
-        for split in read_splits(root, version):
-            for s in load_split_samples(root, split, version):
-                boxes, labels = boxes_to_array(s.boxes)
-                self.samples[int(s.timestamp_us) * 1000] = (s.token, boxes, labels)
-        self._stamps = np.array(sorted(self.samples), np.int64)
-
-    def lookup(self, stamp_ns: int) -> tuple[str, np.ndarray, np.ndarray] | None:
-        """(sample token, boxes (G, 9), labels (G,)) of the sample within 5 ms of ``stamp_ns``, or None."""
-        if not len(self._stamps):
-            return None
-        j = int(np.searchsorted(self._stamps, stamp_ns))
-        best = min(
-            (k for k in (j - 1, j) if 0 <= k < len(self._stamps)),
-            key=lambda k: abs(self._stamps[k] - stamp_ns),
-        )
-        if abs(int(self._stamps[best]) - stamp_ns) > STAMP_TOLERANCE_NS:
-            return None
-        return self.samples[int(self._stamps[best])]
+def ground_truth_of(dataroot: str | os.PathLike, version: str = "v1.0-synth") -> GroundTruthIndex:
+    """Every split's samples of ``--data``, looked up by frame stamp."""
+    if not (Path(dataroot) / version).is_dir():
+        raise UserError(f"--data {dataroot}: no {version}/ tables there")
+    return GroundTruthIndex.from_dataset(dataroot, version=version)
 
 
 @dataclass
@@ -179,13 +156,8 @@ class TeacherReplayer:
         frames_per_shard: int = 16,
         score_threshold: float = 0.1,
     ) -> None:
-        from simdistill_ros.inference.model_paths import resolve_model_path
-        from simdistill_ros.models import load_checkpoint
-        from simdistill_ros.training.distributed import resolve_device
-
         path = resolve_model_path(teacher)
-        self.device = resolve_device(device)
-        self.model, self.config, meta = load_checkpoint(path, map_location=self.device)
+        self.model, self.config, meta, self.device = load_model(path, device)
         if meta.get("model_type") != "teacher":
             raise UserError(f"{teacher} is a {meta.get('model_type')} checkpoint, not a teacher")
         self.model.freeze()
@@ -194,7 +166,7 @@ class TeacherReplayer:
         self.writer = TargetStoreWriter(
             store, self.fingerprint, f"shard-{shard[0]}-of-{shard[1]}", frames_per_shard
         )
-        self.ground_truth = GroundTruth(data) if data else None
+        self.ground_truth = ground_truth_of(data) if data else None
         self.topics = topics or TopicNames()
         self.score_threshold = score_threshold
 
@@ -204,9 +176,6 @@ class TeacherReplayer:
     @torch.no_grad()
     def teacher_targets(self, frame: Frame) -> dict[str, Any]:
         """Teacher outputs of one frame: features and head maps (C, X, Y) fp16, decoded boxes float32."""
-        from simdistill_ros.models import CameraInputs
-        from simdistill_ros.training.batch import collate
-
         batch = collate([sample_from_frame(frame, tuple(self.config.image_size))]).to(self.device)
         out = self.model(CameraInputs.from_batch(batch), batch.points)
         det = self.model.head.decode(out.head, score_threshold=self.score_threshold)[0]
@@ -262,7 +231,8 @@ class TeacherReplayer:
             image_format = encoded[names[0]][0]
         else:
             images, image_format = frame.image_stack(), "rgb8"
-        gt = self.ground_truth.lookup(frame.stamp_ns) if self.ground_truth else None
+        sample = self.ground_truth.lookup(frame.stamp_ns) if self.ground_truth else None
+        gt = (sample.token, *boxes_to_array(sample.boxes)) if sample is not None else None
         return FrameTargets(
             key=key,
             bag=name,

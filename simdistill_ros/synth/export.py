@@ -7,17 +7,20 @@ complete. See docs/design.md for the layout and the sensor timing.
 
 from __future__ import annotations
 
-import argparse
 import json
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from simdistill_ros.dataset.nuscenes_tables import NuScenesTableWriter, SampleInput, SensorDataInput
 from simdistill_ros.errors import UserError
+from simdistill_ros.frames.bag_writer import SensorBagWriter
+from simdistill_ros.frames.topics import TopicNames
 from simdistill_ros.geometry import CameraRig, nuscenes_like_rig
+from simdistill_ros.synth.scenario import CameraEvent, EgoPoseEvent, LidarEvent, SampleEvent, SceneRecording
+from simdistill_ros.synth.world import WorldConfig, generate_scene
 
 VERSION = "v1.0-synth"
 
@@ -56,18 +59,6 @@ def synthesize(
     progress: bool = True,
 ) -> dict:
     """Render ``scenes`` scenes into ``out``; returns a summary (frames, seconds per frame)."""
-    from simdistill_ros.dataset.nuscenes_tables import NuScenesTableWriter
-    from simdistill_ros.frames.bag_writer import SensorBagWriter
-    from simdistill_ros.frames.topics import TopicNames
-    from simdistill_ros.synth.scenario import (
-        CameraEvent,
-        EgoPoseEvent,
-        LidarEvent,
-        SampleEvent,
-        SceneRecording,
-    )
-    from simdistill_ros.synth.world import WorldConfig, generate_scene
-
     rig = rig or nuscenes_like_rig(*image_size)
     topics = TopicNames() if compressed else TopicNames.raw()
     tables = NuScenesTableWriter(out, version=VERSION)
@@ -134,8 +125,6 @@ def synthesize(
 
 def _sample_input(ev, recording, topics, scene_name: str):
     """The nuScenes sample (annotations + one sample_data per sensor) of a recorded frame."""
-    from simdistill_ros.dataset.nuscenes_tables import SampleInput, SensorDataInput
-
     rig = recording.rig
     lidar_us = ev.lidar_stamp_ns // 1000
     data = [
@@ -166,37 +155,3 @@ def _sample_input(ev, recording, topics, scene_name: str):
         num_lidar_pts=ev.num_lidar_pts,
         attributes=ev.attributes,
     )
-
-
-def run_synth_command(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    if args.scenes < 1 or args.frames_per_scene < 1:
-        raise UserError("--scenes and --frames-per-scene must be at least 1")
-    if (out / VERSION).exists() or (out / "bags").exists():
-        if not args.overwrite:
-            raise UserError(f"{out} already holds a dataset; pass --overwrite to replace it")
-        for sub in (VERSION, "bags", "cache", "synth.json"):
-            p = out / sub
-            if p.is_dir():
-                shutil.rmtree(p)
-            elif p.exists():
-                p.unlink()
-    if not 0.0 <= args.val_fraction < 1.0:
-        raise UserError("--val-fraction must be in [0, 1)")
-    summary = synthesize(
-        out,
-        args.scenes,
-        args.frames_per_scene,
-        args.seed,
-        storage=args.storage,
-        image_size=parse_image_size(args.image_size),
-        compressed=not args.raw_images,
-        with_lidar=not args.no_lidar,
-        val_fraction=args.val_fraction,
-    )
-    print(
-        f"wrote {summary['frames']} frames in {summary['scenes']} scenes to {out} "
-        f"({summary['seconds_per_frame']} s/frame; train {len(summary['split']['train'])} scenes, "
-        f"val {len(summary['split']['val'])})"
-    )
-    return 0

@@ -8,15 +8,34 @@ import hashlib
 import json
 import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
+from simdistill_ros.dataset.frame_cache import load_split_frames
 from simdistill_ros.errors import UserError
-
-if TYPE_CHECKING:
-    from simdistill_ros.training.loop import OptimConfig
-
+from simdistill_ros.models import (
+    CheckpointError,
+    build_model,
+    load_checkpoint,
+    load_matching_weights,
+    resolve_model_path,
+    save_checkpoint,
+)
+from simdistill_ros.models.config import PRESETS
+from simdistill_ros.training.batch import collate
+from simdistill_ros.training.dataset import FrameDataset
+from simdistill_ros.training.distributed import init_distributed, shutdown_distributed
+from simdistill_ros.training.loop import OptimConfig, TrainingDiverged, train
+from simdistill_ros.training.objectives import (
+    BaselineObjective,
+    OnlineDistillationObjective,
+    TeacherObjective,
+)
+from simdistill_ros.training.store_dataset import (
+    StoredDistillationObjective,
+    collate_stored,
+    open_training_store,
+)
 
 # Peak one-cycle learning rate per config preset. The nuScenes-scale models use the reference 2e-4; the tiny
 # models train from scratch in about a thousand steps, where 2e-4 leaves them far from converged (teacher on
@@ -26,8 +45,6 @@ DEFAULT_LR = {"tiny": 2e-3, "nuscenes": 2e-4}
 
 def optim_config(args: argparse.Namespace) -> OptimConfig:
     """The optimiser schedule of ``simdistill train`` (the same for online and store-based training)."""
-    from simdistill_ros.training.loop import OptimConfig
-
     return OptimConfig(
         epochs=args.epochs or 20,
         batch_size=args.batch_size or 4,
@@ -63,8 +80,6 @@ def git_commit() -> str:
 
 
 def build_config(args: argparse.Namespace):
-    from simdistill_ros.models.config import PRESETS
-
     cfg = PRESETS[args.config]()
     disabled = set(args.disable)
     if args.model != "student" and disabled:
@@ -90,17 +105,6 @@ def needs_teacher(cfg) -> bool:
 
 
 def run_train_command(args: argparse.Namespace) -> int:
-    from simdistill_ros.dataset.frame_cache import load_split_frames
-    from simdistill_ros.models import build_model, load_checkpoint
-    from simdistill_ros.training.batch import collate
-    from simdistill_ros.training.dataset import FrameDataset
-    from simdistill_ros.training.distributed import init_distributed, shutdown_distributed
-    from simdistill_ros.training.objectives import (
-        BaselineObjective,
-        OnlineDistillationObjective,
-        TeacherObjective,
-    )
-
     if args.targets:
         if args.model != "student":
             raise UserError("--targets (a teacher replay store) trains the student only")
@@ -120,8 +124,6 @@ def run_train_command(args: argparse.Namespace) -> int:
         if args.model == "student" and needs_teacher(cfg):
             if not args.teacher:
                 raise UserError("distilling a student needs --teacher CKPT (or --disable distill)")
-            from simdistill_ros.inference.model_paths import resolve_model_path
-
             teacher, tcfg, tmeta = load_checkpoint(resolve_model_path(args.teacher), map_location=ctx.device)
             if tmeta.get("model_type") != "teacher":
                 raise UserError(f"{args.teacher} is a {tmeta.get('model_type')} checkpoint, not a teacher")
@@ -169,9 +171,6 @@ def _warm_start(model, args: argparse.Namespace, ctx) -> None:
     """--init-from: copy the matching weights of a checkpoint (before --resume, which overrides them)."""
     if not args.init_from:
         return
-    from simdistill_ros.inference.model_paths import resolve_model_path
-    from simdistill_ros.models import CheckpointError, load_matching_weights
-
     try:
         copied, fresh = load_matching_weights(model, resolve_model_path(args.init_from))
     except (CheckpointError, FileNotFoundError) as e:
@@ -184,8 +183,6 @@ def _fit(
     model, cfg, objective, dataset, collate, optim, run_dir: Path, base_meta: dict, ctx, resume: bool
 ) -> None:
     """Run the training loop with checkpoints carrying ``base_meta``; a diverged run is a UserError."""
-    from simdistill_ros.models import save_checkpoint
-    from simdistill_ros.training.loop import TrainingDiverged, train
 
     def save(path: Path, extra: dict) -> None:
         save_checkpoint(path, model, cfg, {**base_meta, **extra})
@@ -200,14 +197,6 @@ def _fit(
 
 def _train_from_store(args: argparse.Namespace) -> int:
     """The student distilled from a teacher replay store (no teacher, no LiDAR, labels optional)."""
-    from simdistill_ros.models import build_model
-    from simdistill_ros.replay.training import (
-        StoredDistillationObjective,
-        collate_stored,
-        open_training_store,
-    )
-    from simdistill_ros.training.distributed import init_distributed, shutdown_distributed
-
     if args.teacher:
         raise UserError("give --targets or --teacher, not both (the store holds the teacher's outputs)")
     cfg = build_config(args)

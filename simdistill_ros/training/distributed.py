@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from simdistill_ros.models.checkpoint import resolve_device
+
 
 @dataclass(frozen=True)
 class DistContext:
@@ -23,16 +25,6 @@ class DistContext:
     @property
     def enabled(self) -> bool:
         return self.world_size > 1
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when present; ``cuda`` without CUDA falls back to CPU with a warning."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        print("warning: CUDA requested but not available; using the CPU")
-        return torch.device("cpu")
-    return torch.device(name)
 
 
 def init_distributed(device: str = "auto") -> DistContext:

@@ -20,6 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 from tqdm import tqdm
 
+from simdistill_ros.models.checkpoint import load_state_into
 from simdistill_ros.training.distributed import DistContext, all_reduce_mean
 
 
@@ -104,8 +105,6 @@ def train(
     if resume:
         if not last.exists():
             raise FileNotFoundError(f"--resume: {last} does not exist")
-        from simdistill_ros.models.checkpoint import load_state_into
-
         meta = load_state_into(model, last)
         start_epoch, step = int(meta.get("epoch", 0)), int(meta.get("step", 0))
         state = (

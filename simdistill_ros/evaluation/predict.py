@@ -1,4 +1,4 @@
-"""Run a checkpoint over a labelled split and format nuScenes results."""
+"""The evaluation runner: a checkpoint over a labelled split, as nuScenes results."""
 
 from __future__ import annotations
 
@@ -8,18 +8,13 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from simdistill_ros.dataset.frame_cache import load_split_frames
+from simdistill_ros.dataset.nuscenes_tables import load_split_samples
+from simdistill_ros.evaluation.nuscenes_eval import results_from_boxes
 from simdistill_ros.geometry import boxes_from_array
-from simdistill_ros.inference.model_paths import resolve_model_path
-
-
-def load_detector(model: str | Path, device: str = "auto"):
-    """(model in eval mode, config, meta, device) from a checkpoint path or shipped name."""
-    from simdistill_ros.models import load_checkpoint
-    from simdistill_ros.training.distributed import resolve_device
-
-    dev = resolve_device(device)
-    net, cfg, meta = load_checkpoint(resolve_model_path(model), map_location=dev)
-    return net.eval(), cfg, meta, dev
+from simdistill_ros.models import CameraInputs, load_model
+from simdistill_ros.training.batch import collate
+from simdistill_ros.training.dataset import FrameDataset
 
 
 @torch.no_grad()
@@ -33,12 +28,7 @@ def predict_split(
     batch_size: int = 2,
 ) -> dict[str, list]:
     """{sample_token: [Box3D in the base frame]} for every labelled frame of ``split``."""
-    from simdistill_ros.dataset.frame_cache import load_split_frames
-    from simdistill_ros.models import CameraInputs
-    from simdistill_ros.training.batch import collate
-    from simdistill_ros.training.dataset import FrameDataset
-
-    net, cfg, meta, dev = load_detector(model, device)
+    net, cfg, meta, dev = load_model(model, device)
     is_teacher = meta["model_type"] == "teacher"
     scenes = load_split_frames(dataroot, split, version=version)
     data = FrameDataset(scenes, tuple(cfg.image_size), augment=False, with_points=is_teacher)
@@ -68,9 +58,6 @@ def predict_split_results(
     score_threshold: float = 0.05,
 ) -> dict:
     """nuScenes results JSON (dict) of ``model`` on ``split``."""
-    from simdistill_ros.dataset.nuscenes_tables import load_split_samples
-    from simdistill_ros.evaluation.nuscenes_eval import results_from_boxes
-
     per_sample = predict_split(model, dataroot, split, version, device, score_threshold)
     poses = {s.token: s.ego_pose for s in load_split_samples(dataroot, split, version=version)}
     missing = [t for t in poses if t not in per_sample]

@@ -13,46 +13,32 @@ import statistics
 import time
 from pathlib import Path
 
+from simdistill_ros.dataset.ground_truth import GroundTruthIndex
+from simdistill_ros.detection.core import DetectorCore, FrameInputError, cameras_from_frame
+from simdistill_ros.detection.messages import detection_array_fields, marker_fields
+from simdistill_ros.detection.pictures import frame_picture
+from simdistill_ros.detection.ros_messages import detection_array_msg, marker_array_msg
 from simdistill_ros.errors import UserError
+from simdistill_ros.frames import FrameReader, SensorBagWriter
 
 DETECTIONS_TOPIC = "/simdistill_detector/detections"
 MARKERS_TOPIC = "/simdistill_detector/markers"
 DETECTION_ARRAY = "vision_msgs/msg/Detection3DArray"
 MARKER_ARRAY = "visualization_msgs/msg/MarkerArray"
-GT_STAMP_TOLERANCE_NS = 5_000_000
 
 
-def ground_truth_by_stamp(dataroot: str | Path, version: str = "v1.0-synth") -> dict[int, list]:
-    """{stamp_ns: [Box3D in the base frame]} over every split of a nuScenes-format dataset."""
-    from simdistill_ros.dataset.nuscenes_tables import load_split_samples, read_splits
-
-    out: dict[int, list] = {}
-    for split in read_splits(dataroot, version):
-        for s in load_split_samples(dataroot, split, version=version):
-            out[int(s.timestamp_us) * 1000] = s.boxes
-    return out
-
-
-def _nearest(gt: dict[int, list], stamp_ns: int) -> list:
-    if not gt:
-        return []
-    best = min(gt, key=lambda s: abs(s - stamp_ns))
-    return gt[best] if abs(best - stamp_ns) <= GT_STAMP_TOLERANCE_NS else []
+def _ground_truth(gt: GroundTruthIndex, stamp_ns: int) -> list:
+    sample = gt.lookup(stamp_ns)
+    return sample.boxes if sample is not None else []
 
 
 def run_detect_command(args: argparse.Namespace) -> int:
-    from rclpy.serialization import serialize_message
-
-    from simdistill_ros.detection import DetectorCore, FrameInputError
-    from simdistill_ros.detection.core import cameras_from_frame
-    from simdistill_ros.detection.messages import detection_array_fields, marker_fields
-    from simdistill_ros.detection.ros_messages import detection_array_msg, marker_array_msg
-    from simdistill_ros.frames import FrameReader, SensorBagWriter
+    from rclpy.serialization import serialize_message  # rclpy only when the command runs
 
     bag, out = Path(args.bag), Path(args.out)
     if out.exists():
         raise UserError(f"output bag {out} already exists (remove it first)")
-    gt = ground_truth_by_stamp(args.data) if getattr(args, "data", None) else {}
+    gt = GroundTruthIndex.from_dataset(args.data) if getattr(args, "data", None) else GroundTruthIndex([])
     png_dir = Path(args.png) if getattr(args, "png", None) else None
     if png_dir is not None:
         png_dir.mkdir(parents=True, exist_ok=True)
@@ -83,11 +69,12 @@ def run_detect_command(args: argparse.Namespace) -> int:
             n_boxes += len(result.boxes)
             model_ms.append(result.model_ms)
             if png_dir is not None:
-                from simdistill_ros.detection.pictures import frame_picture
-
                 cams = cameras_from_frame(frame)
                 picture = frame_picture(
-                    [c.image for c in cams], frame.rig.cameras, result.boxes, _nearest(gt, frame.stamp_ns)
+                    [c.image for c in cams],
+                    frame.rig.cameras,
+                    result.boxes,
+                    _ground_truth(gt, frame.stamp_ns),
                 )
                 picture.save(png_dir / f"frame_{frame.index:04d}_{frame.stamp_ns}.png")
     seconds = time.perf_counter() - t0

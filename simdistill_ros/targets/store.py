@@ -26,6 +26,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
@@ -34,6 +35,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from safetensors import safe_open
+from safetensors.numpy import save_file
+
+from simdistill_ros.errors import UserError
 
 SCHEMA_VERSION = 1
 STORE_FILE = "store.json"
@@ -42,7 +47,7 @@ SHARD_DIR = "shards"
 FEATURES = ("camera_bev", "lidar_bev", "fused_bev")
 
 
-class StoreError(Exception):
+class StoreError(UserError):
     """A target store that cannot be used as asked (wrong teacher or schema, corrupt or missing shard)."""
 
 
@@ -303,8 +308,6 @@ class TargetStoreWriter:
         """Write the pending frames as one shard, then publish it in the index (both atomically)."""
         if not self._pending:
             return
-        from safetensors.numpy import save_file
-
         frames, self._pending = self._pending, []
         tensors, meta = _pack(frames)
         seq = int(self.index["next_seq"])
@@ -455,8 +458,6 @@ class TargetStore:
         self._verified.add(name)
 
     def _shard(self, name: str) -> Any:
-        from safetensors import safe_open
-
         if self._pid != os.getpid():  # a forked DataLoader worker opens its own handles
             self._open, self._pid = {}, os.getpid()
         if name not in self._open:
@@ -542,8 +543,6 @@ def merge_stores(out: str | os.PathLike, sources: Iterable[str | os.PathLike]) -
     All stores must share schema and teacher. Shards whose frames are all in ``out`` already are skipped;
     re-running a merge is a no-op. Returns {"shards_added", "frames_added", "frames"}.
     """
-    import shutil
-
     sources = [Path(s) for s in sources]
     if not sources:
         raise StoreError("merge needs at least one source store")

@@ -20,7 +20,7 @@ from simdistill_ros.errors import UserError
 from simdistill_ros.frames.images import decode_compressed
 from simdistill_ros.models import CameraInputs, DetectorOutputs, ModelConfig
 from simdistill_ros.models.distill import simdistill_loss
-from simdistill_ros.replay.target_store import TargetStore
+from simdistill_ros.targets.store import TargetStore
 from simdistill_ros.training.augment import image_affine, warp_image
 from simdistill_ros.training.batch import Batch, Sample, collate
 

@@ -1,1 +1,0 @@
-"""Running trained models: finding checkpoints, batching frames, decoding and formatting detections."""

@@ -1,0 +1,44 @@
+"""`simdistill synth`: check the options, then :func:`simdistill_ros.synth.export.synthesize`."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+from simdistill_ros.errors import UserError
+from simdistill_ros.synth.export import VERSION, parse_image_size, synthesize
+
+
+def run_synth_command(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if args.scenes < 1 or args.frames_per_scene < 1:
+        raise UserError("--scenes and --frames-per-scene must be at least 1")
+    if (out / VERSION).exists() or (out / "bags").exists():
+        if not args.overwrite:
+            raise UserError(f"{out} already holds a dataset; pass --overwrite to replace it")
+        for sub in (VERSION, "bags", "cache", "synth.json"):
+            p = out / sub
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+    if not 0.0 <= args.val_fraction < 1.0:
+        raise UserError("--val-fraction must be in [0, 1)")
+    summary = synthesize(
+        out,
+        args.scenes,
+        args.frames_per_scene,
+        args.seed,
+        storage=args.storage,
+        image_size=parse_image_size(args.image_size),
+        compressed=not args.raw_images,
+        with_lidar=not args.no_lidar,
+        val_fraction=args.val_fraction,
+    )
+    print(
+        f"wrote {summary['frames']} frames in {summary['scenes']} scenes to {out} "
+        f"({summary['seconds_per_frame']} s/frame; train {len(summary['split']['train'])} scenes, "
+        f"val {len(summary['split']['val'])})"
+    )
+    return 0
