@@ -3,12 +3,12 @@
 import numpy as np
 
 from simdistill_ros.geometry import Box3D, nuscenes_like_rig
+from simdistill_ros.models.preprocess import warp_image
 from simdistill_ros.training.augment import (
     bev_matrix,
     image_affine,
     transform_boxes,
     transform_points,
-    warp_image,
 )
 
 

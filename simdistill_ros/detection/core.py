@@ -1,10 +1,9 @@
 """DetectorCore: one synchronised multi-camera frame -> Box3D detections in the base frame. No ROS.
 
 The live node and ``simdistill detect`` both call :meth:`DetectorCore.detect`, so a bag replayed through
-the node and the same bag run offline give the same boxes. Model inputs are built exactly as the training
-data set builds them for evaluation (:func:`simdistill_ros.training.augment.image_affine` with no
-augmentation, ``warp_image``, ``K' = A @ K``, :func:`simdistill_ros.training.batch.normalize_images`), so
-the model sees at run time what it saw when it was scored.
+the node and the same bag run offline give the same boxes. Model inputs are built by
+:mod:`simdistill_ros.models.preprocess`, the rule training and evaluation use, so the model sees at run
+time what it saw when it was scored; the per-rig part (pixel maps, K') is cached per calibration.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import hashlib
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +21,7 @@ import torch
 from simdistill_ros.errors import UserError
 from simdistill_ros.geometry import Box3D, boxes_from_array
 from simdistill_ros.models import CameraInputs, load_model
-from simdistill_ros.training.augment import image_affine, warp_image
-from simdistill_ros.training.batch import normalize_images
+from simdistill_ros.models.preprocess import normalize_images, resize_affine, warp_image
 
 
 class FrameInputError(UserError):
@@ -67,7 +65,6 @@ class _Geometry:
     affines: list[np.ndarray]  # per camera (3, 3): source pixels -> model input pixels
     intrinsics: torch.Tensor  # (1, N, 3, 3) for the model input
     cam_to_base: torch.Tensor  # (1, N, 4, 4)
-    identity: list[bool] = field(default_factory=list)  # image already at the model input size
 
 
 class DetectorCore:
@@ -166,14 +163,13 @@ class DetectorCore:
         key = digest.digest()
         if self._geometry is not None and self._geometry.key == key:
             return self._geometry, False
-        affines = [image_affine(c.image.shape[:2], self.input_hw, None) for c in cameras]
+        affines = [resize_affine(c.image.shape[:2], self.input_hw) for c in cameras]
         k_in = np.stack([a @ k for a, k in zip(affines, ks)]).astype(np.float32)
         self._geometry = _Geometry(
             key=key,
             affines=affines,
             intrinsics=torch.from_numpy(k_in)[None].to(self.device),
             cam_to_base=torch.from_numpy(np.stack(ts).astype(np.float32))[None].to(self.device),
-            identity=[np.allclose(a, np.eye(3)) for a in affines],
         )
         self.geometry_updates += 1
         return self._geometry, True
@@ -183,10 +179,7 @@ class DetectorCore:
         rig geometry was rebuilt). Raises :class:`FrameInputError` for unusable input."""
         self._validate(cameras)
         geom, updated = self._rig_geometry(cameras)
-        images = [
-            c.image if same else warp_image(c.image, a, self.input_hw)
-            for c, a, same in zip(cameras, geom.affines, geom.identity)
-        ]
+        images = [warp_image(c.image, a, self.input_hw) for c, a in zip(cameras, geom.affines)]
         stack = torch.from_numpy(np.ascontiguousarray(np.stack(images)))[None].to(self.device)
         return CameraInputs(normalize_images(stack), geom.intrinsics, geom.cam_to_base), updated
 

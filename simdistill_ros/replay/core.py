@@ -3,8 +3,8 @@
 Used by ``simdistill replay`` and by the ``teacher_replay_node``. Bags are read directly (every message, in
 bag order), frames are assembled by :class:`~simdistill_ros.frames.assembly.FrameReader` with LiDAR required,
 and the teacher sees exactly the input the online-distillation training gives it (the plain resize of
-:class:`~simdistill_ros.training.dataset.FrameDataset` without augmentation), so stored targets equal the
-online teacher's outputs on the same frames.
+:mod:`simdistill_ros.models.preprocess`, no augmentation), so stored targets equal the online teacher's
+outputs on the same frames.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from simdistill_ros.frames.frame import Frame
 from simdistill_ros.frames.topics import TopicNames
 from simdistill_ros.geometry import boxes_to_array
 from simdistill_ros.models import CameraInputs, load_model, resolve_model_path
+from simdistill_ros.models.preprocess import camera_input
 from simdistill_ros.targets.store import FEATURES, FrameTargets, TargetStoreWriter, teacher_fingerprint
-from simdistill_ros.training.augment import image_affine, warp_image
 from simdistill_ros.training.batch import Sample, collate
 
 
@@ -72,16 +72,16 @@ class EncodedImageFrameReader(FrameReader):
 
 
 def sample_from_frame(frame: Frame, input_hw: tuple[int, int]) -> Sample:
-    """The un-augmented model input of a frame, computed exactly as ``FrameDataset`` does without
-    augmentation: float32 rig arrays, plain resize folded into K (float64 then float32)."""
+    """The un-augmented model input of a frame (:mod:`simdistill_ros.models.preprocess`), from float32 rig
+    arrays as the frame cache stores them, so the teacher sees what online distillation gives it."""
     names = frame.rig.names
     images, ks = [], []
     intrinsics = frame.rig.intrinsics_array().astype(np.float32)
     for c, name in enumerate(names):
         img = frame.images[name]
-        a = image_affine(img.shape[:2], input_hw, None)
-        images.append(warp_image(img, a, input_hw))
-        ks.append(a @ intrinsics[c].astype(np.float64))
+        image, k = camera_input(img, intrinsics[c], input_hw)
+        images.append(image)
+        ks.append(k)
     points = None if frame.points is None else frame.points.astype(np.float32)
     return Sample(
         images=np.stack(images),

@@ -1,8 +1,8 @@
 """Geometry-consistent augmentation.
 
-2D (per camera): resize, crop and horizontal flip are one affine map ``A`` of pixel coordinates, applied
-to the image with a single ``cv2.warpAffine`` and folded into the intrinsics (``K' = A @ K``), so the
-view transform lifts the augmented pixels to the same 3D rays.
+2D (per camera): a random resize, crop and horizontal flip are one affine map ``A`` of pixel coordinates,
+handed to :func:`simdistill_ros.models.preprocess.camera_input` in place of the plain resize: it warps
+the image and folds ``A`` into the intrinsics (``K' = A @ K``) exactly as at run time.
 
 3D (per sample): a BEV rotation, scale and flips form one matrix ``M`` (4, 4) applied to the base frame;
 camera extrinsics, LiDAR points and boxes are all mapped by the same ``M``, so teacher inputs, student
@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
+
+from simdistill_ros.models.preprocess import resize_affine
 
 
 @dataclass(frozen=True)
@@ -42,34 +43,22 @@ def image_affine(
     rng: np.random.Generator | None,
     cfg: ImageAugConfig = ImageAugConfig(),
 ) -> np.ndarray:
-    """Affine pixel map (3, 3) from a source image to the model input; ``rng=None`` gives the plain resize."""
+    """Affine pixel map (3, 3) from a source image to the model input; ``rng=None`` gives the plain resize
+    (:func:`~simdistill_ros.models.preprocess.resize_affine`)."""
+    if rng is None:
+        return resize_affine(src_hw, dst_hw)
     (h0, w0), (h, w) = src_hw, dst_hw
     base = max(h / h0, w / w0)
-    if rng is None:
-        s, flip = base, False
-        dx = (w0 * s - w) / 2
-        dy = h0 * s - h  # keep the bottom of the image, where the road and objects are
-    else:
-        s = base * rng.uniform(*cfg.resize_range)
-        s = max(s, base)  # never leave empty borders
-        flip = cfg.flip and rng.random() < 0.5
-        dx = rng.uniform(0, w0 * s - w)
-        slack = h0 * s - h
-        dy = slack * (cfg.bottom_crop_bias + (1 - cfg.bottom_crop_bias) * rng.random())
+    s = base * rng.uniform(*cfg.resize_range)
+    s = max(s, base)  # never leave empty borders
+    flip = cfg.flip and rng.random() < 0.5
+    dx = rng.uniform(0, w0 * s - w)
+    slack = h0 * s - h
+    dy = slack * (cfg.bottom_crop_bias + (1 - cfg.bottom_crop_bias) * rng.random())
     a = np.array([[s, 0.0, -dx], [0.0, s, -dy], [0.0, 0.0, 1.0]])
     if flip:
         a = np.array([[-1.0, 0.0, w], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]) @ a
     return a
-
-
-def warp_image(image: np.ndarray, affine: np.ndarray, dst_hw: tuple[int, int]) -> np.ndarray:
-    """Apply a pixel affine map to an (H, W, 3) image. Pixel centres sit at integer + 0.5, as in K."""
-    # cv2 maps pixel centres at integer coordinates: conjugate by a half-pixel shift.
-    shift = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]])
-    m = np.linalg.inv(shift) @ affine @ shift
-    return cv2.warpAffine(
-        image, m[:2], (dst_hw[1], dst_hw[0]), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
-    )
 
 
 def bev_matrix(rng: np.random.Generator | None, cfg: BEVAugConfig = BEVAugConfig()) -> np.ndarray:

@@ -11,14 +11,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 import torch
 
-IMAGE_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 1, 3, 1, 1)
-IMAGE_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 1, 3, 1, 1)
-
-
-def normalize_images(images_uint8: torch.Tensor) -> torch.Tensor:
-    """(B, N, H, W, 3) uint8 RGB -> (B, N, 3, H, W) float, ImageNet-normalised."""
-    x = images_uint8.permute(0, 1, 4, 2, 3).float().div_(255.0)
-    return (x - IMAGE_MEAN.to(x.device)) / IMAGE_STD.to(x.device)
+from simdistill_ros.models.preprocess import normalize_images
 
 
 @dataclass

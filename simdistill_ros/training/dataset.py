@@ -7,6 +7,7 @@ import torch
 from torch.utils.data import Dataset
 
 from simdistill_ros.dataset.frame_cache import CachedScene
+from simdistill_ros.models.preprocess import camera_input
 from simdistill_ros.training.augment import (
     BEVAugConfig,
     ImageAugConfig,
@@ -14,7 +15,6 @@ from simdistill_ros.training.augment import (
     image_affine,
     transform_boxes,
     transform_points,
-    warp_image,
 )
 from simdistill_ros.training.batch import Sample
 
@@ -51,8 +51,11 @@ class FrameDataset(Dataset):
         images, ks = [], []
         for c in range(scene.images.shape[1]):
             a = image_affine(src_hw, self.input_hw, rng, self.image_aug)
-            images.append(warp_image(np.asarray(scene.images[fi, c]), a, self.input_hw))
-            ks.append(a @ scene.intrinsics[fi, c].astype(np.float64))
+            image, k = camera_input(
+                np.asarray(scene.images[fi, c]), scene.intrinsics[fi, c], self.input_hw, a
+            )
+            images.append(image)
+            ks.append(k)
         m = bev_matrix(rng, self.bev_aug)
         boxes, labels = scene.frame_boxes(fi)
         points = transform_points(scene.frame_points(fi), m) if self.with_points else None

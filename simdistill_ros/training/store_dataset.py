@@ -1,6 +1,6 @@
 """Train the student from a target store: the stored teacher outputs replace the online teacher.
 
-Inputs are the stored images (decoded and resized exactly as ``FrameDataset`` does without augmentation);
+Inputs are the stored images, decoded and made model input by :mod:`simdistill_ros.models.preprocess`;
 labels are the stored ground truth, or the teacher's stored boxes above a score threshold where a frame has
 none (or with ``pseudo_labels``). Augmentation is off: the stored teacher maps describe the un-augmented
 view, and warping them would make the targets approximate.
@@ -20,8 +20,8 @@ from simdistill_ros.errors import UserError
 from simdistill_ros.frames.images import decode_compressed
 from simdistill_ros.models import CameraInputs, DetectorOutputs, ModelConfig
 from simdistill_ros.models.distill import simdistill_loss
+from simdistill_ros.models.preprocess import camera_input
 from simdistill_ros.targets.store import TargetStore
-from simdistill_ros.training.augment import image_affine, warp_image
 from simdistill_ros.training.batch import Batch, Sample, collate
 
 
@@ -84,9 +84,9 @@ class StoreDataset(Dataset):
             rgb = list(f.images)
         images, ks = [], []
         for c, img in enumerate(rgb):
-            a = image_affine(img.shape[:2], self.input_hw, None)
-            images.append(warp_image(img, a, self.input_hw))
-            ks.append(a @ f.intrinsics[c].astype(np.float64))
+            image, k = camera_input(img, f.intrinsics[c], self.input_hw)
+            images.append(image)
+            ks.append(k)
         pseudo = self.pseudo_labels or not f.has_gt
         if pseudo:
             keep = f.det_scores >= self.threshold
