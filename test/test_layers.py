@@ -1,0 +1,118 @@
+"""The import graph follows the data flow: every import points down the layers, and no module hides a
+dependency on another package inside a function (except the optional ones named here).
+
+``LAYERS`` is the one definition of the layer order (docs/design.md describes it). The test reads the
+source with ``ast``; it imports nothing of the package, so it needs no torch and no ROS.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "simdistill_ros"
+
+# Bottom first. A module may import its own package and the packages of lower layers, never a higher one.
+LAYERS = (
+    "errors",  # UserError, the base of every domain error; imports nothing of the package
+    "classes",  # the ten nuScenes detection classes
+    "geometry",  # transforms, cameras, rigs, boxes
+    "interfaces",  # the rosbags typestore with vision_msgs
+    "frames",  # sensors -> frames: bags, point clouds, tf, time sync, frame assembly
+    "dataset",  # nuScenes tables, ground truth by stamp, the cached training frames
+    "synth",  # the synthetic world: renders sensors into bags and tables
+    "models",  # frames -> BEV -> boxes: model input, networks, losses, checkpoints
+    "targets",  # the teacher target store (data)
+    "training",  # augmentation, datasets, objectives, the loop, `simdistill train`
+    "evaluation",  # nuScenes metrics, the evaluation runner, `simdistill evaluate`
+    "detection",  # boxes -> messages: the detector core, the live pipeline, `simdistill detect`
+    "replay",  # the teacher replay into a target store, `simdistill replay`
+    "nodes",  # the rclpy nodes
+    "cli",  # the `simdistill` command
+    "bench",  # `make bench`
+)
+
+# Imported inside functions on purpose: not installed everywhere (ROS), or slow to import and needed by
+# one path only (the nuScenes devkit).
+OPTIONAL = {
+    "rclpy",
+    "rcl_interfaces",
+    "builtin_interfaces",
+    "message_filters",
+    "tf2_ros",
+    "cv_bridge",
+    "ament_index_python",
+    "nuscenes",
+}
+# Entry points import a subcommand's modules when it runs, so `simdistill --help` loads no torch.
+ENTRY_POINTS = {"cli", "bench"}
+
+
+def _optional(module: str) -> bool:
+    top = module.split(".")[0]
+    return top in OPTIONAL or top.endswith("_msgs")
+
+
+def _layer(module: str) -> str:
+    """The layer of a ``simdistill_ros.*`` module name: its package, or the top-level module."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def _imports(path: Path) -> list[tuple[str, int, bool]]:
+    """(imported module, line, inside a function) of every import in a file."""
+    out: list[tuple[str, int, bool]] = []
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            inner = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef))
+            if isinstance(child, ast.Import):
+                out.extend((a.name, child.lineno, in_function) for a in child.names)
+            elif isinstance(child, ast.ImportFrom) and child.level == 0 and child.module:
+                out.append((child.module, child.lineno, in_function))
+            visit(child, inner)
+
+    visit(ast.parse(path.read_text()), False)
+    return out
+
+
+def _modules() -> list[tuple[str, Path]]:
+    files = sorted(PACKAGE.rglob("*.py"))
+    return [(".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts), p) for p in files]
+
+
+def test_every_package_has_a_layer():
+    found = {_layer(m) for m, _ in _modules()} - {"__init__"}
+    assert found <= set(LAYERS), f"packages without a layer in LAYERS: {sorted(found - set(LAYERS))}"
+
+
+def test_imports_point_down_the_layers():
+    rank = {name: i for i, name in enumerate(LAYERS)}
+    upward = []
+    for module, path in _modules():
+        own = _layer(module)
+        for target, line, _ in _imports(path):
+            if not target.startswith("simdistill_ros.") or own == "__init__":
+                continue
+            other = _layer(target)
+            if other != own and rank[other] > rank[own]:
+                upward.append(f"{path.relative_to(PACKAGE.parent)}:{line}: {own} imports {target} ({other})")
+    assert not upward, "imports running up the layers:\n" + "\n".join(upward)
+
+
+def test_no_function_level_imports_across_packages():
+    hidden = []
+    for module, path in _modules():
+        own = _layer(module)
+        for target, line, in_function in _imports(path):
+            if not in_function or _optional(target):
+                continue
+            if target.startswith("simdistill_ros.") and (own in ENTRY_POINTS or _layer(target) == own):
+                continue
+            hidden.append(f"{path.relative_to(PACKAGE.parent)}:{line}: imports {target} inside a function")
+    assert not hidden, "function-level imports across packages:\n" + "\n".join(hidden)
+
+
+def test_the_errors_module_imports_nothing_of_the_package():
+    targets = [t for t, _, _ in _imports(PACKAGE / "errors.py")]
+    assert not [t for t in targets if t.startswith("simdistill_ros")], targets
