@@ -12,6 +12,12 @@ import sys
 from collections.abc import Sequence
 
 from simdistill_ros import __version__
+from simdistill_ros.defaults import (
+    DEFAULT_MODEL,
+    DEFAULT_SCORE_THRESHOLD,
+    DEFAULT_TEACHER,
+    EVAL_SCORE_THRESHOLD,
+)
 from simdistill_ros.errors import UserError
 
 
@@ -54,7 +60,10 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="directory for metrics_summary.json and the results JSON")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (with --model)")
     p.add_argument(
-        "--score-threshold", type=float, default=0.05, help="detection score threshold (with --model)"
+        "--score-threshold",
+        type=float,
+        default=EVAL_SCORE_THRESHOLD,
+        help="detection score threshold (with --model)",
     )
 
 
@@ -112,14 +121,17 @@ def _add_detect(sub: argparse._SubParsersAction) -> None:
         "detect",
         help="run a model over a bag and write a bag of Detection3DArray + MarkerArray (+ pictures)",
     )
-    p.add_argument("--model", default="student_tiny", help="checkpoint directory or shipped model name")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="checkpoint directory or shipped model name")
     p.add_argument("--bag", required=True, help="input rosbag2 (mcap or sqlite3)")
     p.add_argument("--out", required=True, help="output rosbag2 path")
     p.add_argument("--png", help="directory for per-frame pictures (BEV + cameras)")
     p.add_argument("--data", help="dataset root with ground truth to draw in the pictures")
     p.add_argument("--device", default="auto")
     p.add_argument(
-        "--score-threshold", type=float, default=0.2, help="minimum score kept (default 0.2, as the node)"
+        "--score-threshold",
+        type=float,
+        default=DEFAULT_SCORE_THRESHOLD,
+        help=f"minimum score kept (default {DEFAULT_SCORE_THRESHOLD}, as the node)",
     )
 
 
@@ -128,7 +140,7 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:
         "replay",
         help="run the teacher over bags with LiDAR and store distillation targets",
     )
-    p.add_argument("--teacher", default="teacher_tiny", help="teacher checkpoint directory or shipped name")
+    p.add_argument("--teacher", default=DEFAULT_TEACHER, help="teacher checkpoint directory or shipped name")
     p.add_argument("--bags", nargs="+", help="rosbag2 paths")
     p.add_argument("--out", required=True, help="target store directory")
     p.add_argument(

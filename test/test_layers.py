@@ -15,6 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "simdistill_ros"
 # Bottom first. A module may import its own package and the packages of lower layers, never a higher one.
 LAYERS = (
     "errors",  # UserError, the base of every domain error; imports nothing of the package
+    "defaults",  # the defaults shared by commands and nodes (plain values)
     "classes",  # the ten nuScenes detection classes
     "geometry",  # transforms, cameras, rigs, boxes
     "interfaces",  # the rosbags typestore with vision_msgs

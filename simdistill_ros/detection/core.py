@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from simdistill_ros.defaults import DEFAULT_SCORE_THRESHOLD
 from simdistill_ros.errors import UserError
 from simdistill_ros.geometry import Box3D, boxes_from_array
 from simdistill_ros.models import CameraInputs, load_model
@@ -81,7 +82,7 @@ class DetectorCore:
         *,
         model_type: str = "student",
         fp16: bool = False,
-        score_threshold: float = 0.3,
+        score_threshold: float = DEFAULT_SCORE_THRESHOLD,
         max_detections: int = 100,
         camera_names: Sequence[str] | None = None,
     ) -> None:

@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from simdistill_ros.dataset.frame_cache import load_split_frames
 from simdistill_ros.dataset.nuscenes_tables import load_split_samples
+from simdistill_ros.defaults import EVAL_SCORE_THRESHOLD
 from simdistill_ros.evaluation.nuscenes_eval import results_from_boxes
 from simdistill_ros.geometry import boxes_from_array
 from simdistill_ros.models import CameraInputs, load_model
@@ -24,7 +25,7 @@ def predict_split(
     split: str,
     version: str = "v1.0-synth",
     device: str = "auto",
-    score_threshold: float = 0.05,
+    score_threshold: float = EVAL_SCORE_THRESHOLD,
     batch_size: int = 2,
 ) -> dict[str, list]:
     """{sample_token: [Box3D in the base frame]} for every labelled frame of ``split``."""
@@ -55,7 +56,7 @@ def predict_split_results(
     split: str,
     version: str = "v1.0-synth",
     device: str = "auto",
-    score_threshold: float = 0.05,
+    score_threshold: float = EVAL_SCORE_THRESHOLD,
 ) -> dict:
     """nuScenes results JSON (dict) of ``model`` on ``split``."""
     per_sample = predict_split(model, dataroot, split, version, device, score_threshold)

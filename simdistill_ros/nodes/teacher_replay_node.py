@@ -16,6 +16,7 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
 
+from simdistill_ros.defaults import DEFAULT_TEACHER, REPLAY_SCORE_THRESHOLD
 from simdistill_ros.detection.messages import detection_array_fields
 from simdistill_ros.detection.ros_messages import detection_array_msg
 from simdistill_ros.errors import UserError
@@ -28,13 +29,16 @@ _TOPICS = TopicNames()
 # name -> (default, description). The yaml in config/teacher_replay.yaml lists exactly these.
 PARAMETERS: dict[str, tuple[object, str]] = {
     "bags": ([""], "rosbag2 paths (mcap or sqlite3) to replay; a single string is one bag"),
-    "teacher": ("teacher_tiny", "teacher checkpoint directory or shipped model name"),
+    "teacher": (DEFAULT_TEACHER, "teacher checkpoint directory or shipped model name"),
     "output_store": ("", "target store directory (created; re-runs skip frames already stored)"),
     "device": ("auto", "auto, cpu or cuda"),
     "shard": ("0/1", "I/N: replay every N-th bag (sorted by path) starting at I"),
     "data": ("", "nuScenes-format dataset root whose ground truth is stored with the targets ('' for none)"),
     "frames_per_shard": (16, "frames per shard file of the store"),
-    "score_threshold": (0.1, "teacher boxes below this score are neither stored nor published"),
+    "score_threshold": (
+        REPLAY_SCORE_THRESHOLD,
+        "teacher boxes below this score are neither stored nor published",
+    ),
     "image_compressed_template": (_TOPICS.image_compressed_template, "compressed image topic, {camera}"),
     "image_raw_template": (_TOPICS.image_raw_template, "raw image topic, {camera} is the camera name"),
     "camera_info_template": (_TOPICS.camera_info_template, "camera_info topic, {camera}"),

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from simdistill_ros.dataset.ground_truth import GroundTruthIndex
+from simdistill_ros.defaults import REPLAY_SCORE_THRESHOLD
 from simdistill_ros.errors import UserError
 from simdistill_ros.frames.assembly import FrameReader
 from simdistill_ros.frames.frame import Frame
@@ -154,7 +155,7 @@ class TeacherReplayer:
         data: str | os.PathLike | None = None,
         topics: TopicNames | None = None,
         frames_per_shard: int = 16,
-        score_threshold: float = 0.1,
+        score_threshold: float = REPLAY_SCORE_THRESHOLD,
     ) -> None:
         path = resolve_model_path(teacher)
         self.model, self.config, meta, self.device = load_model(path, device)
