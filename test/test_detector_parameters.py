@@ -1,0 +1,86 @@
+"""The detector node's parameters are declared once (``simdistill_ros.detection.parameters.PARAMETERS``):
+config/detector.yaml, the table in docs/detector_node.md, the launch file and the CLI defaults must agree
+with that declaration. No ROS needed."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from simdistill_ros.cli import build_parser
+from simdistill_ros.defaults import DEFAULT_MODEL, DEFAULT_SCORE_THRESHOLD, DEFAULT_TEACHER
+from simdistill_ros.detection.core import DetectorCore
+from simdistill_ros.detection.parameters import NUSCENES_CAMERAS, PARAMETERS, StartupError, detector_params
+
+ROOT = Path(__file__).resolve().parents[1]
+TYPE_NAMES = {bool: "bool", int: "int", float: "double", str: "string", list: "string[]"}
+
+
+def _docs_table() -> dict[str, tuple[str, str]]:
+    """name -> (type, default text) of the parameter table in docs/detector_node.md."""
+    text = (ROOT / "docs" / "detector_node.md").read_text()
+    rows = re.findall(r"^\| `(\w+)` \| ([^|]+) \| ([^|]+) \|", text, flags=re.M)
+    return {name: (kind.strip(), default.strip()) for name, kind, default in rows}
+
+
+def test_the_yaml_holds_every_declared_default():
+    text = (ROOT / "config" / "detector.yaml").read_text()
+    params = yaml.safe_load(text)["/**"]["ros__parameters"]
+    commented = set(re.findall(r"^\s*#\s*(\w+):", text, flags=re.M))
+    for name, (default, _) in PARAMETERS.items():
+        if default is None:
+            assert name in commented and name not in params, name  # optional: documented, without a value
+        else:
+            assert params.get(name) == default, name
+    assert set(params) <= set(PARAMETERS), set(params) - set(PARAMETERS)
+
+
+def test_the_docs_table_lists_every_parameter_with_its_type_and_default():
+    table = _docs_table()
+    assert set(table) == set(PARAMETERS)
+    for name, (default, _) in PARAMETERS.items():
+        kind, text = table[name]
+        if default is None:
+            assert (kind, text) == ("string[]", "unset"), name
+        elif default == NUSCENES_CAMERAS:
+            assert kind == "string[]" and text == f"the {len(NUSCENES_CAMERAS)} nuScenes cameras", name
+        else:
+            assert kind == TYPE_NAMES[type(default)], name
+            assert yaml.safe_load(text.strip("`")) == default, name
+
+
+def test_each_default_is_written_once():
+    assert PARAMETERS["model"][0] == DEFAULT_MODEL
+    assert PARAMETERS["score_threshold"][0] == DEFAULT_SCORE_THRESHOLD
+    import inspect
+
+    assert inspect.signature(DetectorCore).parameters["score_threshold"].default == DEFAULT_SCORE_THRESHOLD
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices
+    detect = {a.dest: a.default for a in sub["detect"]._actions}
+    assert detect["model"] == DEFAULT_MODEL and detect["score_threshold"] == DEFAULT_SCORE_THRESHOLD
+    assert {a.dest: a.default for a in sub["replay"]._actions}["teacher"] == DEFAULT_TEACHER
+    launch = (ROOT / "launch" / "detector.launch.py").read_text()
+    assert re.search(rf'"model", default_value="{DEFAULT_MODEL}"', launch)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"camera_names": []}, "at least one camera"),
+        ({"camera_names": ["A", "A"]}, "unique"),
+        ({"image_topic": "/front/image"}, "must contain {camera}"),
+        ({"image_topics": ["/a"]}, "image_topics has 1 topics for 6 cameras"),
+        ({"frame_queue_size": 0}, "frame_queue_size must be >= 1"),
+        ({"device": "tpu"}, "device must be auto, cpu or cuda"),
+    ],
+)
+def test_bad_parameters_are_one_line_startup_errors(change: dict, message: str):
+    values = {name: ([] if default is None else default) for name, (default, _) in PARAMETERS.items()}
+    ok = detector_params(values)
+    assert ok.image_topics[0] == "/CAM_FRONT/image_rect_compressed" and len(ok.camera_info_topics) == 6
+    with pytest.raises(StartupError, match=re.escape(message)):
+        detector_params({**values, **change})

@@ -1,0 +1,159 @@
+"""The live pipeline without ROS: the frame queue drops the oldest frame, the worker survives a failing
+frame, the statistics feed /diagnostics, and camera sets become CameraFrames. No rclpy here."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from simdistill_ros.detection.core import FrameInputError
+from simdistill_ros.detection.live import (
+    ERROR,
+    OK,
+    WARN,
+    CameraSync,
+    FrameQueue,
+    PipelineStats,
+    StaticTransforms,
+    SyncedFrame,
+    Worker,
+    camera_frames,
+    decode_image,
+)
+from simdistill_ros.frames.images import COMPRESSED_FORMAT, encode_jpeg
+from simdistill_ros.geometry import Transform
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_live_pipeline_imports_no_ros():
+    code = (
+        "import sys, simdistill_ros.detection.live, simdistill_ros.detection.parameters; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('rclpy', 'vision_msgs', 'std_msgs')]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_a_full_queue_drops_its_oldest_frame():
+    q = FrameQueue(2)
+    assert [q.put(i) for i in range(4)] == [False, False, True, True]
+    assert len(q) == 2
+    assert q.get(timeout=0.1) == 2 and q.get(timeout=0.1) == 3
+    assert q.get(timeout=0.05) is None  # empty: times out
+    with pytest.raises(ValueError, match=">= 1"):
+        FrameQueue(0)
+
+
+def test_close_wakes_a_waiting_get():
+    q = FrameQueue(1)
+    got = []
+    t = threading.Thread(target=lambda: got.append(q.get()))
+    t.start()
+    time.sleep(0.05)
+    q.close()
+    t.join(timeout=2.0)
+    assert not t.is_alive() and got == [None]
+
+
+def test_the_worker_processes_in_order_and_survives_a_failing_frame():
+    q, stats = FrameQueue(10), PipelineStats(["CAM_FRONT"])
+    done, errors = [], []
+
+    def process(item: int) -> None:
+        if item == 1:
+            raise RuntimeError("boom")
+        done.append(item)
+
+    worker = Worker(q, process, stats, lambda item, err: errors.append((item, str(err))))
+    worker.start()
+    for i in range(4):
+        q.put(i)
+    deadline = time.monotonic() + 5.0
+    while len(done) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    worker.stop()
+    assert done == [0, 2, 3]
+    assert errors == [(1, "boom")]
+    assert stats.failed == 1 and stats.last_error == "RuntimeError: boom"
+
+
+def test_statistics_give_the_diagnostic_level_rate_and_means():
+    stats = PipelineStats(["CAM_FRONT", "CAM_BACK"])
+    for k in range(5):
+        stats.frame_synced(100.0 + 0.1 * k, dropped=k == 4)
+    stats.image_seen("CAM_FRONT", 100.4)
+    stats.image_seen("CAM_BACK", 100.4)
+    stats.frame_published(10.0, 20.0)
+    stats.frame_published(30.0, 40.0)
+    level, message, values = stats.diagnostics(100.5, camera_timeout=1.0, dropped_sync=3, model="m")
+    assert (level, message) == (OK, "ok")
+    assert values["frames synced"] == "5" and values["frames published"] == "2"
+    assert values["frames dropped (busy)"] == "1" and values["frames dropped (sync)"] == "3"
+    assert values["input rate (Hz)"] == "10.00"
+    assert values["processing time (ms)"] == "20.0" and values["pipeline latency (ms)"] == "30.0"
+    level, message, values = stats.diagnostics(102.0, camera_timeout=1.0, dropped_sync=0, model="m")
+    assert level == WARN and message == "stale cameras: CAM_FRONT, CAM_BACK"
+    stats.frame_failed("base_link <- CAM_FRONT: unknown", tf=True)
+    level, message, _ = stats.diagnostics(100.5, camera_timeout=1.0, dropped_sync=0, model="m")
+    assert level == ERROR and message == "missing transform: base_link <- CAM_FRONT: unknown"
+    stats.frame_published(1.0, 1.0)  # a published frame clears the transform error
+    assert stats.diagnostics(100.5, 1.0, 0, "m")[0] == OK
+    assert "3 published, 1 failed, 1 dropped while busy, 7 reference" in stats.summary(7)
+
+
+def _header(stamp_ns: int, frame_id: str) -> SimpleNamespace:
+    sec, nanosec = divmod(stamp_ns, 1_000_000_000)
+    return SimpleNamespace(stamp=SimpleNamespace(sec=sec, nanosec=nanosec), frame_id=frame_id)
+
+
+def test_camera_sets_become_camera_frames_with_calibration_and_extrinsics():
+    names = ["CAM_FRONT", "CAM_BACK"]
+    sync = CameraSync(names, slop_s=0.02, queue_size=5)
+    k = np.array([[100.0, 0, 50], [0, 100.0, 40], [0, 0, 1]])
+    frames = []
+    for i, name in enumerate(names):
+        stamp = 1_000_000_000 + i * 8_000_000
+        img = SimpleNamespace(header=_header(stamp, f"{name}_optical"), format=COMPRESSED_FORMAT)
+        img.data = encode_jpeg(np.full((80, 100, 3), 40 * (i + 1), np.uint8)).tobytes()
+        info = SimpleNamespace(header=_header(stamp, name), k=list(k.reshape(-1)), height=80, width=100)
+        frames += sync.add(("info", name), stamp, info, now=1.0)
+        frames += sync.add(("image", name), stamp, img, now=2.0 + i)
+    assert len(frames) == 1 and isinstance(frames[0], SyncedFrame)
+    f = frames[0]
+    assert f.stamp_ns == 1_000_000_000 and f.received == 3.0 and sync.dropped == 0
+    tree = StaticTransforms()
+    for i, name in enumerate(names):
+        tree.add("base_link", f"{name}_optical", Transform(translation=np.array([i, 0.0, 1.5])))
+    decoded = [decode_image(n, m, compressed=True) for n, m in zip(names, f.images)]
+
+    def stamp_of(stamp: SimpleNamespace) -> int:
+        return stamp.sec * 1_000_000_000 + stamp.nanosec
+
+    def lookup(frame_id: str, stamp_ns: int) -> np.ndarray:
+        return tree.lookup("base_link", frame_id, stamp_ns)
+
+    cams = camera_frames(names, f.images, f.infos, decoded, lookup, stamp_of)
+    assert [c.name for c in cams] == names and [c.stamp_ns for c in cams] == [1_000_000_000, 1_008_000_000]
+    assert cams[1].image.shape == (80, 100, 3) and abs(int(cams[1].image.mean()) - 80) <= 2
+    np.testing.assert_allclose(cams[0].intrinsics, k)
+    np.testing.assert_allclose(cams[1].cam_to_base[:3, 3], [1.0, 0.0, 1.5])
+    assert cams[0].info_hw == (80, 100)
+    with pytest.raises(LookupError):
+        tree.lookup("base_link", "CAM_LEFT_optical", 0)
+    bad = SimpleNamespace(header=_header(0, "x"), k=[1.0, 2.0], height=1, width=1)
+    with pytest.raises(FrameInputError, match="K has 2 values"):
+        camera_frames(["CAM_FRONT"], [f.images[0]], [bad], decoded[:1], lambda fid, s: np.eye(4), stamp_of)
+
+
+def test_an_undecodable_image_is_a_frame_input_error_naming_the_camera():
+    msg = SimpleNamespace(format="jpeg", data=b"not a jpeg")
+    with pytest.raises(FrameInputError, match=r"camera 'CAM_FRONT': cannot decode image \(jpeg"):
+        decode_image("CAM_FRONT", msg, compressed=True)
