@@ -1,13 +1,9 @@
 """simdistill_ros: camera-only 3D object detection for ROS 2, distilled from a LiDAR-camera teacher.
 
-Data flows sensors -> frames -> BEV features -> boxes -> messages:
-
-- ``geometry``: transforms, cameras, rigs and boxes (no ROS, no torch).
-- ``synth``: a synthetic multi-camera + LiDAR world rendered by one ray caster.
-- ``frames``: rosbag2 reading/writing, point clouds, time synchronisation, frame assembly.
-- ``dataset``: nuScenes-format tables and the training dataset.
-- ``evaluation``: the official nuScenes detection metrics.
-- ``models``: the teacher, the camera-only baseline and the SimDistill student.
+Data flows sensors -> frames -> BEV features -> boxes -> messages; the packages in layer order (each
+imports only the ones before it; docs/design.md, test/test_layers.py): ``errors``/``defaults``/``classes``,
+``geometry``, ``interfaces``, ``frames``, ``dataset``, ``synth``, ``models``, ``targets``, ``training``,
+``evaluation``, ``detection``, ``replay``, ``nodes``, then the ``cli`` and ``bench`` entry points.
 """
 
 __version__ = "0.1.0"
