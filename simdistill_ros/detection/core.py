@@ -100,6 +100,8 @@ class DetectorCore:
         self.score_threshold = float(score_threshold)
         self.max_detections = int(max_detections)
         self.camera_names = list(camera_names) if camera_names is not None else None
+        # The rig the checkpoint was trained on (meta.json ``cameras``): the default camera order.
+        self.trained_cameras: list[str] | None = None
         self.geometry_updates = 0
         self._geometry: _Geometry | None = None
 
@@ -109,7 +111,9 @@ class DetectorCore:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             net, cfg, meta, dev = load_model(model, device)
-        return cls(net, tuple(cfg.image_size), dev, model_type=meta.get("model_type", ""), **kwargs)
+        core = cls(net, tuple(cfg.image_size), dev, model_type=meta.get("model_type", ""), **kwargs)
+        core.trained_cameras = list(meta.get("cameras") or []) or None
+        return core
 
     # validation and model inputs ------------------------------------------------------------------------
     def _validate(self, cameras: Sequence[CameraFrame]) -> None:

@@ -37,6 +37,7 @@ from simdistill_ros.detection.parameters import (
     StartupError,
     detector_params,
     load_core,
+    with_cameras,
 )
 from simdistill_ros.detection.ros_messages import detection_array_msg, marker_array_msg
 from simdistill_ros.frames.messages import stamp_to_ns, transform_from_msg
@@ -53,8 +54,9 @@ class DetectorNode(Node):
 
     def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        self.params = p = detector_params(self._declared_values())
+        p = detector_params(self._declared_values())
         self._core = load_core(p, self.get_logger().warning)
+        self.params = p = with_cameras(p, self._core.trained_cameras)
         self._stats = live.PipelineStats(p.camera_names)
         self._frames = live.FrameQueue(p.frame_queue_size)
         self._worker = live.Worker(self._frames, self._process, self._stats, self._log_failure)
