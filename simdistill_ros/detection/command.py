@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections import Counter
 from pathlib import Path
 
 from simdistill_ros.dataset.ground_truth import GroundTruthIndex
@@ -19,7 +20,9 @@ from simdistill_ros.detection.messages import detection_array_fields, marker_fie
 from simdistill_ros.detection.pictures import frame_picture
 from simdistill_ros.detection.ros_messages import detection_array_msg, marker_array_msg
 from simdistill_ros.errors import UserError
-from simdistill_ros.frames import FrameReader, SensorBagWriter
+from simdistill_ros.frames import BagReader, BagSensors, FrameReader, SensorBagWriter, SensorConfig
+from simdistill_ros.frames.assembly import summary_line
+from simdistill_ros.frames.sensors import sensor_config_from_args
 
 DETECTIONS_TOPIC = "/simdistill_detector/detections"
 MARKERS_TOPIC = "/simdistill_detector/markers"
@@ -45,9 +48,12 @@ def run_detect_command(args: argparse.Namespace) -> int:
     core = DetectorCore.from_checkpoint(args.model, args.device, score_threshold=args.score_threshold)
     for note in core.notes:
         print(f"note: {note}")
-    base_frame = "base_link"
-    reader = FrameReader(bag, base_frame=base_frame)
-    n_frames = n_boxes = 0
+    sensors = sensor_config_from_args(args)
+    found = bag_sensors(bag, sensors, core.trained_cameras)
+    core.camera_names = [c.name for c in found.cameras]
+    base_frame = sensors.base_frame
+    reader = FrameReader(bag, sensors, model_cameras=core.trained_cameras)
+    n_frames = n_boxes = n_gt = 0
     model_ms: list[float] = []
     failed: list[str] = []
     t0 = time.perf_counter()
@@ -66,6 +72,7 @@ def run_detect_command(args: argparse.Namespace) -> int:
             )
             writer.write_serialized(MARKERS_TOPIC, MARKER_ARRAY, serialize_message(mk_msg), frame.stamp_ns)
             n_frames += 1
+            n_gt += int(gt.lookup(frame.stamp_ns) is not None)
             n_boxes += len(result.boxes)
             model_ms.append(result.model_ms)
             if png_dir is not None:
@@ -90,4 +97,22 @@ def run_detect_command(args: argparse.Namespace) -> int:
         f"  wrote {out} ({DETECTIONS_TOPIC}, {MARKERS_TOPIC})"
         + (f" and pictures in {png_dir}" if png_dir else "")
     )
+    skipped = Counter(reader.stats.skipped)
+    if failed:
+        skipped["bad input"] += len(failed)
+    if gt.samples and n_gt < n_frames:
+        print(f"warning: {n_frames - n_gt} of {n_frames} frames match no ground-truth sample of {args.data}")
+    print(summary_line("detect", n_frames, skipped, gt_matched=n_gt if gt.samples else None))
+    if skipped and getattr(args, "strict", False):
+        return 1
     return 0 if n_frames else 1
+
+
+def bag_sensors(bag: Path, sensors: SensorConfig, model_cameras: list[str] | None) -> BagSensors:
+    """The bag's cameras in model order, told to the user with the recognised layout and any warning."""
+    with BagReader(bag) as reader:
+        found = reader.sensors(sensors, model_cameras)
+    print(found.describe())
+    for warning in found.warnings:
+        print(f"warning: {warning}")
+    return found

@@ -318,3 +318,14 @@ def read_frames(
 ) -> Iterator[Frame]:
     """Stream the frames of a bag (see :class:`FrameReader`, which also offers the skip statistics)."""
     return iter(FrameReader(bag_path, sensors, cameras, slop_ns, require_lidar, base_frame))
+
+
+def summary_line(command: str, frames: int, skipped: Counter, gt_matched: int | None = None) -> str:
+    """The last line of ``detect``/``replay``: frames done, and frames skipped per reason."""
+    total = sum(skipped.values())
+    text = f"{command} summary: {frames} frames done, {total} skipped"
+    if skipped:
+        text += " (" + "; ".join(f"{reason}: {n}" for reason, n in sorted(skipped.items())) + ")"
+    if gt_matched is not None:
+        text += f", {gt_matched} of {frames} with ground truth"
+    return text

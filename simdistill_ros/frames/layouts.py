@@ -108,13 +108,17 @@ def _layout_name(image_topic: str, msgtype: str) -> str:
 
 
 def _info_beside(topic: str, topics: dict[str, str]) -> str | None:
-    """The CameraInfo topic next to an image topic: in its namespace or one above (``.../camera_info``)."""
+    """The CameraInfo topic next to an image topic: ``camera_info`` (or the only CameraInfo topic) in its
+    namespace or one above it (``/camera/front/image_raw/compressed`` -> ``/camera/front/camera_info``)."""
     parts = topic.strip("/").split("/")
     for cut in range(len(parts) - 1, 0, -1):
-        for leaf in ("camera_info", "calibration"):
-            candidate = "/" + "/".join([*parts[:cut], leaf])
-            if topics.get(candidate) in INFO_TYPES:
-                return candidate
+        prefix = "/" + "/".join(parts[:cut])
+        named = prefix + "/camera_info"
+        if topics.get(named) in INFO_TYPES:
+            return named
+        beside = [t for t, ty in topics.items() if ty in INFO_TYPES and t.rsplit("/", 1)[0] == prefix]
+        if len(beside) == 1:
+            return beside[0]
     return None
 
 

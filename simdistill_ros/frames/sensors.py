@@ -83,7 +83,8 @@ class SensorConfig:
     @classmethod
     def from_parameters(cls, values: Mapping[str, Any]) -> SensorConfig:
         """From ``ros__parameters`` names (camera_names, image_topic, camera_info_topic, image_topics,
-        camera_info_topics, compressed, base_frame, lidar_topic); other names are ignored."""
+        camera_info_topics, compressed, base_frame, lidar_topic, tf_topic, tf_static_topic); other names
+        are ignored; empty values are unset."""
         v = dict(values)
         cameras = _names(v.get("camera_names"), "camera_names")
         image_topics = _names(v.get("image_topics"), "image_topics")
@@ -98,6 +99,8 @@ class SensorConfig:
             compressed=None if compressed is None else bool(compressed),
             base_frame=str(v.get("base_frame") or "base_link"),
             lidar_topic=v.get("lidar_topic") or None,
+            tf_topic=str(v.get("tf_topic") or "/tf"),
+            tf_static_topic=str(v.get("tf_static_topic") or "/tf_static"),
         )
 
     def with_flags(
