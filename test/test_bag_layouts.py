@@ -336,3 +336,82 @@ def test_replay_stores_every_frame_with_its_ground_truth(world, tmp_path):
         frame = store[i]
         assert frame.has_gt and frame.sample_token
         assert frame.cameras == NUSCENES_CAMERAS
+
+
+def write_nuscenes2mcap(src: Path, dst: Path) -> Path:
+    """The synthetic bag as Foxglove's nuscenes2mcap writes it: lowercase topics and frames, protobuf
+    foxglove schemas, every transform on /tf (sensor extrinsics repeated at each sensor message)."""
+    from foxglove_schemas_protobuf.CameraCalibration_pb2 import CameraCalibration
+    from foxglove_schemas_protobuf.CompressedImage_pb2 import CompressedImage
+    from foxglove_schemas_protobuf.FrameTransform_pb2 import FrameTransform
+    from foxglove_schemas_protobuf.PackedElementField_pb2 import PackedElementField
+    from foxglove_schemas_protobuf.PointCloud_pb2 import PointCloud
+    from google.protobuf.timestamp_pb2 import Timestamp
+    from mcap_protobuf.writer import Writer
+
+    msgs, _ = _messages(src)
+    statics = {}
+    for topic, _, _, msg in msgs:
+        if topic == "/tf_static":
+            statics |= {t.child_frame_id.lower(): t.transform for t in msg.transforms}
+
+    def ts(stamp) -> Timestamp:
+        return Timestamp(seconds=stamp.sec, nanos=stamp.nanosec)
+
+    def frame_transform(stamp, parent: str, child: str, t) -> FrameTransform:
+        f = FrameTransform(timestamp=ts(stamp), parent_frame_id=parent, child_frame_id=child)
+        f.translation.x, f.translation.y, f.translation.z = t.translation.x, t.translation.y, t.translation.z
+        q = t.rotation
+        f.rotation.x, f.rotation.y, f.rotation.z, f.rotation.w = q.x, q.y, q.z, q.w
+        return f
+
+    with open(dst, "wb") as out:
+        writer = Writer(out)
+        for topic, _, t, msg in msgs:
+            cam = topic.strip("/").split("/")[0]
+            if topic == "/tf":
+                for tr in msg.transforms:
+                    f = frame_transform(tr.header.stamp, tr.header.frame_id, tr.child_frame_id, tr.transform)
+                    writer.write_message("/tf", f, log_time=t, publish_time=t)
+            elif cam in POSITION:
+                frame = cam.lower()
+                leaf = topic.rsplit("/", 1)[1]
+                stamp = msg.header.stamp
+                if leaf == "image_rect_compressed":
+                    mount = frame_transform(stamp, "base_link", frame, statics[frame])
+                    writer.write_message("/tf", mount, log_time=t, publish_time=t)
+                    image = CompressedImage(
+                        timestamp=ts(stamp), frame_id=frame, data=bytes(msg.data), format="jpeg"
+                    )
+                    writer.write_message(f"/{frame}/image_rect_compressed", image, log_time=t, publish_time=t)
+                else:
+                    calib = CameraCalibration(
+                        timestamp=ts(stamp), frame_id=frame, width=msg.width, height=msg.height,
+                        distortion_model="plumb_bob", D=list(msg.d), K=list(msg.k), R=list(msg.r),
+                        P=list(msg.p),
+                    )  # fmt: skip
+                    writer.write_message(f"/{frame}/camera_info", calib, log_time=t, publish_time=t)
+            elif topic == "/LIDAR_TOP":
+                stamp = msg.header.stamp
+                mount = frame_transform(stamp, "base_link", "lidar_top", statics["lidar_top"])
+                writer.write_message("/tf", mount, log_time=t, publish_time=t)
+                fields = [PackedElementField(name=f.name, offset=f.offset, type=PackedElementField.FLOAT32)
+                          for f in msg.fields]  # fmt: skip
+                cloud = PointCloud(timestamp=ts(stamp), frame_id="lidar_top", point_stride=msg.point_step,
+                                   fields=fields, data=bytes(msg.data))  # fmt: skip
+                cloud.pose.orientation.w = 1.0
+                writer.write_message("/lidar_top", cloud, log_time=t, publish_time=t)
+        writer.finish()
+    return dst
+
+
+def test_foxglove_nuscenes2mcap_is_read_without_configuration(world, reference, tmp_path, capsys):
+    pytest.importorskip("mcap_protobuf")
+    bag = write_nuscenes2mcap(world["bag"], tmp_path / "scene.mcap")
+    got, text, code = detect(world, bag, tmp_path / "out", capsys, "--strict")
+    assert code == 0, text
+    assert "bag layout: nuscenes2mcap (Foxglove)" in text, text
+    assert "CAM_FRONT: /cam_front/image_rect_compressed + /cam_front/camera_info" in text, text
+    assert "LiDAR: /lidar_top" in text, text
+    assert f"detect summary: {FRAMES} frames done, 0 skipped, {FRAMES} of {FRAMES} with ground truth" in text
+    assert_same_detections(got, reference)

@@ -19,6 +19,7 @@ from rosbags.highlevel import AnyReader
 
 from simdistill_ros.errors import UserError
 from simdistill_ros.frames import messages as m
+from simdistill_ros.frames.foxglove import ProtobufMcap, mcap_profile
 from simdistill_ros.frames.images import ImageDecodeError, image_to_rgb
 from simdistill_ros.frames.layouts import BagSensors, CameraTopics, resolve_sensors
 from simdistill_ros.frames.pointcloud import pointcloud2_to_array
@@ -64,6 +65,15 @@ class BagReader:
         self._data_files = [
             p for p in (root.iterdir() if root.is_dir() else [root]) if p.name != "metadata.yaml"
         ]
+        self._proto: ProtobufMcap | None = None
+        self._reader = None
+        if root.suffix == ".mcap" and mcap_profile(root) not in (None, "ros2"):
+            try:  # Foxglove's nuscenes2mcap: protobuf messages, not ROS 2 CDR
+                self._proto = ProtobufMcap(root)
+            except Exception as err:
+                raise BagError(f"{self._where()}: cannot open the protobuf MCAP ({_describe(err)})") from None
+            self.topics: dict[str, str] = dict(self._proto.topics)
+            return
         try:
             self._reader = AnyReader([root], default_typestore=typestore or m.typestore())
             self._reader.open()
@@ -73,7 +83,7 @@ class BagReader:
             raise BagError(
                 f"{self._where()}: cannot open bag ({_describe(err)}); is it truncated or corrupt?"
             ) from None
-        self.topics: dict[str, str] = {}
+        self.topics = {}
         for c in self._reader.connections:
             self.topics.setdefault(c.topic, m.normalize_msgtype(c.msgtype))
 
@@ -83,6 +93,9 @@ class BagReader:
 
     # lifecycle -----------------------------------------------------------------------------------------
     def close(self) -> None:
+        proto, self._proto = getattr(self, "_proto", None), None
+        if proto is not None:
+            proto.close()
         reader, self._reader = getattr(self, "_reader", None), None
         if reader is not None:
             try:
@@ -137,6 +150,9 @@ class BagReader:
     # messages ------------------------------------------------------------------------------------------
     def messages(self, topics: Iterable[str] | None = None) -> Iterator[tuple[str, int, Any]]:
         """(topic, bag time ns, deserialised message) in bag-time order, streamed."""
+        if self._proto is not None:
+            yield from self._proto_messages(topics)
+            return
         if self._reader is None:
             raise BagError(f"{self.path}: bag is closed")
         wanted = None if topics is None else set(topics)
@@ -155,6 +171,20 @@ class BagReader:
                     f"{self._where()}: reading failed ({_describe(err)}); the bag is truncated or corrupt"
                 ) from None
             yield conn.topic, int(stamp), msg
+
+    def _proto_messages(self, topics: Iterable[str] | None) -> Iterator[tuple[str, int, Any]]:
+        assert self._proto is not None
+        it = self._proto.messages(topics)
+        while True:
+            try:
+                item = next(it)
+            except StopIteration:
+                return
+            except Exception as err:
+                raise BagError(
+                    f"{self._where()}: reading failed ({_describe(err)}); the file is truncated or corrupt"
+                ) from None
+            yield item
 
 
 # message conversions ------------------------------------------------------------------------------------
