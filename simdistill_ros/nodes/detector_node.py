@@ -487,10 +487,7 @@ class DetectorNode(_node_base()):  # type: ignore[misc]
         try:
             if self.params.compressed:
                 return decode_compressed(msg.format, msg.data)
-            bridge = _cv_bridge()
-            if bridge is not None:
-                return np.ascontiguousarray(bridge.imgmsg_to_cv2(msg, desired_encoding="rgb8"))
-            from simdistill_ros.frames.images import image_to_rgb
+            from simdistill_ros.frames.images import image_to_rgb  # honours step; cv_bridge does not
 
             return image_to_rgb(msg)
         except Exception as err:  # cv_bridge, OpenCV and our decoder all raise their own types
