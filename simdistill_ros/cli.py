@@ -56,6 +56,11 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--score-threshold", type=float, default=0.05, help="detection score threshold (with --model)"
     )
+    p.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="load checkpoints without checking their weights against the sha256 in meta.json",
+    )
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -105,6 +110,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--pseudo-label-threshold", type=float, default=0.3, help="teacher score for a pseudo-label box"
     )
+    p.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="load checkpoints without checking their weights against the sha256 in meta.json",
+    )
 
 
 def _add_detect(sub: argparse._SubParsersAction) -> None:
@@ -120,6 +130,11 @@ def _add_detect(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument(
         "--score-threshold", type=float, default=0.2, help="minimum score kept (default 0.2, as the node)"
+    )
+    p.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="load checkpoints without checking their weights against the sha256 in meta.json",
     )
 
 
@@ -143,6 +158,11 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--merge", nargs="+", metavar="STORE", help="merge these stores into --out (no replay)")
     p.add_argument(
         "--verify", action="store_true", help="check every shard of --out (sha256), print size and read speed"
+    )
+    p.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="load checkpoints without checking their weights against the sha256 in meta.json",
     )
 
 

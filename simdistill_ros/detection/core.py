@@ -105,13 +105,18 @@ class DetectorCore:
         self._geometry: _Geometry | None = None
 
     @classmethod
-    def from_checkpoint(cls, model: str | Path, device: str = "auto", **kwargs: object) -> DetectorCore:
-        """Load a checkpoint directory or shipped name (``student_tiny``). ``device``: auto, cpu, cuda."""
+    def from_checkpoint(
+        cls, model: str | Path, device: str = "auto", verify: bool = True, **kwargs: object
+    ) -> DetectorCore:
+        """Load a checkpoint directory or shipped name (``student_tiny``). ``device``: auto, cpu, cuda;
+        ``verify``: check the weights' sha256."""
         from simdistill_ros.inference.predict import load_detector
+        from simdistill_ros.models.checkpoint import CheckpointWarning
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            net, cfg, meta, dev = load_detector(model, device)
+            warnings.simplefilter("default", CheckpointWarning)  # an unverifiable checkpoint is news
+            net, cfg, meta, dev = load_detector(model, device, verify)
         return cls(net, tuple(cfg.image_size), dev, model_type=meta.get("model_type", ""), **kwargs)
 
     # validation and model inputs ------------------------------------------------------------------------

@@ -12,13 +12,14 @@ from simdistill_ros.geometry import boxes_from_array
 from simdistill_ros.inference.model_paths import resolve_model_path
 
 
-def load_detector(model: str | Path, device: str = "auto"):
-    """(model in eval mode, config, meta, device) from a checkpoint path or shipped name."""
+def load_detector(model: str | Path, device: str = "auto", verify: bool = True):
+    """(model in eval mode, config, meta, device) from a checkpoint path or shipped name; ``verify``
+    checks the weights' sha256."""
     from simdistill_ros.models import load_checkpoint
     from simdistill_ros.training.distributed import resolve_device
 
     dev = resolve_device(device)
-    net, cfg, meta = load_checkpoint(resolve_model_path(model), map_location=dev)
+    net, cfg, meta = load_checkpoint(resolve_model_path(model), map_location=dev, verify=verify)
     return net.eval(), cfg, meta, dev
 
 
@@ -31,6 +32,7 @@ def predict_split(
     device: str = "auto",
     score_threshold: float = 0.05,
     batch_size: int = 2,
+    verify: bool = True,
 ) -> dict[str, list]:
     """{sample_token: [Box3D in the base frame]} for every labelled frame of ``split``."""
     from simdistill_ros.dataset.frame_cache import load_split_frames
@@ -38,7 +40,7 @@ def predict_split(
     from simdistill_ros.training.batch import collate
     from simdistill_ros.training.dataset import FrameDataset
 
-    net, cfg, meta, dev = load_detector(model, device)
+    net, cfg, meta, dev = load_detector(model, device, verify)
     is_teacher = meta["model_type"] == "teacher"
     scenes = load_split_frames(dataroot, split, version=version)
     data = FrameDataset(scenes, tuple(cfg.image_size), augment=False, with_points=is_teacher)
@@ -66,12 +68,13 @@ def predict_split_results(
     version: str = "v1.0-synth",
     device: str = "auto",
     score_threshold: float = 0.05,
+    verify: bool = True,
 ) -> dict:
     """nuScenes results JSON (dict) of ``model`` on ``split``."""
     from simdistill_ros.dataset.nuscenes_tables import load_split_samples
     from simdistill_ros.evaluation.nuscenes_eval import results_from_boxes
 
-    per_sample = predict_split(model, dataroot, split, version, device, score_threshold)
+    per_sample = predict_split(model, dataroot, split, version, device, score_threshold, verify=verify)
     poses = {s.token: s.ego_pose for s in load_split_samples(dataroot, split, version=version)}
     missing = [t for t in poses if t not in per_sample]
     for t in missing:  # frames the bags could not assemble get no detections, and are scored as such

@@ -68,6 +68,7 @@ def _replay(args: argparse.Namespace) -> int:
         data=args.data,
         topics=TopicNames(lidar=args.lidar_topic) if getattr(args, "lidar_topic", None) else None,
         frames_per_shard=getattr(args, "frames_per_shard", 16),
+        verify=not args.no_verify,
     )
     mine = select_shard(args.bags, shard)
     print(

@@ -178,6 +178,7 @@ class TeacherReplayer:
         topics: TopicNames | None = None,
         frames_per_shard: int = 16,
         score_threshold: float = 0.1,
+        verify: bool = True,
     ) -> None:
         from simdistill_ros.inference.model_paths import resolve_model_path
         from simdistill_ros.models import load_checkpoint
@@ -185,7 +186,7 @@ class TeacherReplayer:
 
         path = resolve_model_path(teacher)
         self.device = resolve_device(device)
-        self.model, self.config, meta = load_checkpoint(path, map_location=self.device)
+        self.model, self.config, meta = load_checkpoint(path, map_location=self.device, verify=verify)
         if meta.get("model_type") != "teacher":
             raise UserError(f"{teacher} is a {meta.get('model_type')} checkpoint, not a teacher")
         self.model.freeze()

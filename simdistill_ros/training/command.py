@@ -122,7 +122,9 @@ def run_train_command(args: argparse.Namespace) -> int:
                 raise UserError("distilling a student needs --teacher CKPT (or --disable distill)")
             from simdistill_ros.inference.model_paths import resolve_model_path
 
-            teacher, tcfg, tmeta = load_checkpoint(resolve_model_path(args.teacher), map_location=ctx.device)
+            teacher, tcfg, tmeta = load_checkpoint(
+                resolve_model_path(args.teacher), map_location=ctx.device, verify=not args.no_verify
+            )
             if tmeta.get("model_type") != "teacher":
                 raise UserError(f"{args.teacher} is a {tmeta.get('model_type')} checkpoint, not a teacher")
             if tcfg.grid != cfg.grid:
@@ -159,7 +161,7 @@ def run_train_command(args: argparse.Namespace) -> int:
                 f"training {args.model} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params) on "
                 f"{len(dataset)} frames, {optim.epochs} epochs, batch {optim.batch_size} x {ctx.world_size}"
             )
-        _fit(model, cfg, objective, dataset, collate, optim, run_dir, base_meta, ctx, args.resume)
+        _fit(model, cfg, objective, dataset, collate, optim, run_dir, base_meta, ctx, args)
     finally:
         shutdown_distributed()
     return 0
@@ -173,7 +175,9 @@ def _warm_start(model, args: argparse.Namespace, ctx) -> None:
     from simdistill_ros.models import CheckpointError, load_matching_weights
 
     try:
-        copied, fresh = load_matching_weights(model, resolve_model_path(args.init_from))
+        copied, fresh = load_matching_weights(
+            model, resolve_model_path(args.init_from), verify=not args.no_verify
+        )
     except (CheckpointError, FileNotFoundError) as e:
         raise UserError(f"--init-from: {e}") from None
     if ctx.is_main:
@@ -181,7 +185,7 @@ def _warm_start(model, args: argparse.Namespace, ctx) -> None:
 
 
 def _fit(
-    model, cfg, objective, dataset, collate, optim, run_dir: Path, base_meta: dict, ctx, resume: bool
+    model, cfg, objective, dataset, collate, optim, run_dir: Path, base_meta: dict, ctx, args
 ) -> None:
     """Run the training loop with checkpoints carrying ``base_meta``; a diverged run is a UserError."""
     from simdistill_ros.models import save_checkpoint
@@ -191,7 +195,18 @@ def _fit(
         save_checkpoint(path, model, cfg, {**base_meta, **extra})
 
     try:
-        row = train(model, objective, dataset, collate, optim, run_dir, save, ctx, resume=resume)
+        row = train(
+            model,
+            objective,
+            dataset,
+            collate,
+            optim,
+            run_dir,
+            save,
+            ctx,
+            resume=args.resume,
+            verify=not args.no_verify,
+        )
     except TrainingDiverged as exc:
         raise UserError(str(exc)) from None
     if ctx.is_main:
@@ -252,7 +267,7 @@ def _train_from_store(args: argparse.Namespace) -> int:
             Path(args.out),
             base_meta,
             ctx,
-            args.resume,
+            args,
         )
     finally:
         shutdown_distributed()
