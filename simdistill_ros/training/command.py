@@ -184,9 +184,7 @@ def _warm_start(model, args: argparse.Namespace, ctx) -> None:
         print(f"initialised {len(copied)} tensors from {args.init_from}; {len(fresh)} start fresh")
 
 
-def _fit(
-    model, cfg, objective, dataset, collate, optim, run_dir: Path, base_meta: dict, ctx, args
-) -> None:
+def _fit(model, cfg, objective, dataset, collate, optim, run_dir: Path, base_meta: dict, ctx, args) -> None:
     """Run the training loop with checkpoints carrying ``base_meta``; a diverged run is a UserError."""
     from simdistill_ros.models import save_checkpoint
     from simdistill_ros.training.loop import TrainingDiverged, train
