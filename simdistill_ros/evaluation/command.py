@@ -10,11 +10,18 @@ from simdistill_ros.errors import UserError
 
 
 def run_evaluate_command(args: argparse.Namespace) -> int:
-    from simdistill_ros.evaluation.nuscenes_eval import evaluate, format_report, gt_as_results
+    from simdistill_ros.evaluation.nuscenes_eval import (
+        check_results,
+        check_split,
+        evaluate,
+        format_report,
+        gt_as_results,
+    )
 
     dataroot = Path(args.data)
     if not (dataroot / args.version).is_dir():
         raise UserError(f"{dataroot} holds no {args.version}/ tables (make one with `simdistill synth`)")
+    check_split(dataroot, args.split, args.version)  # before a model runs over a split that is not there
     out_dir = Path(args.out) if args.out else None
     if args.gt_as_results:
         results = gt_as_results(dataroot, args.split, version=args.version)
@@ -26,6 +33,7 @@ def run_evaluate_command(args: argparse.Namespace) -> int:
             results = json.loads(path.read_text())
         except json.JSONDecodeError as exc:
             raise UserError(f"results file {path} is not valid JSON: {exc}") from None
+        check_results(results)
     else:
         from simdistill_ros.inference.predict import predict_split_results
 

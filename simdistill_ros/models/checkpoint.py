@@ -222,7 +222,9 @@ def _read_config(file: Path) -> ModelConfig:
     try:
         return ModelConfig.from_dict(data)
     except (ValueError, TypeError) as e:
-        raise CheckpointError(f"{file}: invalid model config: {e}") from e
+        raise CheckpointError(
+            f"{file}: invalid model config: {e} (restore the file as the checkpoint was saved)"
+        ) from e
 
 
 def _read_json(file: Path) -> dict[str, Any]:
