@@ -105,4 +105,8 @@ def run_detect_command(args: argparse.Namespace) -> int:
         f"  wrote {out} ({DETECTIONS_TOPIC}, {MARKERS_TOPIC})"
         + (f" and pictures in {png_dir}" if png_dir else "")
     )
-    return 0 if n_frames else 1
+    if not n_frames:
+        raise UserError(
+            f"{args.bag}: no frame could be detected on ({reader.stats}); fix what the bag reader names"
+        )
+    return 0

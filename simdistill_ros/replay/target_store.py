@@ -259,10 +259,14 @@ class TargetStoreWriter:
                 f"{self.root}: another process is writing as {writer_id} (lock {self._lock.name})"
             ) from None
         self.index_path = self.root / INDEX_DIR / f"{writer_id}.json"
-        self.index = self._load_own_index()
-        self._remove_orphans()
-        self.redone = self._check_shards()  # (shard, frames) of own shards found damaged and dropped
-        self.known = set(union_index(self.root)[0])
+        try:
+            self.index = self._load_own_index()
+            self._remove_orphans()
+            self.redone = self._check_shards()  # (shard, frames) of own shards found damaged and dropped
+            self.known = set(union_index(self.root)[0])
+        except BaseException:
+            self._unlock()
+            raise
         self._pending: list[FrameTargets] = []
         self.bytes_written = 0
         self.frames_written = 0
@@ -368,9 +372,12 @@ class TargetStoreWriter:
         try:
             self.flush()
         finally:
-            if not self._lock.closed:
-                fcntl.flock(self._lock, fcntl.LOCK_UN)
-                self._lock.close()
+            self._unlock()
+
+    def _unlock(self) -> None:
+        if not self._lock.closed:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
 
     def __enter__(self) -> TargetStoreWriter:
         return self

@@ -127,8 +127,16 @@ def train(
             state = None
             if ctx.is_main:
                 print(f"warning: {err}; the optimiser restarts, the schedule continues")
-        # The training state is written after the weights: use it only if it belongs to the same step.
-        if state is not None and state["step"] == step:
+        # The training state is written after the weights: use it only if it belongs to the same step,
+        # and only for the same settings (another --epochs is another schedule: OneCycleLR would refuse).
+        changed = sorted(
+            k
+            for k, v in asdict(cfg).items()
+            if k != "workers" and state is not None and state.get("optim_config", {}).get(k) != v
+        )
+        if state is not None and changed and ctx.is_main:
+            print(f"settings changed since {last} ({', '.join(changed)}): optimiser and schedule restart")
+        if state is not None and state["step"] == step and not changed:
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             scaler.load_state_dict(state["scaler"])
