@@ -143,3 +143,13 @@ def test_boxes_the_devkit_would_reject_are_clear_errors(dataroot):
     next(iter(results["results"].values()))[0]["attribute_name"] = "not.an.attribute"
     with pytest.raises(ValueError, match=r"box 0: unknown attribute_name 'not.an.attribute'"):
         evaluate(dataroot, "val", results, VERSION)
+
+
+def test_unknown_velocity_nan_is_accepted_but_infinite_is_not(dataroot):
+    results = copy.deepcopy(gt_as_results(dataroot, "val", VERSION))
+    box = next(iter(results["results"].values()))[0]
+    box["velocity"] = [float("nan"), float("nan")]
+    assert evaluate(dataroot, "val", results, VERSION).mean_ap == pytest.approx(1.0)
+    box["velocity"] = [float("inf"), 0.0]
+    with pytest.raises(ValueError, match=r"box 0: 'velocity' must be 2 finite numbers"):
+        evaluate(dataroot, "val", results, VERSION)

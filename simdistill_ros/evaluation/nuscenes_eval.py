@@ -80,11 +80,16 @@ def check_split(dataroot: str | Path, split: str, version: str = DEFAULT_VERSION
     return scenes
 
 
-def _finite_numbers(value: object, n: int) -> bool:
+def _finite_numbers(value: object, n: int, allow_nan: bool = False) -> bool:
     return (
         isinstance(value, (list, tuple))
         and len(value) == n
-        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+        and all(
+            isinstance(v, (int, float))
+            and not isinstance(v, bool)
+            and (math.isfinite(v) or (allow_nan and math.isnan(v)))
+            for v in value
+        )
     )
 
 
@@ -122,7 +127,7 @@ def check_results(results: object, tokens: list[str] | None = None) -> None:
         "translation": (3, "3 finite numbers (x, y, z in metres)"),
         "size": (3, "3 finite positive numbers (width, length, height in metres)"),
         "rotation": (4, "4 finite numbers (quaternion w, x, y, z)"),
-        "velocity": (2, "2 finite numbers (vx, vy in m/s)"),
+        "velocity": (2, "2 finite numbers (vx, vy in m/s; NaN where unknown)"),
     }
     for token, boxes in per_sample.items():
         if not isinstance(boxes, list):
@@ -146,7 +151,9 @@ def check_results(results: object, tokens: list[str] | None = None) -> None:
             for key, (n, what) in fields.items():
                 if key not in box:
                     raise EvaluationError(f"{where}: no {key!r} (needs {what}); {fix}")
-                if not _finite_numbers(box[key], n) or (key == "size" and min(box[key]) <= 0):
+                if not _finite_numbers(box[key], n, allow_nan=key == "velocity") or (
+                    key == "size" and min(box[key]) <= 0
+                ):
                     raise EvaluationError(
                         f"{where}: {key!r} must be {what}, got {json.dumps(box[key])[:60]}; {fix}"
                     )
