@@ -45,7 +45,9 @@ def run_detect_command(args: argparse.Namespace) -> int:
     png_dir = Path(args.png) if getattr(args, "png", None) else None
     if png_dir is not None:
         png_dir.mkdir(parents=True, exist_ok=True)
-    core = DetectorCore.from_checkpoint(args.model, args.device, score_threshold=args.score_threshold)
+    core = DetectorCore.from_checkpoint(
+        args.model, args.device, verify=not args.no_verify, score_threshold=args.score_threshold
+    )
     for note in core.notes:
         print(f"note: {note}")
     sensors = sensor_config_from_args(args)
@@ -103,9 +105,11 @@ def run_detect_command(args: argparse.Namespace) -> int:
     if gt.samples and n_gt < n_frames:
         print(f"warning: {n_frames - n_gt} of {n_frames} frames match no ground-truth sample of {args.data}")
     print(summary_line("detect", n_frames, skipped, gt_matched=n_gt if gt.samples else None))
-    if skipped and getattr(args, "strict", False):
-        return 1
-    return 0 if n_frames else 1
+    if not n_frames:
+        raise UserError(
+            f"{args.bag}: no frame could be detected on ({reader.stats}); fix what the bag reader names"
+        )
+    return 1 if skipped and getattr(args, "strict", False) else 0
 
 
 def bag_sensors(bag: Path, sensors: SensorConfig, model_cameras: list[str] | None) -> BagSensors:
