@@ -3,7 +3,7 @@
 
 Each message is turned into an object with the attribute names of its ROS 2 counterpart (``header.stamp``,
 ``k``, ``transforms``, PointCloud2 ``fields``...), so the rest of the reader does not know the difference.
-Decoding needs the ``mcap-protobuf-support`` package (imported only when such a file is opened).
+Decoding uses the ``mcap-protobuf-support`` package (in requirements.txt).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+from mcap.reader import make_reader
+from mcap_protobuf.decoder import DecoderFactory
 
 # foxglove.PackedElementField.NumericType -> sensor_msgs/PointField datatype
 _NUMERIC_TO_POINT_FIELD = {1: 2, 2: 1, 3: 4, 4: 3, 5: 6, 6: 5, 7: 7, 8: 8}
@@ -22,8 +24,6 @@ _NUMERIC_TO_POINT_FIELD = {1: 2, 2: 1, 3: 4, 4: 3, 5: 6, 6: 5, 7: 7, 8: 8}
 def mcap_profile(path: Path) -> str | None:
     """The MCAP header's profile (``ros2`` for rosbag2 files, empty for Foxglove's), None if unreadable."""
     try:
-        from mcap.reader import make_reader
-
         with open(path, "rb") as f:
             return make_reader(f).get_header().profile
     except Exception:  # not an mcap file, or a broken one: the rosbags reader will say what is wrong
@@ -111,15 +111,6 @@ class ProtobufMcap:
     """An open protobuf MCAP file: ``topics`` (topic -> schema name) and :meth:`messages`."""
 
     def __init__(self, path: Path) -> None:
-        try:
-            from mcap_protobuf.decoder import DecoderFactory
-        except ImportError:
-            raise ImportError(
-                f"{path} holds protobuf (Foxglove) messages; reading them needs the mcap-protobuf-support "
-                "package (pip install mcap-protobuf-support)"
-            ) from None
-        from mcap.reader import make_reader
-
         self.path = path
         self._file = open(path, "rb")  # noqa: SIM115 - closed by close()
         self._reader = make_reader(self._file, decoder_factories=[DecoderFactory()])
