@@ -56,7 +56,9 @@ def run_detect_command(args: argparse.Namespace) -> int:
     png_dir = Path(args.png) if getattr(args, "png", None) else None
     if png_dir is not None:
         png_dir.mkdir(parents=True, exist_ok=True)
-    core = DetectorCore.from_checkpoint(args.model, args.device, score_threshold=args.score_threshold)
+    core = DetectorCore.from_checkpoint(
+        args.model, args.device, getattr(args, "backend", "torch"), score_threshold=args.score_threshold
+    )
     for note in core.notes:
         print(f"note: {note}")
     base_frame = "base_link"

@@ -40,6 +40,7 @@ class DetectorParams:
     base_frame: str
     model: str
     device: str
+    backend: str
     fp16: bool
     score_threshold: float
     max_detections: int
@@ -72,6 +73,10 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "base_frame": ("base_link", "Frame of the detections; camera extrinsics are looked up into it."),
     "model": ("student_tiny", "Checkpoint directory or shipped model name (student_tiny, baseline_tiny)."),
     "device": ("auto", "auto | cuda | cpu; cuda without CUDA falls back to the CPU with a warning."),
+    "backend": (
+        "torch",
+        "torch | onnxruntime (the model's ONNX export, made on first use and cached; or an .onnx model).",
+    ),
     "fp16": (False, "Half-precision inference (CUDA only; ignored with a warning on the CPU)."),
     "score_threshold": (0.2, "Minimum detection score published (0.2 suits the shipped student)."),
     "max_detections": (100, "At most this many detections per frame (highest scores)."),
@@ -206,6 +211,8 @@ class DetectorNode(_node_base()):  # type: ignore[misc]
         for key in ("sync_queue_size", "frame_queue_size", "max_detections"):
             if int(values[key]) < 1:
                 raise StartupError(f"{key} must be >= 1, got {values[key]}")
+        if values["backend"] not in ("torch", "onnxruntime"):
+            raise StartupError(f"backend must be torch or onnxruntime, got {values['backend']!r}")
         if values["device"] not in ("auto", "cpu") and not str(values["device"]).startswith("cuda"):
             raise StartupError(f"device must be auto, cpu or cuda[:N], got {values['device']!r}")
         return DetectorParams(
@@ -216,6 +223,7 @@ class DetectorNode(_node_base()):  # type: ignore[misc]
             base_frame=str(values["base_frame"]),
             model=str(values["model"]),
             device=str(values["device"]),
+            backend=str(values["backend"]),
             fp16=bool(values["fp16"]),
             score_threshold=float(values["score_threshold"]),
             max_detections=int(values["max_detections"]),
@@ -244,6 +252,7 @@ class DetectorNode(_node_base()):  # type: ignore[misc]
             core = DetectorCore.from_checkpoint(
                 p.model,
                 device,
+                p.backend,
                 fp16=p.fp16,
                 score_threshold=p.score_threshold,
                 max_detections=p.max_detections,
