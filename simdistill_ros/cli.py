@@ -138,6 +138,13 @@ def _add_detect(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", help="dataset root with ground truth to draw in the pictures")
     p.add_argument("--device", default="auto")
     p.add_argument(
+        "--backend",
+        choices=("torch", "onnxruntime"),
+        default="torch",
+        help="run the model with PyTorch or with ONNX Runtime (--model may then be an .onnx file from "
+        "`simdistill export`; a checkpoint is exported on first use and cached)",
+    )
+    p.add_argument(
         "--score-threshold",
         type=float,
         default=DEFAULT_SCORE_THRESHOLD,
@@ -147,6 +154,18 @@ def _add_detect(sub: argparse._SubParsersAction) -> None:
         "--no-verify",
         action="store_true",
         help="load checkpoints without checking their weights against the sha256 in meta.json",
+    )
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="export a camera-only model (baseline, student) to ONNX: images + splat geometry -> head maps",
+    )
+    p.add_argument("--model", default="student_tiny", help="checkpoint directory or shipped model name")
+    p.add_argument("--out", required=True, help="output .onnx file")
+    p.add_argument(
+        "--cameras", type=int, default=6, help="cameras of the example input (the graph takes any number)"
     )
 
 
@@ -185,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_synth, _add_train, _add_evaluate, _add_detect, _add_replay):
+    for add in (_add_synth, _add_train, _add_evaluate, _add_detect, _add_export, _add_replay):
         add(sub)
     return parser
 
@@ -211,6 +230,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from simdistill_ros.detection.command import run_detect_command
 
             return run_detect_command(args)
+        if args.command == "export":
+            from simdistill_ros.models.export import run_export_command
+
+            return run_export_command(args)
         if args.command == "replay":
             from simdistill_ros.replay.command import run_replay_command
 

@@ -43,7 +43,11 @@ def run_detect_command(args: argparse.Namespace) -> int:
     if png_dir is not None:
         png_dir.mkdir(parents=True, exist_ok=True)
     core = DetectorCore.from_checkpoint(
-        args.model, args.device, verify=not args.no_verify, score_threshold=args.score_threshold
+        args.model,
+        args.device,
+        args.backend,
+        verify=not args.no_verify,
+        score_threshold=args.score_threshold,
     )
     for note in core.notes:
         print(f"note: {note}")
