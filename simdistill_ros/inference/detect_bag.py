@@ -83,13 +83,18 @@ def run_detect_command(args: argparse.Namespace) -> int:
             n_boxes += len(result.boxes)
             model_ms.append(result.model_ms)
             if png_dir is not None:
-                from simdistill_ros.detection.pictures import frame_picture
+                from simdistill_ros.detection.pictures import frame_picture, save_picture
 
                 cams = cameras_from_frame(frame)
                 picture = frame_picture(
                     [c.image for c in cams], frame.rig.cameras, result.boxes, _nearest(gt, frame.stamp_ns)
                 )
-                picture.save(png_dir / f"frame_{frame.index:04d}_{frame.stamp_ns}.png")
+                save_picture(picture, png_dir / f"frame_{frame.index:04d}_{frame.stamp_ns}.png")
+    overview = None
+    if png_dir is not None:
+        from simdistill_ros.detection.pictures import write_overview
+
+        overview = write_overview(png_dir)
     seconds = time.perf_counter() - t0
     median = statistics.median(model_ms) if model_ms else float("nan")
     print(
@@ -102,5 +107,6 @@ def run_detect_command(args: argparse.Namespace) -> int:
     print(
         f"  wrote {out} ({DETECTIONS_TOPIC}, {MARKERS_TOPIC})"
         + (f" and pictures in {png_dir}" if png_dir else "")
+        + (f" (overview: {overview})" if overview else "")
     )
     return 0 if n_frames else 1
