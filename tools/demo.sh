@@ -25,9 +25,9 @@ if ! MODEL_DIR=$($PY -c "from simdistill_ros.inference.model_paths import resolv
   echo "      with \`make reproduce\` + tools/ship_models.py, or pass MODEL=/path/to/checkpoint)" >&2
   exit 1
 fi
-echo "== model: $MODEL_DIR; ROS_DOMAIN_ID=$ROS_DOMAIN_ID"
+echo "== model: $MODEL_DIR; ROS_DOMAIN_ID=$ROS_DOMAIN_ID (the demo takes 1-3 min on 2 cores)"
 
-echo "== 1/5 synthesize 2 scenes x 6 frames (6 cameras + LiDAR) into $OUT (about 20 s)"
+echo "== 1/5 synthesize 2 scenes x 6 frames (6 cameras + LiDAR) into $OUT"
 $PY -m simdistill_ros.cli synth --out "$OUT" --scenes 2 --frames-per-scene "$FRAMES" --seed 7 --image-size 160x400 --overwrite
 # The metric's sanity check (ground truth scored as detections must give mAP 1.0); the report quotes it.
 $PY -m simdistill_ros.cli evaluate --data "$OUT" --split val --gt-as-results --out "$OUT/sanity" > "$OUT/sanity.log"
@@ -37,7 +37,7 @@ LIVE="$OUT/live"
 rm -rf "$LIVE" "$OUT/detect_bag" "$OUT/pictures"
 mkdir -p "$LIVE"
 
-echo "== 2/5 live: bag_player ($VAL at ${RATE}x) -> detector_node -> detection_recorder (about 1 min)"
+echo "== 2/5 live: bag_player ($VAL at ${RATE}x) -> detector_node -> detection_recorder"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
@@ -62,7 +62,7 @@ trap - EXIT
 cat "$LIVE/recorder.log"
 grep -E "stopped:|skipped|ERROR" "$LIVE/node.log" || true
 
-echo "== 3/5 offline: simdistill detect on the same bag (output bag + pictures, about 20 s)"
+echo "== 3/5 offline: simdistill detect on the same bag (output bag + pictures)"
 $PY -m simdistill_ros.cli detect --model "$MODEL_DIR" --bag "$BAG" --out "$OUT/detect_bag" --png "$OUT/pictures" \
   --data "$OUT" --score-threshold "$SCORE"
 

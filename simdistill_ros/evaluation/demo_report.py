@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # The metrics compared live: mAP and NDS in points; the TP errors in their units. mAVE is left out on
-# purpose: Detection3DArray has no velocity field, so live boxes carry none and the live mAVE means nothing.
+# purpose: Detection3DArray has no velocity field, so live boxes carry none and the live mAVE means nothing;
+# mAAE too: no model predicts attributes, the results carry each class's default.
 TP_ROWS = (("mATE", "trans_err", "m"), ("mASE", "scale_err", "1-IoU"), ("mAOE", "orient_err", "rad"))
 CARD_COLUMNS = ("mAP", "NDS", "mATE", "mASE", "mAOE", "mAVE", "mAAE")
 
@@ -84,6 +85,14 @@ def _num(value: float | None, fmt: str) -> str:
     return "?" if value is None else format(value, fmt)
 
 
+def _short(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it (the report's paths stay short)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def _pts(fraction: float | None) -> str:
     return "?" if fraction is None else f"{100 * fraction:.1f}"
 
@@ -92,12 +101,12 @@ def format_demo_report(run: DemoRun) -> str:
     """The labelled report printed at the end of the demo."""
     w = 18  # label column
     pad = " " * w
-    card = str(Path(run.model) / "README.md")
+    card = _short(Path(run.model) / "README.md")
     lines = ["", "=" * 32 + " demo report " + "=" * 32]
     lines += [
         f"{'What ran':<{w}}three ROS 2 processes: bag_player ({run.scene}) -> detector_node "
-        f"({Path(run.model).name}) -> detection_recorder;",
-        f"{pad}then `simdistill detect` offline on the same bag",
+        f"({Path(run.model).name})",
+        f"{pad}-> detection_recorder; then `simdistill detect` offline on the same bag",
         f"{'Frames':<{w}}{_num(run.frames_in_bag, 'd')} played, {_num(run.frames_published, 'd')} published "
         f"by the node, {_num(run.frames_recorded, 'd')} recorded; {_num(run.dropped, 'd')} dropped, "
         f"{_num(run.failed, 'd')} failed",
@@ -111,11 +120,13 @@ def format_demo_report(run: DemoRun) -> str:
     for name, key, unit in TP_ROWS:
         lines.append(f"{pad}{name:<6}{_num(tp.get(key), '.3f'):>10}{_num(ref.get(name), '.3f'):>12}  {unit}")
     lines += [
-        f"{pad}mAVE is not shown: Detection3DArray has no velocity field, so the live boxes carry none",
-        f"{pad}(NDS still counts the velocity error: the live NDS is lower than the model's own).",
-        f"{pad}The model card's numbers are from its val split ({card}); {_num(run.frames_recorded, 'd')} "
-        "frames of one",
-        f"{pad}scene are a small sample, so expect the live numbers to differ from them by several points.",
+        f"{pad}mAVE is not shown: Detection3DArray has no velocity field, so the live boxes carry none;",
+        f"{pad}mAAE neither: the models predict no attributes (each class gets its default one).",
+        f"{pad}NDS still counts both errors.",
+        f"{pad}The model card ({card}) scores the benchmark's val split;",
+        f"{pad}{_num(run.frames_recorded, 'd')} frames of one scene are a small sample: the live numbers can "
+        "differ from the card's",
+        f"{pad}by several points either way.",
     ]
     if run.sanity_map is not None:
         verdict = "ok" if abs(run.sanity_map - 1.0) < 1e-6 else "WRONG: the evaluation set-up is broken"
