@@ -33,10 +33,10 @@ fi
 h=$(hash_of tools/setup_env.sh requirements.txt)
 if ! step_done pip "$h"; then
   # torch first and pinned: a loose spec would pull multi-GB CUDA wheels.
-  run_step "pip: torch 2.13.0 (CPU)" "about 30 s idle, 2 min busy, plus the download of ~200 MB" \
+  run_step "pip: torch 2.13.0 (CPU)" "under 1 min idle, up to 2 min busy, plus the download of ~180 MB" \
     pip_install torch==2.13.0
   run_step "pip: requirements.txt (ROS 2 Kilted wheels, rosbags, devkit dependencies, test tools)" \
-    "about 40 s idle, 3 min busy" pip_install -r requirements.txt
+    "about 1 min idle, up to 2 min busy" pip_install -r requirements.txt
   # The devkit pins old versions of its dependencies; its needs are in requirements.txt.
   run_step "pip: nuscenes-devkit 1.2.0" "a few seconds" pip_install --no-deps nuscenes-devkit==1.2.0
   mark pip "$h"
@@ -69,7 +69,7 @@ if ! step_done msgs "$h"; then
     build=$(mktemp -d)
     # The heartbeat quotes cmake's "[ NN%]" progress from the build log.
     STEP_PROGRESS="$build/build.log" run_step "cmake: building $pkg from msgs/$pkg" \
-      "about 25 s idle, 3-4 min busy" build_msgs "$pkg" "$build"
+      "about 25 s idle, up to 4 min busy" build_msgs "$pkg" "$build"
     rm -rf "$build"
   done
   # Smoke test: the generated types import, and rclpy can publish them (own domain: no cross-talk).
@@ -86,7 +86,7 @@ fi
 
 h=$(hash_of tools/setup_env.sh setup.py setup.cfg package.xml)
 if ! step_done package "$h"; then
-  run_step "pip: simdistill_ros (editable)" "about 5 s" pip_install --no-deps --no-build-isolation -e .
+  run_step "pip: simdistill_ros (editable)" "5-30 s" pip_install --no-deps --no-build-isolation -e .
   mark package "$h"
   did+=("simdistill_ros")
 fi
