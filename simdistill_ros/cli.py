@@ -36,7 +36,12 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="rosbag2 storage plugin")
     p.add_argument("--image-size", default="224x400", help="camera image size HxW (default: 224x400)")
     p.add_argument("--raw-images", action="store_true", help="write sensor_msgs/Image instead of jpeg")
-    p.add_argument("--val-fraction", type=float, default=0.5, help="share of scenes in the val split")
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.5,
+        help="share of scenes in the val split (1.0: all val, a test-only world)",
+    )
     p.add_argument("--no-lidar", action="store_true", help="write bags without the LiDAR topic")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
 
