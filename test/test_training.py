@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 EXE = [sys.executable, "-m", "simdistill_ros.cli"]
 
@@ -154,10 +153,9 @@ def test_ddp_with_two_cpu_processes(world: Path, tmp_path: Path):
     proc = subprocess.run(
         [
             str(torchrun),
+            "--standalone",  # the rendezvous port is taken free from the OS
             "--nproc_per_node",
             "2",
-            "--master_port",
-            str(29500 + os.getpid() % 1000),
             "-m",
             "simdistill_ros.cli",
             "train",
@@ -179,5 +177,5 @@ def test_ddp_with_two_cpu_processes(world: Path, tmp_path: Path):
         env=env,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
-    assert (tmp_path / "last" / "model.safetensors").exists()
-    assert torch.distributed.is_available()
+    meta = json.loads((tmp_path / "last" / "meta.json").read_text())
+    assert meta["step"] == 2  # both ranks took both steps (the equal weights: test_training_exact.py)

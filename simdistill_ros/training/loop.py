@@ -100,7 +100,7 @@ def train(
 
     start_epoch, step = 0, 0
     last = run_dir / "last"
-    state_path = run_dir / "train_state.pt"
+    state_path = last / "train_state.pt"  # written beside the weights at the end of each epoch
     if resume:
         if not last.exists():
             raise FileNotFoundError(f"--resume: {last} does not exist")
