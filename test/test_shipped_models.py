@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from timeouts import time_limit
 
 from simdistill_ros.inference.model_paths import SHIPPED_MODELS, resolve_model_path
 from simdistill_ros.models import load_checkpoint
@@ -52,15 +53,17 @@ def fresh_val_scene(tmp_path_factory) -> Path:
     # Seed 7 was picked once, before any model was run on it, and never changed: it is outside the
     # benchmark world the shipped models trained on (seed 1000), so the scene is unseen.
     # A one-scene world puts its scene in the split named "train"; the models have never seen it.
-    synthesize(out, 1, 4, 7, image_size=(160, 400), val_fraction=0.0, progress=False)
+    with time_limit(180, "synthesizing the fresh scene"):
+        synthesize(out, 1, 4, 7, image_size=(160, 400), val_fraction=0.0, progress=False)
     return out
 
 
 @pytest.mark.parametrize("name", sorted(CARD_CAR_AP))
 def test_shipped_model_detects_on_a_fresh_scene(name: str, fresh_val_scene: Path, tmp_path: Path) -> None:
+    model = str(REPO / "models" / name)
     proc = subprocess.run(
         [sys.executable, "-m", "simdistill_ros.cli", "evaluate", "--data", str(fresh_val_scene),
-         "--split", "train", "--model", str(REPO / "models" / name), "--device", "cpu", "--out", str(tmp_path)],
+         "--split", "train", "--model", model, "--device", "cpu", "--out", str(tmp_path)],
         capture_output=True, text=True, timeout=240, cwd=REPO,
         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "2"},
     )  # fmt: skip

@@ -12,8 +12,10 @@ import pytest
 EXE = [sys.executable, "-m", "simdistill_ros.cli"]
 
 
-def run(*args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([*EXE, *args], capture_output=True, text=True, timeout=600, env=env)
+def run(
+    *args: str, env: dict | None = None, check: bool = True, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    proc = subprocess.run([*EXE, *args], capture_output=True, text=True, timeout=timeout, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(
             f"simdistill {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}"
@@ -43,7 +45,20 @@ def world(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def teacher(world: Path, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("teacher")
-    run("train", "teacher", "--data", str(world), "--out", str(out), "--epochs", "1", "--batch-size", "2")
+    # the fixture's own limit (pytest's per-test timeout covers test bodies only)
+    run(
+        "train",
+        "teacher",
+        "--data",
+        str(world),
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "2",
+        timeout=400,
+    )
     return out / "last"
 
 
