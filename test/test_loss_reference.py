@@ -20,7 +20,13 @@ from simdistill_ros.models.distill import (
     simdistill_loss,
 )
 from simdistill_ros.models.head import REG_FIELDS, HeadTargets
-from simdistill_ros.models.losses import box_l1_loss, centerpoint_loss, gaussian_focal_loss
+from simdistill_ros.models.losses import (
+    box_l1_loss,
+    centerpoint_loss,
+    detection_loss,
+    gaussian_focal_loss,
+    total,
+)
 from simdistill_ros.models.structures import DetectorOutputs
 
 CODE_WEIGHTS = (1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.2, 0.2)
@@ -142,6 +148,19 @@ def test_box_l1_loss_by_hand() -> None:
     assert terms["gt_bbox"].item() == pytest.approx(0.25 * 4.1)
     # no centre in the target heatmap: four background cells of p = 0.25, normalised by max(0, 1)
     assert terms["gt_heatmap"].item() == pytest.approx(4 * -math.log(0.75) * 0.25**2)
+
+
+def test_detection_loss_is_the_weighted_sum_of_the_gt_terms() -> None:
+    pred = _head([100.0] * 10, [0.5, 2.0, 0, 0, 0, 0, 0, 0, 3.0, 0])
+    pred["heatmap"] = torch.full((1, 2, 1, 2), -LN3)
+    weights = LossWeights(gt_heatmap=2.0, gt_bbox=0.5)
+    terms = detection_loss(pred, _box_targets([0.0] * 10), HeadConfig(num_classes=2), weights)
+    heat = 2.0 * 4 * -math.log(0.75) * 0.25**2  # four background cells of p = 0.25
+    box = 0.5 * (0.5 + 2.0 + 3.0 * 0.2)  # L1 at the object's cell
+    assert set(terms) == {"gt_heatmap", "gt_bbox", "loss"}
+    assert terms["gt_heatmap"].item() == pytest.approx(heat) and terms["gt_bbox"].item() == pytest.approx(box)
+    assert terms["loss"].item() == pytest.approx(heat + box)
+    assert total({}).item() == 0.0
 
 
 # --- each term reads its own map ---------------------------------------------------------------------------
