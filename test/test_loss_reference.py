@@ -138,10 +138,17 @@ def test_gaussian_focal_loss_by_hand() -> None:
 
 
 def test_box_l1_loss_by_hand() -> None:
-    pred = _head([100.0] * 10, [0.5, 2.0, 0, 0, 0, 0, 0, 0, 3.0, 0])
+    pred = _head([100.0] * 10, [0.5, 2.0, 0, 0.25, 0, 0, 0, 0, 3.0, 0])
     targets = _box_targets([0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
-    # |0.5| + |2| + |0 - 1| (log l) + |3| * 0.2 = 4.1, one object
-    assert box_l1_loss(pred, targets, CODE_WEIGHTS).item() == pytest.approx(4.1)
+    # |0.5| + |2| + |0.25 - 1| (log l) + |3| * 0.2 = 3.85, one object
+    assert box_l1_loss(pred, targets, CODE_WEIGHTS).item() == pytest.approx(3.85)
+    # both slots real (the second at cell 0, its target 9 everywhere): the sum over objects / 2
+    both = HeadTargets(
+        targets.heatmap, targets.indices, torch.tensor([[True, True]]), targets.reg, targets.labels
+    )
+    second = 8 * abs(100.0 - 9.0) + 2 * abs(100.0 - 9.0) * 0.2
+    assert box_l1_loss(pred, both, CODE_WEIGHTS).item() == pytest.approx((3.85 + second) / 2)
+    pred = _head([100.0] * 10, [0.5, 2.0, 0, 0, 0, 0, 0, 0, 3.0, 0])
     terms = centerpoint_loss(
         {**pred, "heatmap": torch.full((1, 2, 1, 2), -LN3)}, targets, HeadConfig(num_classes=2), LossWeights()
     )
