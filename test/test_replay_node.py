@@ -69,7 +69,7 @@ def test_node_replays_a_bag_and_a_listener_receives_the_teacher_detections(root:
         env=env(**domain),
         capture_output=True,
         text=True,
-        timeout=300,  # generous: two suites side by side on 2 loaded cores took over 120 s,
+        timeout=300,  # generous: two suites side by side on 2 loaded cores took over 120 s
     )
     stdout, stderr = listener.communicate(timeout=300)
     assert node.returncode == 0, node.stderr[-3000:]
