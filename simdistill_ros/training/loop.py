@@ -114,7 +114,11 @@ def train(
         # The optimiser state is written after the weights: use it only if it belongs to the same step.
         if state is not None and state["step"] == step:
             optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
+            if state["scheduler"].get("total_steps") == scheduler.total_steps:
+                scheduler.load_state_dict(state["scheduler"])
+            else:  # a longer run than the saved one (--epochs raised): the new schedule at this step
+                for _ in range(step):
+                    scheduler.step()
         else:
             for _ in range(step):
                 scheduler.step()
