@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 Bound = tuple[float, float, float]
+BACKBONE_KINDS = ("resnet", "efficientnet_lite0")
 
 
 @dataclass
@@ -56,8 +57,17 @@ def _cells(bound: Bound) -> int:
 
 @dataclass
 class BackboneConfig:
-    """ResNet-style image backbone plus the FPN neck (one output at stride 8)."""
+    """Image backbone plus the FPN neck (one output at stride 8).
 
+    ``kind`` "resnet" (the default, what every checkpoint without this key was trained with) is built from
+    ``block``/``layers``/``widths``/``stem_*``; "efficientnet_lite0" is the fixed EfficientNet-Lite0
+    architecture (those fields are ignored), started from its ImageNet weights when ``pretrained`` and with
+    the stem and the first ``frozen_stages`` of its 7 stages frozen.
+    """
+
+    kind: str = "resnet"  # "resnet" | "efficientnet_lite0"
+    pretrained: bool = False  # efficientnet_lite0 only: load the ImageNet weights at construction
+    frozen_stages: int = 0  # efficientnet_lite0 only
     block: str = "basic"  # "basic" (ResNet-18/34) or "bottleneck" (ResNet-50)
     layers: tuple[int, ...] = (1, 1, 1, 1)
     widths: tuple[int, ...] = (16, 32, 64, 128)
@@ -201,6 +211,10 @@ class ModelConfig:
             raise ValueError(
                 f"BEV grid {bx}x{by} is not divisible by the decoder's stride {2 ** (n_stages - 1)}"
             )
+        if self.backbone.kind not in BACKBONE_KINDS:
+            raise ValueError(f"backbone.kind {self.backbone.kind!r} is not one of {list(BACKBONE_KINDS)}")
+        if self.backbone.kind == "resnet" and (self.backbone.pretrained or self.backbone.frozen_stages):
+            raise ValueError("backbone.pretrained / frozen_stages need kind 'efficientnet_lite0'")
         if len(self.head.nms_radius) != self.head.num_classes:
             raise ValueError("head.nms_radius needs one radius per class")
         for d in (self.backbone.neck_channels, self.sim_bev_channels):
