@@ -122,6 +122,9 @@ class HeadConfig:
     # circle-NMS: a detection suppresses same-class ones whose centre is within this many metres (per
     # class, nuScenes order); CenterPoint's squared-distance thresholds 4, 6, 7, 6, 7, 1, .85, .85, .175, .175
     nms_radius: tuple[float, ...] = (2.0, 2.45, 2.65, 2.45, 2.65, 1.0, 0.92, 0.92, 0.42, 0.42)
+    # classes whose detections also suppress same-class ones with a centre inside their footprint (long
+    # vehicles give several peaks along their length); () = circle NMS only, what older checkpoints used
+    nms_footprint_classes: tuple[int, ...] = ()
 
 
 @dataclass
@@ -217,6 +220,10 @@ class ModelConfig:
             raise ValueError("backbone.pretrained / frozen_stages need kind 'efficientnet_lite0'")
         if len(self.head.nms_radius) != self.head.num_classes:
             raise ValueError("head.nms_radius needs one radius per class")
+        if any(not 0 <= c < self.head.num_classes for c in self.head.nms_footprint_classes):
+            raise ValueError(
+                f"head.nms_footprint_classes must be class indices 0..{self.head.num_classes - 1}"
+            )
         for d in (self.backbone.neck_channels, self.sim_bev_channels):
             if d % 4:
                 raise ValueError(f"GCM width {d} must be a multiple of 4 (sine positional encoding)")
