@@ -33,6 +33,13 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val-fraction", type=float, default=0.5, help="share of scenes in the val split")
     p.add_argument("--no-lidar", action="store_true", help="write bags without the LiDAR topic")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
+    p.add_argument(
+        "--world",
+        choices=("v1", "v2"),
+        default="v1",
+        help="world version: v1 (default; what the shipped models were trained on) or v2 (vehicles with "
+        "distinct fronts and backs, the fair benchmark's world)",
+    )
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
