@@ -73,7 +73,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "distilled from --teacher online, or from a stored replay (--targets).",
     )
     p.add_argument("model", choices=("teacher", "baseline", "student"))
-    p.add_argument("--config", default="tiny", choices=("tiny", "nuscenes"), help="model config preset")
+    p.add_argument(
+        "--config", default="tiny", choices=("tiny", "tiny_v2", "nuscenes"), help="model config preset"
+    )
     p.add_argument("--data", help="dataset root (with ground truth)")
     p.add_argument("--targets", help="teacher replay target store (student only)")
     p.add_argument("--out", required=True, help="run directory: checkpoints, log.csv")
