@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The reproduction table on the synthetic benchmark: teacher, camera-only baseline, the student without
-# distillation, the SimDistill student and its ablations, all with the same data, schedule and seed, each
-# scored by the official devkit on the held-out val scenes. Finished runs are skipped, so the script can be
-# interrupted and re-run. Usage:
-#   tools/reproduce.sh                      # everything (about 2 h on 2 CPU cores)
-#   RUNS_ONLY="teacher baseline student" tools/reproduce.sh   # the shipped three only
+# The first reproduction table (world v1, config tiny, one seed per row; superseded by tools/reproduce.sh):
+# teacher, camera-only baseline, the student without distillation, the SimDistill student and its
+# ablations, all with the same data, schedule and seed, each scored by the
+# official devkit on the held-out val scenes. Finished runs are skipped, so the script can be interrupted
+# and re-run. Usage:
+#   tools/reproduce_v1.sh                      # everything (about 2 h on 2 CPU cores)
+#   RUNS_ONLY="teacher baseline student" tools/reproduce_v1.sh   # the shipped three only
 # Environment: DATA (data/synth), RUNS (runs/reproduce), EPOCHS (6), BATCH (4), SEED (0), DEVICE (auto),
 # JOBS (2: runs trained side by side), THREADS (1: torch threads per run). On a small CPU machine, single-thread
 # runs side by side beat one multi-thread run by far (a tiny-config step is 0.65 s with 1 thread, 4 s with 2
@@ -88,4 +89,4 @@ wait
 finished "${spawned[@]}"
 
 echo
-.venv/bin/python -m simdistill_ros.evaluation.table "$RUNS" | tee "$RUNS/table.md"
+.venv/bin/python -m simdistill_ros.evaluation.table legacy "$RUNS" | tee "$RUNS/table.md"
