@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 import pytest
 import torch
@@ -103,8 +105,11 @@ def test_detector_with_pretrained_lite0_round_trips(tmp_path) -> None:
     key = "_blocks.7._depthwise_conv.weight"
     torch.testing.assert_close(model.camera.backbone._blocks[7]._depthwise_conv.weight, reference[key])
     save_checkpoint(tmp_path / "m", model, cfg, {})
-    loaded, loaded_cfg, _ = load_checkpoint(tmp_path / "m")
-    assert loaded_cfg.backbone.kind == "efficientnet_lite0"
+    # loading rebuilds without the ImageNet start (the checkpoint holds every weight) and keeps the config
+    with mock.patch("simdistill_ros.models.efficientnet.load_lite0_imagenet") as imagenet:
+        loaded, loaded_cfg, _ = load_checkpoint(tmp_path / "m")
+    imagenet.assert_not_called()
+    assert loaded_cfg.backbone.kind == "efficientnet_lite0" and loaded_cfg.backbone.pretrained
     mine, theirs = model.state_dict(), loaded.state_dict()
     assert set(mine) == set(theirs)
     assert all(torch.equal(mine[k], theirs[k]) for k in mine)

@@ -89,10 +89,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--frozen-stages", type=int, default=None, help="override backbone.frozen_stages (efficientnet_lite0)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     cfg = PRESETS[args.config]()
-    report = {"config": args.config, "batch": args.batch, "threads": args.threads}
+    if args.frozen_stages is not None:
+        cfg.backbone.frozen_stages = args.frozen_stages
+    report = {
+        "config": args.config,
+        "batch": args.batch,
+        "threads": args.threads,
+        "frozen_stages": cfg.backbone.frozen_stages,
+    }
     for model_type in args.models:
         report[model_type] = {
             k: round(v, 3) for k, v in step_seconds(cfg, model_type, args.batch, args.repeats).items()
