@@ -14,7 +14,7 @@
 # a checkpoint no longer on disk (teacher, baseline_s0) re-trains it first. The table is assembled from the
 # JSONs alone into RESULTS/table.md.
 # Environment (defaults): DATA (data/fair_v2), RUNS (runs/fair), RESULTS (results/reproduce), CONFIG (tiny_v2),
-# WORLD (v2), STEPS (1200), BATCH (4), SEEDS ("0 1 2"), ARMS_ONLY (all), JOBS (2), THREADS (1), DEVICE (auto),
+# WORLD (v2), STEPS (1000), BATCH (4), SEEDS ("0 1 2"), ARMS_ONLY (all), JOBS (2), THREADS (1), DEVICE (auto),
 # TRAIN_SCENES (100), VAL_SCENES (50), FRAMES (8), IMAGE_SIZE (224x400), DATA_SEED (1000), SIM, PY.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +23,7 @@ RUNS=${RUNS:-runs/fair}
 RESULTS=${RESULTS:-results/reproduce}
 CONFIG=${CONFIG:-tiny_v2}
 WORLD=${WORLD:-v2}
-STEPS=${STEPS:-1200}
+STEPS=${STEPS:-1000}
 BATCH=${BATCH:-4}
 SEEDS=${SEEDS:-0 1 2}
 DEVICE=${DEVICE:-auto}
