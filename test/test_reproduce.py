@@ -99,3 +99,20 @@ def test_reproduce_micro_is_resumable(tmp_path: Path) -> None:
     assert again.returncode == 0, again.stderr[-3000:]
     assert "training" not in again.stdout
     assert again.stdout.count("skipped") == 4  # baseline_s0/s1, student_s0/s1
+
+
+def test_bev_probe_correlation() -> None:
+    import torch
+
+    from simdistill_ros.evaluation.bev_probe import bev_gt_correlation
+
+    heat = torch.zeros(2, 3, 8, 8)
+    heat[:, 1, 2, 3] = 1.0
+    heat[:, 2, 6, 6] = 0.5
+    bev = torch.zeros(2, 4, 8, 8)
+    bev[0, 0] = heat[0].amax(0) * 3.0  # energy where the objects are
+    bev[1, :, 0, 0] = 1.0  # energy elsewhere
+    same, elsewhere = bev_gt_correlation(bev, heat)
+    assert same == pytest.approx(1.0)
+    assert elsewhere < 0.0
+    assert bev_gt_correlation(torch.ones(1, 4, 8, 8), heat[:1]) == [0.0]  # a constant map carries nothing

@@ -120,8 +120,9 @@ TEACHER="$RUNS/teacher/last"
 if [ "$needs_teacher" = 1 ]; then
   # BEVFusion's order: the camera-only model first (it is also the first baseline seed), then the teacher
   # from its camera branch, decoder and head with the LiDAR branch and fuser added.
+  # the other baseline seeds one after the other in the background, beside the camera stage and teacher
+  (for s in $SEEDS; do [ "$s" = "$FIRST_SEED" ] || run "baseline_s$s" baseline "$s" baseline; done) &
   ensure "$CAMERA_STAGE" baseline "$FIRST_SEED" baseline
-  for s in $SEEDS; do [ "$s" = "$FIRST_SEED" ] || spawn "baseline_s$s" baseline "$s" baseline; done
   ensure teacher teacher "$FIRST_SEED" teacher --init-from "$RUNS/$CAMERA_STAGE/last"
   if [ ! -f "$RESULTS/teacher_probe.json" ]; then
     $PY -m simdistill_ros.evaluation.bev_probe --model "$RUNS/$CAMERA_STAGE/last" --model "$TEACHER" \
@@ -130,7 +131,6 @@ if [ "$needs_teacher" = 1 ]; then
 else
   for s in $SEEDS; do spawn "baseline_s$s" baseline "$s" baseline; done
 fi
-wait
 START=(--init-from "$TEACHER")
 for s in $SEEDS; do
   spawn "baseline_warm_s$s" baseline_warm "$s" baseline "${START[@]}"

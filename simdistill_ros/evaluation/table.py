@@ -242,7 +242,9 @@ def format_fair(records: list[dict], probes: list[dict] | None = None) -> str:
     if probes:
         out += "\n\nTeacher camera BEV vs ground truth (per-cell correlation, mean over val frames):\n"
         for p in probes:
-            out += f"\n- {p['model']}: {p['corr_mean']:+.3f} (sd {p['corr_sd']:.3f}, {p['frames']} frames)"
+            run = Path(p["model"]).parent.name or p["model"]  # RUNS/NAME/last -> NAME
+            spread = f"sd {p['corr_sd']:.3f}, {p['frames']} frames"
+            out += f"\n- {run} ({p['model_type']}): {p['corr_mean']:+.3f} ({spread})"
     when = sorted({r["trained_at"][:10] for r in records})
     out += "\n\nRuns trained on: " + ", ".join(
         f"{d} ({sum(r['trained_at'].startswith(d) for r in records)} runs)" for d in when
