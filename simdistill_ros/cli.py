@@ -21,6 +21,23 @@ from simdistill_ros.defaults import (
 from simdistill_ros.errors import UserError
 
 
+def _add_sensor_flags(p: argparse.ArgumentParser) -> None:
+    """The sensor configuration flags every bag-reading command shares (docs/bag_layouts.md)."""
+    g = p.add_argument_group(
+        "sensors",
+        "Which topics hold which sensor. Unset: recognised from the bag (nuscenes2bag, ros2_dataset_bridge, "
+        "nuscenes2mcap, driver-style topics); the camera order is the model's (its meta.json).",
+    )
+    g.add_argument("--params", metavar="FILE", help="ros__parameters YAML (as config/detector.yaml)")
+    g.add_argument("--cameras", metavar="A,B,..", help="cameras in model order; the first is the sync ref.")
+    g.add_argument("--image-topic", metavar="TOPIC", help="image topic template with {camera}, or a,b,..")
+    g.add_argument(
+        "--camera-info-topic", metavar="TOPIC", help="CameraInfo topic template with {camera}, or a,b,.."
+    )
+    g.add_argument("--lidar-topic", metavar="TOPIC", help="LiDAR PointCloud2 topic (default: recognised)")
+    g.add_argument("--base-frame", metavar="FRAME", help="base frame of extrinsics and boxes (base_link)")
+
+
 def _add_synth(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "synth",
@@ -138,6 +155,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="load checkpoints without checking their weights against the sha256 in meta.json",
     )
+    _add_sensor_flags(p)
 
 
 def _add_detect(sub: argparse._SubParsersAction) -> None:
@@ -169,6 +187,8 @@ def _add_detect(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="load checkpoints without checking their weights against the sha256 in meta.json",
     )
+    p.add_argument("--strict", action="store_true", help="exit 1 when any frame was skipped")
+    _add_sensor_flags(p)
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
@@ -198,7 +218,6 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", help="dataset root whose ground truth is stored beside the targets")
     p.add_argument("--device", default="auto")
-    p.add_argument("--lidar-topic", help="LiDAR PointCloud2 topic (default: /LIDAR_TOP)")
     p.add_argument("--frames-per-shard", type=int, default=16, help="frames per shard file (default: 16)")
     p.add_argument("--merge", nargs="+", metavar="STORE", help="merge these stores into --out (no replay)")
     p.add_argument(
@@ -209,6 +228,8 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="load checkpoints without checking their weights against the sha256 in meta.json",
     )
+    p.add_argument("--strict", action="store_true", help="exit 1 when any frame was skipped")
+    _add_sensor_flags(p)
 
 
 def build_parser() -> argparse.ArgumentParser:

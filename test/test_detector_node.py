@@ -160,3 +160,39 @@ def test_unloadable_model_fails_at_start_up_with_one_clear_line(tmp_path: Path):
     assert proc.returncode == 1
     assert "cannot load model" in proc.stderr and "no_such_model" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def _copy_with_late_tf_static(src: Path, dst: Path, delay_ns: int) -> None:
+    """Copy a bag with /tf_static recorded ``delay_ns`` after the first image (a late static publisher)."""
+    from rosbags.highlevel import AnyReader
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    from simdistill_ros.frames.messages import typestore
+
+    store = typestore()
+    with AnyReader([src], default_typestore=store) as reader:
+        rows = [(c.topic, c.msgtype, t, raw) for c, t, raw in reader.messages()]
+    first = min(t for topic, ty, t, _ in rows if "Image" in ty)
+    rows = [(topic, ty, first + delay_ns if topic == "/tf_static" else t, raw) for topic, ty, t, raw in rows]
+    writer = Writer(dst, version=8, storage_plugin=StoragePlugin.MCAP)
+    writer.open()
+    conns = {
+        topic: writer.add_connection(topic, ty, typestore=store)
+        for topic, ty in sorted({r[:2] for r in rows})
+    }
+    for topic, _, t, raw in sorted(rows, key=lambda r: r[2]):
+        writer.write(conns[topic], t, raw)
+    writer.close()
+
+
+def test_frames_before_a_late_tf_static_wait_for_it_instead_of_being_dropped(tmp_path: Path, ckpt: Path):
+    bag = synth_world(tmp_path / "world", frames=6)
+    offline = offline_detect(ckpt, bag, tmp_path / "detect_out")
+    late = tmp_path / "late_tf"
+    _copy_with_late_tf_static(bag, late, 300_000_000)  # the first 4 frames come before the transforms
+    frames, log, code = run_live(tmp_path, ckpt, late, 6, [], [])
+    assert code == 0, log
+    assert "frame waits" in log, log
+    assert len(frames) == 6, log
+    for live, off in zip(sorted(frames, key=lambda f: f["stamp_ns"]), offline):
+        assert_same_boxes(live["boxes"], off)

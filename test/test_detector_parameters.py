@@ -13,7 +13,13 @@ import yaml
 from simdistill_ros.cli import build_parser
 from simdistill_ros.defaults import DEFAULT_MODEL, DEFAULT_SCORE_THRESHOLD, DEFAULT_TEACHER
 from simdistill_ros.detection.core import DetectorCore
-from simdistill_ros.detection.parameters import NUSCENES_CAMERAS, PARAMETERS, StartupError, detector_params
+from simdistill_ros.detection.parameters import (
+    NUSCENES_CAMERAS,
+    PARAMETERS,
+    StartupError,
+    detector_params,
+    with_cameras,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 TYPE_NAMES = {bool: "bool", int: "int", float: "double", str: "string", list: "string[]"}
@@ -70,17 +76,24 @@ def test_each_default_is_written_once():
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"camera_names": []}, "at least one camera"),
+        ({"camera_names": ["A", ""]}, "empty names"),
         ({"camera_names": ["A", "A"]}, "unique"),
         ({"image_topic": "/front/image"}, "must contain {camera}"),
-        ({"image_topics": ["/a"]}, "image_topics has 1 topics for 6 cameras"),
+        ({"image_topics": ["/a"]}, "image_topics needs camera_names"),
+        ({"camera_names": ["A", "B"], "image_topics": ["/a"]}, "image_topics has 1 topics for 2 cameras"),
         ({"frame_queue_size": 0}, "frame_queue_size must be >= 1"),
         ({"device": "tpu"}, "device must be auto, cpu or cuda"),
     ],
 )
 def test_bad_parameters_are_one_line_startup_errors(change: dict, message: str):
     values = {name: ([] if default is None else default) for name, (default, _) in PARAMETERS.items()}
-    ok = detector_params(values)
+    ok = with_cameras(detector_params(values), None)  # no camera_names, a model without cameras: nuScenes
     assert ok.image_topics[0] == "/CAM_FRONT/image_rect_compressed" and len(ok.camera_info_topics) == 6
+    assert ok.camera_names == NUSCENES_CAMERAS
+    trained = with_cameras(detector_params(values), ["CAM_BACK", "CAM_FRONT"])  # the model's order
+    assert trained.camera_names == ["CAM_BACK", "CAM_FRONT"]
+    assert trained.image_topics == ["/CAM_BACK/image_rect_compressed", "/CAM_FRONT/image_rect_compressed"]
+    mine = detector_params({**values, "camera_names": ["CAM_FRONT"]})  # configured: wins over the model's
+    assert with_cameras(mine, ["CAM_BACK", "CAM_FRONT"]).camera_names == ["CAM_FRONT"]
     with pytest.raises(StartupError, match=re.escape(message)):
         detector_params({**values, **change})

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from simdistill_ros.dataset.ground_truth import GroundTruthIndex
 from simdistill_ros.dataset.nuscenes_tables import load_split_samples
 from simdistill_ros.frames.assembly import FrameReader
+from simdistill_ros.frames.sensors import SensorConfig
 from simdistill_ros.geometry import boxes_to_array
 
 CACHE_VERSION = 1
@@ -55,16 +56,22 @@ class CachedScene:
         return self.boxes[a:b], self.labels[a:b]
 
 
-def _bag_key(bag: Path) -> str:
+def _bag_key(bag: Path, sensors: SensorConfig | None = None) -> str:
+    """The bag's files (name, size, mtime) and the sensor configuration it was read with."""
     files = sorted(p for p in bag.rglob("*") if p.is_file())
-    return json.dumps([[p.name, p.stat().st_size, int(p.stat().st_mtime)] for p in files])
+    key: list = [[p.name, p.stat().st_size, int(p.stat().st_mtime)] for p in files]
+    if sensors is not None and sensors != SensorConfig():
+        key.append(repr(sensors))
+    return json.dumps(key)
 
 
-def build_scene_cache(bag: Path, samples: list, out: Path) -> CachedScene:
+def build_scene_cache(
+    bag: Path, samples: list, out: Path, sensors: SensorConfig | None = None
+) -> CachedScene:
     """Read one scene's bag, match frames to ``samples`` (from ``load_split_samples``) and write ``out``."""
     ground_truth = GroundTruthIndex(samples)
     rows = []
-    reader = FrameReader(bag, require_lidar=True)
+    reader = FrameReader(bag, sensors, require_lidar=True)
     for frame in reader:
         sample = ground_truth.lookup(frame.stamp_ns)
         if sample is not None:
@@ -101,7 +108,7 @@ def build_scene_cache(bag: Path, samples: list, out: Path) -> CachedScene:
         "scene": bag.name,
         "camera_names": json.dumps(names),
         "tokens": json.dumps(tokens),
-        "bag_key": _bag_key(bag),
+        "bag_key": _bag_key(bag, sensors),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".partial")
@@ -137,22 +144,25 @@ def _from_tensors(t: dict, meta: dict) -> CachedScene:
     )
 
 
-def load_scene_cache(path: Path, bag: Path) -> CachedScene | None:
+def load_scene_cache(path: Path, bag: Path, sensors: SensorConfig | None = None) -> CachedScene | None:
     """The cached scene, or None when missing, stale or unreadable (it is then rebuilt)."""
     if not path.exists():
         return None
     try:
         with safe_open(str(path), "np") as f:
             meta = f.metadata()
-        if meta.get("version") != str(CACHE_VERSION) or meta.get("bag_key") != _bag_key(bag):
+        if meta.get("version") != str(CACHE_VERSION) or meta.get("bag_key") != _bag_key(bag, sensors):
             return None
         return _from_tensors(load_file(str(path)), meta)
     except Exception:  # a corrupt cache is rebuilt, never trusted
         return None
 
 
-def load_split_frames(dataroot: str | Path, split: str, version: str = "v1.0-synth") -> list[CachedScene]:
-    """Every labelled frame of ``split``, building missing or stale scene caches under DATAROOT/cache."""
+def load_split_frames(
+    dataroot: str | Path, split: str, version: str = "v1.0-synth", sensors: SensorConfig | None = None
+) -> list[CachedScene]:
+    """Every labelled frame of ``split``, building missing or stale scene caches under DATAROOT/cache.
+    ``sensors``: how the bags are read (default: their recognised layout, cameras in nuScenes order)."""
     dataroot = Path(dataroot)
     samples = load_split_samples(dataroot, split, version=version)
     by_scene: dict[str, list] = {}
@@ -164,6 +174,6 @@ def load_split_frames(dataroot: str | Path, split: str, version: str = "v1.0-syn
         if not bag.exists():
             raise FileNotFoundError(f"scene {name!r} of split {split!r} has no bag at {bag}")
         path = dataroot / "cache" / f"frames-v{CACHE_VERSION}" / f"{name}.safetensors"
-        scene = load_scene_cache(path, bag) or build_scene_cache(bag, by_scene[name], path)
+        scene = load_scene_cache(path, bag, sensors) or build_scene_cache(bag, by_scene[name], path, sensors)
         scenes.append(scene)
     return scenes

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections import Counter
 from pathlib import Path
 
 from simdistill_ros.dataset.ground_truth import GroundTruthIndex
@@ -19,7 +20,9 @@ from simdistill_ros.detection.messages import detection_array_fields, marker_fie
 from simdistill_ros.detection.pictures import frame_picture, save_picture
 from simdistill_ros.detection.ros_messages import detection_array_msg, marker_array_msg
 from simdistill_ros.errors import UserError
-from simdistill_ros.frames import FrameReader, SensorBagWriter
+from simdistill_ros.frames import BagReader, BagSensors, FrameReader, SensorBagWriter, SensorConfig
+from simdistill_ros.frames.assembly import summary_line
+from simdistill_ros.frames.sensors import sensor_config_from_args
 
 DETECTIONS_TOPIC = "/simdistill_detector/detections"
 MARKERS_TOPIC = "/simdistill_detector/markers"
@@ -51,9 +54,12 @@ def run_detect_command(args: argparse.Namespace) -> int:
     )
     for note in core.notes:
         print(f"note: {note}")
-    base_frame = "base_link"
-    reader = FrameReader(bag, base_frame=base_frame)
-    n_frames = n_boxes = 0
+    sensors = sensor_config_from_args(args)
+    found = bag_sensors(bag, sensors, core.trained_cameras)
+    core.camera_names = [c.name for c in found.cameras]
+    base_frame = sensors.base_frame
+    reader = FrameReader(bag, sensors, model_cameras=core.trained_cameras)
+    n_frames = n_boxes = n_gt = 0
     model_ms: list[float] = []
     failed: list[str] = []
     t0 = time.perf_counter()
@@ -72,6 +78,7 @@ def run_detect_command(args: argparse.Namespace) -> int:
             )
             writer.write_serialized(MARKERS_TOPIC, MARKER_ARRAY, serialize_message(mk_msg), frame.stamp_ns)
             n_frames += 1
+            n_gt += int(gt.lookup(frame.stamp_ns) is not None)
             n_boxes += len(result.boxes)
             model_ms.append(result.model_ms)
             if png_dir is not None:
@@ -102,8 +109,24 @@ def run_detect_command(args: argparse.Namespace) -> int:
         + (f" and pictures in {png_dir}" if png_dir else "")
         + (f" (overview: {overview})" if overview else "")
     )
+    skipped = Counter(reader.stats.skipped)
+    if failed:
+        skipped["bad input"] += len(failed)
+    if gt.samples and n_gt < n_frames:
+        print(f"warning: {n_frames - n_gt} of {n_frames} frames match no ground-truth sample of {args.data}")
+    print(summary_line("detect", n_frames, skipped, gt_matched=n_gt if gt.samples else None))
     if not n_frames:
         raise UserError(
             f"{args.bag}: no frame could be detected on ({reader.stats}); fix what the bag reader names"
         )
-    return 0
+    return 1 if skipped and getattr(args, "strict", False) else 0
+
+
+def bag_sensors(bag: Path, sensors: SensorConfig, model_cameras: list[str] | None) -> BagSensors:
+    """The bag's cameras in model order, told to the user with the recognised layout and any warning."""
+    with BagReader(bag) as reader:
+        found = reader.sensors(sensors, model_cameras)
+    print(found.describe())
+    for warning in found.warnings:
+        print(f"warning: {warning}")
+    return found

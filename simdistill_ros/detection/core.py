@@ -124,6 +124,8 @@ class DetectorCore:
         self.score_threshold = float(score_threshold)
         self.max_detections = int(max_detections)
         self.camera_names = list(camera_names) if camera_names is not None else None
+        # The rig the checkpoint was trained on (meta.json ``cameras``): the default camera order.
+        self.trained_cameras: list[str] | None = None
         self.geometry_updates = 0
         self._geometry: _Geometry | None = None
 
@@ -157,9 +159,11 @@ class DetectorCore:
         if model_type == "teacher":
             raise UserError("the detector is camera-only; a teacher checkpoint needs LiDAR (use a student)")
         runner = load_runner(model, dev.type)[0] if backend == "onnxruntime" else None
-        return cls(
+        core = cls(
             net, tuple(cfg.image_size), dev, model_type=model_type, backend=backend, runner=runner, **kwargs
         )
+        core.trained_cameras = list(meta.get("cameras") or []) or None
+        return core
 
     # validation and model inputs ------------------------------------------------------------------------
     def _validate(self, cameras: Sequence[CameraFrame]) -> None:

@@ -20,6 +20,7 @@ import numpy as np
 
 from simdistill_ros.detection.core import CameraFrame, FrameInputError
 from simdistill_ros.frames.images import decode_compressed, image_to_rgb
+from simdistill_ros.frames.messages import transform_from_msg
 from simdistill_ros.frames.sync import ApproximateTimeSync
 from simdistill_ros.frames.tf_tree import TransformTree
 from simdistill_ros.geometry import Transform
@@ -290,19 +291,136 @@ class CameraSync:
         return int(self._sync.dropped[("image", self.cameras[0])])
 
 
-class StaticTransforms:
-    """The /tf_static tree (where tf2_ros is not installed): camera frame -> base frame. Thread-safe."""
+class Transforms:
+    """The tf tree where tf2_ros is not installed: /tf_static, and /tf for sensors that move (a dynamic
+    camera mount, or converters that repeat every extrinsic on /tf). Thread-safe."""
 
-    def __init__(self) -> None:
+    def __init__(self, tolerance_ns: int = 50_000_000) -> None:
         self._tree = TransformTree()
         self._lock = threading.Lock()
+        self.tolerance_ns = int(tolerance_ns)
 
     def add(self, parent: str, child: str, transform: Transform) -> None:
-        """Raises ValueError for a transform the tree cannot take."""
+        """A static transform; raises ValueError for one the tree cannot take."""
         with self._lock:
             self._tree.add_static(parent, child, transform)
 
-    def lookup(self, base: str, frame_id: str, stamp_ns: int) -> np.ndarray:
-        """(4, 4) ``frame_id`` -> ``base``; LookupError when the tree does not connect them."""
+    def add_dynamic(self, parent: str, child: str, transform: Transform, stamp_ns: int) -> None:
+        """A /tf sample; raises ValueError for one the tree cannot take."""
         with self._lock:
-            return self._tree.lookup(base, frame_id, stamp_ns).matrix()
+            self._tree.add(parent, child, transform, stamp_ns)
+
+    def lookup(self, base: str, frame_id: str, stamp_ns: int) -> np.ndarray:
+        """(4, 4) ``frame_id`` -> ``base``; LookupError when the tree does not connect them (yet)."""
+        with self._lock:
+            return self._tree.lookup(base, frame_id, stamp_ns, self.tolerance_ns).matrix()
+
+
+StaticTransforms = Transforms  # the name the node used before /tf was read too
+
+
+class TfWaitQueue:
+    """Frames whose transforms have not arrived yet (a /tf_static published after the first images):
+    kept, oldest first, and retried when more transforms arrive, instead of being dropped. Bounded: when
+    full the oldest frame is dropped (and counted). Thread-safe."""
+
+    def __init__(self, maxsize: int = 16) -> None:
+        self.maxsize = int(maxsize)
+        self._items: deque[Any] = deque()
+        self._lock = threading.Lock()
+        self.dropped = 0
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+    def put(self, item: Any) -> None:
+        with self._lock:
+            if len(self._items) >= self.maxsize:
+                self._items.popleft()
+                self.dropped += 1
+            self._items.append(item)
+
+    def take_all(self) -> list[Any]:
+        """Every waiting frame, oldest first; the queue is then empty."""
+        with self._lock:
+            items, self._items = list(self._items), deque()
+            return items
+
+
+def add_tf_message(
+    transforms: Transforms, msg: Any, static: bool, stamp_of: Callable[[Any], int]
+) -> list[str]:
+    """Add a tf2_msgs/TFMessage to ``transforms``; the problems of the transforms it could not take."""
+    problems = []
+    for t in msg.transforms:
+        try:
+            transform = transform_from_msg(t.transform)
+            if static:
+                transforms.add(t.header.frame_id, t.child_frame_id, transform)
+            else:
+                transforms.add_dynamic(
+                    t.header.frame_id, t.child_frame_id, transform, stamp_of(t.header.stamp)
+                )
+        except ValueError as err:
+            problems.append(str(err))
+    return problems
+
+
+class LivePipeline:
+    """The node's per-message logic without ROS, for a recorded bag or a test: camera sync, transforms
+    (fallback tf), the wait for late transforms, decoding and the detector. Messages go in through
+    :meth:`on_message` in arrival order; results come out of it (and of :meth:`finish`)."""
+
+    def __init__(
+        self,
+        core: Any,
+        cameras: list[str],
+        compressed: list[bool],
+        base_frame: str = "base_link",
+        slop_s: float = 0.06,
+        queue_size: int = 10,
+        tf_wait: int = 16,
+    ) -> None:
+        self.core, self.cameras, self.compressed, self.base_frame = (
+            core,
+            list(cameras),
+            compressed,
+            base_frame,
+        )
+        self.sync = CameraSync(self.cameras, slop_s, queue_size)
+        self.transforms = Transforms()
+        self.waiting = TfWaitQueue(tf_wait)
+        self.failed: list[str] = []
+
+    def on_message(self, kind: str, camera: str | None, msg: Any, stamp_of: Callable[[Any], int]) -> list:
+        """``kind``: image, info, tf or tf_static. Returns the (stamp_ns, FrameResult) now done."""
+        if kind in ("tf", "tf_static"):
+            add_tf_message(self.transforms, msg, kind == "tf_static", stamp_of)
+            return self.retry(stamp_of)
+        frames = self.sync.add((kind, camera), stamp_of(msg.header.stamp), msg, time.monotonic())
+        out = []
+        for frame in frames:
+            out += self.retry(stamp_of) + self.process(frame, stamp_of)
+        return out
+
+    def process(self, f: SyncedFrame, stamp_of: Callable[[Any], int]) -> list:
+        """Detect on one synchronised frame; a frame whose transforms are missing waits."""
+        try:
+            decoded = [decode_image(n, m, c) for n, m, c in zip(self.cameras, f.images, self.compressed)]
+            lookup = lambda frame_id, stamp: self.transforms.lookup(self.base_frame, frame_id, stamp)  # noqa: E731
+            cams = camera_frames(self.cameras, f.images, f.infos, decoded, lookup, stamp_of)
+        except LookupError:
+            self.waiting.put(f)
+            return []
+        except FrameInputError as err:
+            self.failed.append(str(err))
+            return []
+        return [(f.stamp_ns, self.core.detect(cams, f.stamp_ns))]
+
+    def retry(self, stamp_of: Callable[[Any], int]) -> list:
+        """The waiting frames whose transforms are now known (the others wait on)."""
+        out = []
+        for f in self.waiting.take_all():
+            out += self.process(f, stamp_of)
+        return out

@@ -5,8 +5,8 @@ must agree with ``PARAMETERS`` (``test/test_detector_parameters.py`` checks both
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -14,21 +14,16 @@ import torch
 from simdistill_ros.defaults import DEFAULT_MODEL, DEFAULT_SCORE_THRESHOLD
 from simdistill_ros.detection.core import DetectorCore
 from simdistill_ros.errors import UserError
+from simdistill_ros.frames.sensors import NUSCENES_CAMERAS, SensorConfig, SensorConfigError
 
-NUSCENES_CAMERAS = [
-    "CAM_FRONT",
-    "CAM_FRONT_RIGHT",
-    "CAM_BACK_RIGHT",
-    "CAM_BACK",
-    "CAM_BACK_LEFT",
-    "CAM_FRONT_LEFT",
-]
+__all__ = ["NUSCENES_CAMERAS", "PARAMETERS", "DetectorParams", "StartupError", "detector_params", "load_core"]
 
 # name -> (default, description); None: optional, a string array without a value unless the user gives one.
 PARAMETERS: dict[str, tuple[Any, str]] = {
     "camera_names": (
-        NUSCENES_CAMERAS,
-        "Cameras in the order the model sees them (any number >= 1); the first is the sync reference.",
+        None,
+        "Cameras in the order the model sees them (any number >= 1); the first is the sync reference. "
+        "Unset: the cameras the model was trained on (its meta.json), else the 6 nuScenes cameras.",
     ),
     "image_topic": ("/{camera}/image_rect_compressed", "Image topic template; {camera} is each camera name."),
     "camera_info_topic": (
@@ -70,8 +65,11 @@ class StartupError(UserError):
 
 @dataclass
 class DetectorParams:
-    """The node's parameters, checked (see ``PARAMETERS`` for defaults and descriptions)."""
+    """The node's parameters, checked (see ``PARAMETERS`` for defaults and descriptions). The sensor
+    parameters are ``sensors`` (the :class:`SensorConfig` every entry point takes); ``camera_names`` and
+    the per-camera topics are filled by :func:`with_cameras` once the model says which cameras it knows."""
 
+    sensors: SensorConfig
     camera_names: list[str]
     image_topics: list[str]
     camera_info_topics: list[str]
@@ -98,32 +96,28 @@ def expand_topics(template: str, names: list[str]) -> list[str]:
 
 
 def detector_params(values: dict[str, Any]) -> DetectorParams:
-    """Check the parameter values (name -> value; optional ones as [] when unset) and expand the topic
-    templates. Raises :class:`StartupError` naming the bad parameter."""
+    """Check the parameter values (name -> value; optional ones as [] when unset). Raises
+    :class:`StartupError` naming the bad parameter. With ``camera_names`` set, the topic templates are
+    expanded here; unset, :func:`with_cameras` does it with the model's cameras."""
     values = dict(values)
-    names = [str(n) for n in values["camera_names"]]
-    if not names or any(not n for n in names):
-        raise StartupError(f"camera_names must list at least one camera, got {names}")
-    if len(set(names)) != len(names):
-        raise StartupError(f"camera_names must be unique, got {names}")
-    for key, template in (("image_topics", "image_topic"), ("camera_info_topics", "camera_info_topic")):
-        if not values[key]:
-            if "{camera}" not in values[template]:
-                raise StartupError(f"{template} must contain {{camera}}, got {values[template]!r}")
-            values[key] = expand_topics(values[template], names)
-        elif len(values[key]) != len(names):
-            raise StartupError(f"{key} has {len(values[key])} topics for {len(names)} cameras {names}")
+    if any(not str(n) for n in values["camera_names"] or []):
+        raise StartupError(f"camera_names must not hold empty names, got {values['camera_names']}")
+    try:
+        sensors = SensorConfig.from_parameters(values)
+    except SensorConfigError as err:
+        raise StartupError(str(err)) from None
     for key in ("sync_queue_size", "frame_queue_size", "max_detections"):
         if int(values[key]) < 1:
             raise StartupError(f"{key} must be >= 1, got {values[key]}")
     if values["device"] not in ("auto", "cpu") and not str(values["device"]).startswith("cuda"):
         raise StartupError(f"device must be auto, cpu or cuda[:N], got {values['device']!r}")
-    return DetectorParams(
-        camera_names=names,
-        image_topics=[str(t) for t in values["image_topics"]],
-        camera_info_topics=[str(t) for t in values["camera_info_topics"]],
+    params = DetectorParams(
+        sensors=sensors,
+        camera_names=[],
+        image_topics=[],
+        camera_info_topics=[],
         compressed=bool(values["compressed"]),
-        base_frame=str(values["base_frame"]),
+        base_frame=sensors.base_frame,
         model=str(values["model"]),
         device=str(values["device"]),
         backend=str(values["backend"]),
@@ -138,6 +132,20 @@ def detector_params(values: dict[str, Any]) -> DetectorParams:
         camera_timeout=float(values["camera_timeout"]),
         diagnostics_period=float(values["diagnostics_period"]),
     )
+    return with_cameras(params, None) if sensors.cameras else params
+
+
+def with_cameras(p: DetectorParams, model_cameras: Sequence[str] | None) -> DetectorParams:
+    """``p`` with its cameras (configured, else the model's, else nuScenes) and their topics."""
+    names = p.sensors.camera_order(model_cameras) or list(NUSCENES_CAMERAS)
+    s = p.sensors
+    images = list(s.image_topics) if s.image_topics else expand_topics(s.image_topic or "", names)
+    infos = (
+        list(s.camera_info_topics)
+        if s.camera_info_topics
+        else expand_topics(s.camera_info_topic or "", names)
+    )
+    return replace(p, camera_names=names, image_topics=images, camera_info_topics=infos)
 
 
 def load_core(p: DetectorParams, warn: Callable[[str], None] = print) -> DetectorCore:
@@ -155,10 +163,19 @@ def load_core(p: DetectorParams, warn: Callable[[str], None] = print) -> Detecto
             fp16=p.fp16,
             score_threshold=p.score_threshold,
             max_detections=p.max_detections,
-            camera_names=p.camera_names,
         )
     except Exception as err:  # the model file, its type, the device: told in one line
         raise StartupError(f"cannot load model {p.model!r}: {err}") from None
     for note in core.notes:
         warn(note)
+    trained = core.trained_cameras
+    names = p.sensors.camera_order(trained) or list(NUSCENES_CAMERAS)
+    if trained and names != list(trained):
+        missing = [c for c in trained if c not in names]
+        extra = [c for c in names if c not in trained]
+        warn(
+            f"camera_names {names} differ from the cameras the model was trained on {list(trained)} "
+            f"(missing: {missing or 'none'}; extra: {extra or 'none'})"
+        )
+    core.camera_names = names
     return core

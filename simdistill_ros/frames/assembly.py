@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections import Counter, deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,6 @@ from simdistill_ros.frames import messages as m
 from simdistill_ros.frames.bag_reader import (
     BagError,
     BagReader,
-    CameraTopics,
     IntrinsicsError,
     add_tf_message,
     camera_from_info,
@@ -37,6 +36,8 @@ from simdistill_ros.frames.bag_reader import (
 )
 from simdistill_ros.frames.frame import Frame
 from simdistill_ros.frames.images import CorruptImageError
+from simdistill_ros.frames.layouts import BagSensors, CameraTopics
+from simdistill_ros.frames.sensors import SensorConfig
 from simdistill_ros.frames.sync import ApproximateTimeSync, SyncedSet
 from simdistill_ros.frames.tf_tree import TransformTree
 from simdistill_ros.frames.topics import TopicNames
@@ -59,6 +60,7 @@ class FrameStats:
     lidar_sweeps: int = 0
     messages: int = 0
     cameras: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def skipped_total(self) -> int:
@@ -96,22 +98,32 @@ class FrameReader:
     def __init__(
         self,
         bag_path: str | Path,
-        topics: TopicNames | None = None,
+        sensors: SensorConfig | TopicNames | None = None,
         cameras: Sequence[str] | None = None,
         slop_ns: int = DEFAULT_SLOP_NS,
         require_lidar: bool = False,
-        base_frame: str = "base_link",
+        base_frame: str | None = None,
         world_frame: str = "map",
         queue_size: int = 10,
         latency_ns: int | None = None,
         tf_tolerance_ns: int | None = None,
+        model_cameras: Sequence[str] | None = None,
+        topics: TopicNames | None = None,
     ) -> None:
         self.bag_path = Path(bag_path)
-        self.topics = topics or TopicNames()
-        self.cameras = list(cameras) if cameras is not None else None
+        sensors = sensors if sensors is not None else topics
+        if isinstance(sensors, TopicNames):
+            sensors = sensor_config_of_topics(sensors)
+        self.sensors = sensors or SensorConfig()
+        if cameras is not None:
+            self.sensors = replace(self.sensors, cameras=tuple(cameras))
+        if base_frame is not None:
+            self.sensors = replace(self.sensors, base_frame=base_frame)
+        self.model_cameras = list(model_cameras) if model_cameras else None
         self.slop_ns = int(slop_ns)
         self.require_lidar = require_lidar
-        self.base_frame = base_frame
+        self.base_frame = self.sensors.base_frame
+        self.bag_sensors: BagSensors | None = None
         self.world_frame = world_frame
         self.queue_size = queue_size
         self.latency_ns = max(2 * self.slop_ns, 100_000_000) if latency_ns is None else int(latency_ns)
@@ -125,18 +137,17 @@ class FrameReader:
 
     # streaming -----------------------------------------------------------------------------------------
     def _frames(self, bag: BagReader) -> Iterator[Frame]:
-        cams = bag.camera_topics(self.topics, self.cameras)
+        self.bag_sensors = found = bag.sensors(self.sensors, self.model_cameras)
+        cams = found.cameras
         self.stats.cameras = [c.name for c in cams]
-        lidar_topic = bag.find_topic(self.topics.lidar)
-        if lidar_topic is not None and bag.topics[lidar_topic] != m.POINT_CLOUD2:
-            lidar_topic = None
+        self.stats.warnings = list(found.warnings)
+        lidar_topic, tf_topic, tf_static_topic = found.lidar_topic, found.tf_topic, found.tf_static_topic
         if self.require_lidar and lidar_topic is None:
+            wanted_lidar = repr(self.sensors.lidar_topic or "/LIDAR_TOP")
             raise BagError(
-                f"{self.bag_path}: has no LiDAR topic {self.topics.lidar!r} (PointCloud2) and "
-                f"require_lidar is set; the bag has: {bag.topic_list()}"
+                f"{self.bag_path}: has no LiDAR topic {wanted_lidar} (PointCloud2; nor a single other point "
+                f"cloud) and require_lidar is set; the bag has: {bag.topic_list()}"
             )
-        tf_topic = bag.find_topic(self.topics.tf)
-        tf_static_topic = bag.find_topic(self.topics.tf_static)
         image_cam = {c.image_topic: c for c in cams}
         info_cam = {c.info_topic: c for c in cams}
         wanted = set(image_cam) | set(info_cam) | {t for t in (lidar_topic, tf_topic, tf_static_topic) if t}
@@ -148,13 +159,15 @@ class FrameReader:
         pending: deque[SyncedSet] = deque()
         watermark: int | None = None
         state = (cams, tree, infos, sweeps, lidar_topic)
+        # Static transforms hold for the whole bag: read them all first, wherever they were recorded.
+        if tf_static_topic is not None:
+            for _, _, msg in bag.messages([tf_static_topic]):
+                add_tf_message(tree, msg, static=True)
         try:
-            for topic, _, msg in bag.messages(wanted):
+            for topic, _, msg in bag.messages(wanted - {tf_static_topic}):
                 self.stats.messages += 1
                 stamp = None
-                if topic == tf_static_topic:
-                    add_tf_message(tree, msg, static=True)
-                elif topic == tf_topic:
+                if topic == tf_topic:
                     add_tf_message(tree, msg, static=False)
                     stamp = max((m.stamp_to_ns(t.header.stamp) for t in msg.transforms), default=None)
                 elif topic in info_cam:
@@ -296,13 +309,36 @@ class FrameReader:
         return best
 
 
+def sensor_config_of_topics(topics: TopicNames) -> SensorConfig:
+    """The sensor configuration that reads what a :class:`TopicNames` writes."""
+    return SensorConfig(
+        image_topic=topics.image_template,
+        camera_info_topic=topics.camera_info_template,
+        compressed=topics.compressed,
+        lidar_topic=topics.lidar,
+        tf_topic=topics.tf,
+        tf_static_topic=topics.tf_static,
+    )
+
+
 def read_frames(
     bag_path: str | Path,
-    topics: TopicNames | None = None,
+    sensors: SensorConfig | TopicNames | None = None,
     cameras: Sequence[str] | None = None,
     slop_ns: int = DEFAULT_SLOP_NS,
     require_lidar: bool = False,
-    base_frame: str = "base_link",
+    base_frame: str | None = None,
 ) -> Iterator[Frame]:
     """Stream the frames of a bag (see :class:`FrameReader`, which also offers the skip statistics)."""
-    return iter(FrameReader(bag_path, topics, cameras, slop_ns, require_lidar, base_frame))
+    return iter(FrameReader(bag_path, sensors, cameras, slop_ns, require_lidar, base_frame))
+
+
+def summary_line(command: str, frames: int, skipped: Counter, gt_matched: int | None = None) -> str:
+    """The last line of ``detect``/``replay``: frames done, and frames skipped per reason."""
+    total = sum(skipped.values())
+    text = f"{command} summary: {frames} frames done, {total} skipped"
+    if skipped:
+        text += " (" + "; ".join(f"{reason}: {n}" for reason, n in sorted(skipped.items())) + ")"
+    if gt_matched is not None:
+        text += f", {gt_matched} of {frames} with ground truth"
+    return text

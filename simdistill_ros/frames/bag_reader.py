@@ -2,15 +2,14 @@
 
 Every failure of the bag itself (missing path, not a bag, truncated or corrupt data file, missing
 topics) is raised as :class:`BagError` naming the file and the problem, never as a library traceback.
-Topic names are matched case-insensitively (``/cam_front/...`` and ``/CAM_FRONT/...``); camera topics are
-discovered from the bag (image topics with a camera_info beside them) or given explicitly.
+Topic names are matched case-insensitively (``/cam_front/...`` and ``/CAM_FRONT/...``); camera topics come
+from the bag's recognised layout or a :class:`~simdistill_ros.frames.sensors.SensorConfig`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -20,10 +19,12 @@ from rosbags.highlevel import AnyReader
 
 from simdistill_ros.errors import UserError
 from simdistill_ros.frames import messages as m
+from simdistill_ros.frames.foxglove import ProtobufMcap, mcap_profile
 from simdistill_ros.frames.images import CorruptImageError, ImageDecodeError, image_to_rgb
+from simdistill_ros.frames.layouts import BagSensors, CameraTopics, resolve_sensors
 from simdistill_ros.frames.pointcloud import pointcloud2_to_array
+from simdistill_ros.frames.sensors import SensorConfig, SensorConfigError
 from simdistill_ros.frames.tf_tree import TransformTree
-from simdistill_ros.frames.topics import TopicNames
 from simdistill_ros.geometry import CalibrationError, PinholeCamera, Transform, intrinsics_problem
 
 
@@ -33,16 +34,6 @@ class BagError(UserError):
 
 class IntrinsicsError(BagError):
     """A CameraInfo whose K cannot describe the camera (uncalibrated, NaN, outside a physical range)."""
-
-
-@dataclass(frozen=True)
-class CameraTopics:
-    """The topics of one camera in a bag."""
-
-    name: str
-    image_topic: str
-    info_topic: str
-    compressed: bool
 
 
 def _bag_root(path: Path) -> Path:
@@ -78,6 +69,15 @@ class BagReader:
         self._data_files = [
             p for p in (root.iterdir() if root.is_dir() else [root]) if p.name != "metadata.yaml"
         ]
+        self._proto: ProtobufMcap | None = None
+        self._reader = None
+        if root.suffix == ".mcap" and mcap_profile(root) not in (None, "ros2"):
+            try:  # Foxglove's nuscenes2mcap: protobuf messages, not ROS 2 CDR
+                self._proto = ProtobufMcap(root)
+            except Exception as err:
+                raise BagError(f"{self._where()}: cannot open the protobuf MCAP ({_describe(err)})") from None
+            self.topics: dict[str, str] = dict(self._proto.topics)
+            return
         try:
             self._reader = AnyReader([root], default_typestore=typestore or m.typestore())
             self._reader.open()
@@ -87,7 +87,7 @@ class BagReader:
             raise BagError(
                 f"{self._where()}: cannot open bag ({_describe(err)}); is it truncated or corrupt?"
             ) from None
-        self.topics: dict[str, str] = {}
+        self.topics = {}
         for c in self._reader.connections:
             self.topics.setdefault(c.topic, m.normalize_msgtype(c.msgtype))
 
@@ -97,6 +97,9 @@ class BagReader:
 
     # lifecycle -----------------------------------------------------------------------------------------
     def close(self) -> None:
+        proto, self._proto = getattr(self, "_proto", None), None
+        if proto is not None:
+            proto.close()
         reader, self._reader = getattr(self, "_reader", None), None
         if reader is not None:
             try:
@@ -129,64 +132,31 @@ class BagReader:
             raise BagError(f"{self.path}: has no {what} {name!r}; the bag has: {self.topic_list()}")
         return topic
 
+    def sensors(
+        self, config: SensorConfig | None = None, model_cameras: Sequence[str] | None = None
+    ) -> BagSensors:
+        """The bag's cameras (in the configured or the model's order), LiDAR and tf topics; the layout is
+        recognised from the topics and types (:mod:`simdistill_ros.frames.layouts`)."""
+        try:
+            return resolve_sensors(self.topics, config, model_cameras, where=str(self.path))
+        except SensorConfigError as err:
+            raise BagError(str(err)) from None
+
     def camera_topics(
-        self, topics: TopicNames | None = None, cameras: Sequence[str] | None = None
+        self, config: SensorConfig | None = None, cameras: Sequence[str] | None = None
     ) -> list[CameraTopics]:
-        """The image and camera_info topics of ``cameras`` (None: all cameras found in the bag).
-
-        Discovery: every CompressedImage/Image topic that matches an image template of ``topics`` and has
-        a camera_info topic for the same camera; order is the bag's topic order (our writer's camera order).
-        When a camera has both a compressed and a raw topic, ``topics.compressed`` picks.
-        """
-        topics = topics or TopicNames()
+        """The image and camera_info topics of ``cameras`` (None: every camera of the bag, nuScenes order)."""
+        config = config or SensorConfig()
         if cameras is not None:
-            return [self._explicit_camera(topics, c) for c in cameras]
-        found: dict[str, CameraTopics] = {}
-        names: dict[str, str] = {}  # lowercase -> the name as first seen
-        templates = [(topics.image_compressed_template, True), (topics.image_raw_template, False)]
-        for topic, msgtype in self.topics.items():
-            if msgtype not in m.IMAGE_TYPES:
-                continue
-            for template, compressed in templates:
-                camera = _match_template(template, topic)
-                if camera is None or (msgtype == m.COMPRESSED_IMAGE) != compressed:
-                    continue
-                info = self.find_topic(topics.camera_info(camera))
-                if info is None or self.topics[info] != m.CAMERA_INFO:
-                    continue
-                key = camera.lower()
-                cam = CameraTopics(names.setdefault(key, _canonical(camera)), topic, info, compressed)
-                old = found.get(key)
-                if old is None or (old.compressed != topics.compressed and compressed == topics.compressed):
-                    found[key] = cam
-        if not found:
-            raise BagError(
-                f"{self.path}: no camera topics found (looked for {topics.image_compressed_template!r} or "
-                f"{topics.image_raw_template!r} with {topics.camera_info_template!r}); the bag has: "
-                f"{self.topic_list()}"
-            )
-        return list(found.values())
-
-    def _explicit_camera(self, topics: TopicNames, camera: str) -> CameraTopics:
-        candidates = [
-            (topics.image(camera), topics.compressed),
-            (topics.with_compressed(not topics.compressed).image(camera), not topics.compressed),
-        ]
-        for name, compressed in candidates:
-            topic = self.find_topic(name)
-            if topic is not None and self.topics[topic] == (m.COMPRESSED_IMAGE if compressed else m.IMAGE):
-                info = self.require_topic(
-                    topics.camera_info(camera), f"camera_info topic for camera {camera!r}"
-                )
-                return CameraTopics(camera, topic, info, compressed)
-        raise BagError(
-            f"{self.path}: has no image topic for camera {camera!r} (looked for "
-            f"{', '.join(repr(n) for n, _ in candidates)}); the bag has: {self.topic_list()}"
-        )
+            config = replace(config, cameras=tuple(cameras))
+        return self.sensors(config).cameras
 
     # messages ------------------------------------------------------------------------------------------
     def messages(self, topics: Iterable[str] | None = None) -> Iterator[tuple[str, int, Any]]:
         """(topic, bag time ns, deserialised message) in bag-time order, streamed."""
+        if self._proto is not None:
+            yield from self._proto_messages(topics)
+            return
         if self._reader is None:
             raise BagError(f"{self.path}: bag is closed")
         wanted = None if topics is None else set(topics)
@@ -206,21 +176,19 @@ class BagReader:
                 ) from None
             yield conn.topic, int(stamp), msg
 
-
-_SEGMENT = re.compile(r"[^/]+")
-
-
-def _match_template(template: str, topic: str) -> str | None:
-    """The ``{camera}`` part of ``topic`` if it matches ``template`` (case-insensitively), else None."""
-    head, _, tail = template.partition("{camera}")
-    pattern = re.escape(head) + "(?P<camera>[^/]+)" + re.escape(tail)
-    match = re.fullmatch(pattern, topic, flags=re.IGNORECASE)
-    return match.group("camera") if match else None
-
-
-def _canonical(camera: str) -> str:
-    """Camera names are nuScenes channels (``CAM_FRONT``) whatever case the topics use."""
-    return camera.upper()
+    def _proto_messages(self, topics: Iterable[str] | None) -> Iterator[tuple[str, int, Any]]:
+        assert self._proto is not None
+        it = self._proto.messages(topics)
+        while True:
+            try:
+                item = next(it)
+            except StopIteration:
+                return
+            except Exception as err:
+                raise BagError(
+                    f"{self._where()}: reading failed ({_describe(err)}); the file is truncated or corrupt"
+                ) from None
+            yield item
 
 
 # message conversions ------------------------------------------------------------------------------------

@@ -37,12 +37,15 @@ from simdistill_ros.detection.parameters import (
     StartupError,
     detector_params,
     load_core,
+    with_cameras,
 )
 from simdistill_ros.detection.ros_messages import detection_array_msg, marker_array_msg
 from simdistill_ros.frames.messages import stamp_to_ns, transform_from_msg
 
 NODE_NAME = "simdistill_detector"
 LOG_THROTTLE_S = 5.0
+TF_WAIT_FRAMES = 16  # frames kept while their transforms have not arrived (a late /tf_static)
+RETRY = object()  # queued to make the worker retry the frames waiting for transforms
 STATIC_QOS = QoSProfile(
     depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
 )
@@ -53,10 +56,12 @@ class DetectorNode(Node):
 
     def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        self.params = p = detector_params(self._declared_values())
+        p = detector_params(self._declared_values())
         self._core = load_core(p, self.get_logger().warning)
+        self.params = p = with_cameras(p, self._core.trained_cameras)
         self._stats = live.PipelineStats(p.camera_names)
         self._frames = live.FrameQueue(p.frame_queue_size)
+        self._tf_wait = live.TfWaitQueue(TF_WAIT_FRAMES)
         self._worker = live.Worker(self._frames, self._process, self._stats, self._log_failure)
         self._det_pub = self.create_publisher(Detection3DArray, p.detections_topic, 10)
         self._marker_pub = self.create_publisher(MarkerArray, p.markers_topic, 10)
@@ -96,8 +101,10 @@ class DetectorNode(Node):
             self._tf_buffer = tf2_ros.Buffer()
             self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
             return
-        self._tree = live.StaticTransforms()
+        self._tree = live.Transforms()
         self._tf_static = self.create_subscription(TFMessage, "/tf_static", self._on_tf_static, STATIC_QOS)
+        # Moving sensors (or converters that put every extrinsic on /tf) need the dynamic tree too.
+        self._tf_dynamic = self.create_subscription(TFMessage, "/tf", self._on_tf, 100)
 
     def _setup_sync(self, p: DetectorParams) -> None:
         image_type = CompressedImage if p.compressed else Image
@@ -126,11 +133,19 @@ class DetectorNode(Node):
 
     # callbacks (executor thread) ------------------------------------------------------------------------
     def _on_tf_static(self, msg: Any) -> None:
-        for t in msg.transforms:
-            try:
-                self._tree.add(t.header.frame_id, t.child_frame_id, transform_from_msg(t.transform))
-            except ValueError as err:
-                self._warn(f"ignoring a /tf_static transform: {err}")
+        for problem in live.add_tf_message(self._tree, msg, True, stamp_to_ns):
+            self._warn(f"ignoring a /tf_static transform: {problem}")
+        self._retry_waiting()
+
+    def _on_tf(self, msg: Any) -> None:
+        for problem in live.add_tf_message(self._tree, msg, False, stamp_to_ns):
+            self._warn(f"ignoring a /tf transform: {problem}")
+        self._retry_waiting()
+
+    def _retry_waiting(self) -> None:
+        """Frames that wait for transforms get another try on the worker (when it has nothing else)."""
+        if len(self._tf_wait) and not len(self._frames):
+            self._frames.put(RETRY)
 
     def _on_msg(self, key: tuple[str, str], msg: Any) -> None:
         now = time.monotonic()
@@ -148,19 +163,33 @@ class DetectorNode(Node):
         self._stats.frame_synced(time.monotonic(), self._frames.put(frame))
 
     # worker thread ----------------------------------------------------------------------------------------
-    def _process(self, f: live.SyncedFrame) -> None:
+    def _process(self, item: live.SyncedFrame | object) -> None:
+        # Frames that waited for transforms go first (oldest first); one still unknown to tf waits on.
+        for waiting in self._tf_wait.take_all():
+            self._process_frame(waiting, retry=True)
+        if item is not RETRY:
+            self._process_frame(item)
+
+    def _process_frame(self, f: live.SyncedFrame, retry: bool = False) -> None:
         t0 = time.monotonic()
         names = self.params.camera_names
         try:
             decoded = self._decode(names, f.images)
             cameras = live.camera_frames(names, f.images, f.infos, decoded, self._lookup, stamp_to_ns)
-            result = self._core.detect(cameras, f.stamp_ns)
-        except (LookupError, FrameInputError) as err:  # a missing transform or bad input: skip the frame
-            tf = isinstance(err, LookupError)
-            self._stats.frame_failed(str(err), tf=tf)
-            log = self.get_logger().error if tf else self.get_logger().warning
-            what = "missing transform" if tf else "bad input"
-            return log(f"{what}, frame skipped: {err}", throttle_duration_sec=LOG_THROTTLE_S)
+        except LookupError as err:  # transforms not (yet) known, e.g. a late /tf_static: the frame waits
+            dropped = self._tf_wait.dropped
+            self._tf_wait.put(f)
+            if self._tf_wait.dropped > dropped:
+                self._stats.frame_failed(f"waited too long for transforms: {err}", tf=True)
+            if not retry:
+                self._warn(f"missing transform, frame waits ({len(self._tf_wait)} waiting): {err}")
+            return
+        except FrameInputError as err:  # bad input: skip the frame
+            self._stats.frame_failed(str(err))
+            return self.get_logger().warning(
+                f"bad input, frame skipped: {err}", throttle_duration_sec=LOG_THROTTLE_S
+            )
+        result = self._core.detect(cameras, f.stamp_ns)
         base = self.params.base_frame
         self._det_pub.publish(detection_array_msg(detection_array_fields(result.boxes, f.stamp_ns, base)))
         published = time.monotonic()
@@ -192,6 +221,7 @@ class DetectorNode(Node):
 
     # diagnostics -------------------------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
+        self._retry_waiting()  # with tf2_ros no callback tells of new transforms: retry on this timer
         model = f"{self.params.model} ({self._core.model_type}, {self._core.device})"
         level, message, values = self._stats.diagnostics(
             time.monotonic(), self.params.camera_timeout, (self._sync.dropped if self._sync else 0), model

@@ -20,11 +20,9 @@ from simdistill_ros.defaults import DEFAULT_TEACHER, REPLAY_SCORE_THRESHOLD
 from simdistill_ros.detection.messages import detection_array_fields
 from simdistill_ros.detection.ros_messages import detection_array_msg
 from simdistill_ros.errors import UserError
-from simdistill_ros.frames.topics import TopicNames
+from simdistill_ros.frames.sensors import SensorConfig
 from simdistill_ros.geometry import boxes_from_array
 from simdistill_ros.replay.core import TeacherReplayer, parse_shard
-
-_TOPICS = TopicNames()
 
 # name -> (default, description). The yaml in config/teacher_replay.yaml lists exactly these.
 PARAMETERS: dict[str, tuple[object, str]] = {
@@ -39,12 +37,16 @@ PARAMETERS: dict[str, tuple[object, str]] = {
         REPLAY_SCORE_THRESHOLD,
         "teacher boxes below this score are neither stored nor published",
     ),
-    "image_compressed_template": (_TOPICS.image_compressed_template, "compressed image topic, {camera}"),
-    "image_raw_template": (_TOPICS.image_raw_template, "raw image topic, {camera} is the camera name"),
-    "camera_info_template": (_TOPICS.camera_info_template, "camera_info topic, {camera}"),
-    "lidar_topic": (_TOPICS.lidar, "LiDAR sensor_msgs/PointCloud2 topic in the bags"),
-    "tf_topic": (_TOPICS.tf, "dynamic tf topic in the bags"),
-    "tf_static_topic": (_TOPICS.tf_static, "static tf topic in the bags"),
+    # The sensor configuration (frames.sensors.SensorConfig, as detector_node's): '' / [''] is unset,
+    # i.e. recognised from each bag's layout, the cameras in the teacher's order (its meta.json).
+    "camera_names": ([""], "cameras in model order ([''] : the teacher's cameras)"),
+    "image_topic": ("", "image topic template with {camera} ('': recognised from the bag)"),
+    "camera_info_topic": ("", "camera_info topic template with {camera} ('': recognised)"),
+    "image_topics": ([""], "explicit image topics, one per camera_names entry"),
+    "camera_info_topics": ([""], "explicit camera_info topics, one per camera_names entry"),
+    "lidar_topic": ("", "LiDAR PointCloud2 topic in the bags ('': /LIDAR_TOP or the only point cloud)"),
+    "tf_topic": ("/tf", "dynamic tf topic in the bags"),
+    "tf_static_topic": ("/tf_static", "static tf topic in the bags"),
     "base_frame": ("base_link", "frame of the published boxes (the bags' vehicle frame)"),
     "wait_for_subscribers": (0, "wait until this many subscribers listen before replaying"),
     "wait_timeout_s": (10.0, "give up waiting for subscribers after this long (then replay anyway)"),
@@ -89,21 +91,14 @@ class TeacherReplayNode(Node):
         if not bags or not store:
             self.get_logger().error("set the parameters 'bags' (rosbag2 paths) and 'output_store'")
             return 2
-        topics = TopicNames(
-            image_compressed_template=str(self.param("image_compressed_template")),
-            image_raw_template=str(self.param("image_raw_template")),
-            camera_info_template=str(self.param("camera_info_template")),
-            lidar=str(self.param("lidar_topic")),
-            tf=str(self.param("tf_topic")),
-            tf_static=str(self.param("tf_static_topic")),
-        )
+        sensors = SensorConfig.from_parameters({name: self.param(name) for name in PARAMETERS})
         replayer = TeacherReplayer(
             str(self.param("teacher")),
             store,
             device=str(self.param("device")),
             shard=parse_shard(str(self.param("shard"))),
             data=str(self.param("data")) or None,
-            topics=topics,
+            sensors=sensors,
             frames_per_shard=int(self.param("frames_per_shard")),
             score_threshold=float(self.param("score_threshold")),
         )

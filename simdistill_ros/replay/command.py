@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 from simdistill_ros.errors import UserError
-from simdistill_ros.frames.topics import TopicNames
+from simdistill_ros.frames.assembly import summary_line
+from simdistill_ros.frames.sensors import sensor_config_from_args
 from simdistill_ros.replay.core import TeacherReplayer, parse_shard, select_shard
 from simdistill_ros.targets.store import TargetStore, merge_stores
 
@@ -58,7 +59,7 @@ def _replay(args: argparse.Namespace) -> int:
         device=args.device,
         shard=shard,
         data=args.data,
-        topics=TopicNames(lidar=args.lidar_topic) if getattr(args, "lidar_topic", None) else None,
+        sensors=sensor_config_from_args(args),
         frames_per_shard=getattr(args, "frames_per_shard", 16),
         verify=not args.no_verify,
     )
@@ -78,4 +79,13 @@ def _replay(args: argparse.Namespace) -> int:
     finally:
         replayer.close()
     print(summary, flush=True)
-    return 0
+    print(
+        summary_line(
+            "replay",
+            summary.frames_stored + summary.frames_already_stored,
+            summary.skipped,
+            gt_matched=summary.frames_with_gt if args.data else None,
+        ),
+        flush=True,
+    )
+    return 1 if summary.skipped and getattr(args, "strict", False) else 0

@@ -25,6 +25,7 @@ from simdistill_ros.defaults import REPLAY_SCORE_THRESHOLD
 from simdistill_ros.errors import UserError
 from simdistill_ros.frames.assembly import FrameReader
 from simdistill_ros.frames.frame import Frame
+from simdistill_ros.frames.sensors import SensorConfig
 from simdistill_ros.frames.topics import TopicNames
 from simdistill_ros.geometry import boxes_to_array
 from simdistill_ros.models import CameraInputs, load_model, resolve_model_path
@@ -116,13 +117,17 @@ class ReplaySummary:
     bytes_written: int = 0
     seconds: float = 0.0
     teacher_seconds: float = 0.0
+    layout: str = ""
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def frames_per_s(self) -> float:
         return self.frames_stored / self.seconds if self.seconds else 0.0
 
     def __str__(self) -> str:
-        lines = [
+        lines = [self.layout] if self.layout else []
+        lines += [f"warning: {w}" for w in self.warnings]
+        lines += [
             f"replayed {self.bags} bags: {self.frames_stored} frames stored "
             f"({self.frames_with_gt} with ground truth), {self.frames_already_stored} already in the store, "
             f"{sum(self.skipped.values())} could not be assembled",
@@ -153,7 +158,7 @@ class TeacherReplayer:
         device: str = "auto",
         shard: tuple[int, int] = (0, 1),
         data: str | os.PathLike | None = None,
-        topics: TopicNames | None = None,
+        sensors: SensorConfig | TopicNames | None = None,
         frames_per_shard: int = 16,
         score_threshold: float = REPLAY_SCORE_THRESHOLD,
         verify: bool = True,
@@ -169,7 +174,9 @@ class TeacherReplayer:
             store, self.fingerprint, f"shard-{shard[0]}-of-{shard[1]}", frames_per_shard
         )
         self.ground_truth = ground_truth_of(data) if data else None
-        self.topics = topics or TopicNames()
+        self.sensors = sensors
+        # Camera order of the stored frames: configured, else the teacher's rig (meta.json), else nuScenes.
+        self.model_cameras = list(meta.get("cameras") or []) or None
         self.score_threshold = score_threshold
 
     def close(self) -> None:
@@ -202,7 +209,9 @@ class TeacherReplayer:
         for bag in select_shard(bags, self.shard):
             summary.bags += 1
             name = bag_name(bag)
-            reader = EncodedImageFrameReader(bag, self.topics, require_lidar=True)
+            reader = EncodedImageFrameReader(
+                bag, self.sensors, require_lidar=True, model_cameras=self.model_cameras
+            )
             for frame in reader:
                 key = f"{name}/{frame.stamp_ns}"
                 if self.writer.has(key):
@@ -218,6 +227,15 @@ class TeacherReplayer:
                 if on_frame is not None:
                     on_frame(frame, stored)
             self.writer.flush()  # a bag's frames are durable once the bag is done
+            if reader.bag_sensors is not None and summary.bags == 1:
+                summary.layout = reader.bag_sensors.describe()
+            for warning in reader.stats.warnings:
+                summary.warnings.append(warning)
+            if self.ground_truth is not None and summary.frames_with_gt < summary.frames_stored:
+                summary.warnings.append(
+                    f"{name}: {summary.frames_stored - summary.frames_with_gt} frames so far match no "
+                    "ground-truth sample (they train on teacher pseudo-labels)"
+                )
             for reason, n in reader.stats.skipped.items():
                 summary.skipped[reason] += n
                 summary.skip_examples.setdefault(reason, f"{name}: {reader.stats.examples.get(reason, '')}")

@@ -12,6 +12,7 @@ import torch
 
 from simdistill_ros.dataset.frame_cache import load_split_frames
 from simdistill_ros.errors import UserError
+from simdistill_ros.frames.sensors import sensor_config_from_args
 from simdistill_ros.models import (
     CheckpointError,
     build_model,
@@ -130,11 +131,17 @@ def run_train_command(args: argparse.Namespace) -> int:
                 raise UserError(f"{args.teacher} is a {tmeta.get('model_type')} checkpoint, not a teacher")
             if tcfg.grid != cfg.grid:
                 raise UserError("the teacher's BEV grid differs from the student's config")
-        scenes = load_split_frames(dataroot, "train")
+        scenes = load_split_frames(dataroot, "train", sensors=sensor_config_from_args(args))
         if not scenes:
             raise UserError(
                 f"the train split of {dataroot} holds no frames (a world made with --val-fraction 1.0 "
                 "is for evaluation only)"
+            )
+        cameras = scenes[0].camera_names
+        if any(s.camera_names != cameras for s in scenes):
+            raise UserError(
+                "the training scenes' cameras differ: "
+                + "; ".join(f"{s.scene}: {s.camera_names}" for s in scenes if s.camera_names != cameras)
             )
         h, w = cfg.image_size
         dataset = FrameDataset(
@@ -160,6 +167,7 @@ def run_train_command(args: argparse.Namespace) -> int:
             "disabled": sorted(args.disable),
             "command": "simdistill train " + " ".join(_argv(args)),
             "train_frames": len(dataset),
+            "cameras": list(cameras),  # the rig the model learned: the camera order detect/the node use
         }
 
         if ctx.is_main:
@@ -253,6 +261,7 @@ def _train_from_store(args: argparse.Namespace) -> int:
             "command": "simdistill train " + " ".join(_argv(args)),
             "train_frames": len(dataset),
             "frames_with_gt": with_gt,
+            "cameras": list(store[0].cameras) if len(store) else [],
         }
 
         if ctx.is_main:
