@@ -15,40 +15,16 @@ import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 
-from simdistill_ros.defaults import DEFAULT_TEACHER, REPLAY_SCORE_THRESHOLD
 from simdistill_ros.detection.messages import detection_array_fields
 from simdistill_ros.detection.ros_messages import detection_array_msg
 from simdistill_ros.errors import UserError
 from simdistill_ros.frames.topics import TopicNames
 from simdistill_ros.geometry import boxes_from_array
+from simdistill_ros.nodes.process import StopSignal, replay_usage, wants_help
 from simdistill_ros.replay.core import TeacherReplayer, parse_shard
-
-_TOPICS = TopicNames()
-
-# name -> (default, description). The yaml in config/teacher_replay.yaml lists exactly these.
-PARAMETERS: dict[str, tuple[object, str]] = {
-    "bags": ([""], "rosbag2 paths (mcap or sqlite3) to replay; a single string is one bag"),
-    "teacher": (DEFAULT_TEACHER, "teacher checkpoint directory or shipped model name"),
-    "output_store": ("", "target store directory (created; re-runs skip frames already stored)"),
-    "device": ("auto", "auto, cpu or cuda"),
-    "shard": ("0/1", "I/N: replay every N-th bag (sorted by path) starting at I"),
-    "data": ("", "nuScenes-format dataset root whose ground truth is stored with the targets ('' for none)"),
-    "frames_per_shard": (16, "frames per shard file of the store"),
-    "score_threshold": (
-        REPLAY_SCORE_THRESHOLD,
-        "teacher boxes below this score are neither stored nor published",
-    ),
-    "image_compressed_template": (_TOPICS.image_compressed_template, "compressed image topic, {camera}"),
-    "image_raw_template": (_TOPICS.image_raw_template, "raw image topic, {camera} is the camera name"),
-    "camera_info_template": (_TOPICS.camera_info_template, "camera_info topic, {camera}"),
-    "lidar_topic": (_TOPICS.lidar, "LiDAR sensor_msgs/PointCloud2 topic in the bags"),
-    "tf_topic": (_TOPICS.tf, "dynamic tf topic in the bags"),
-    "tf_static_topic": (_TOPICS.tf_static, "static tf topic in the bags"),
-    "base_frame": ("base_link", "frame of the published boxes (the bags' vehicle frame)"),
-    "wait_for_subscribers": (0, "wait until this many subscribers listen before replaying"),
-    "wait_timeout_s": (10.0, "give up waiting for subscribers after this long (then replay anyway)"),
-}
+from simdistill_ros.replay.parameters import PARAMETERS
 
 
 class TeacherReplayNode(Node):
@@ -56,10 +32,11 @@ class TeacherReplayNode(Node):
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__("teacher_replay_node", **kwargs)
-        for name, (default, description) in PARAMETERS.items():
-            self.declare_parameter(
-                name, default, ParameterDescriptor(description=description, dynamic_typing=name == "bags")
+        for name, param in PARAMETERS.items():  # all read-only: the replay reads them once
+            desc = ParameterDescriptor(
+                description=param.description, read_only=True, dynamic_typing=name == "bags"
             )
+            self.declare_parameter(name, param.default, desc)
         qos = QoSProfile(
             depth=100, history=QoSHistoryPolicy.KEEP_LAST, reliability=QoSReliabilityPolicy.RELIABLE
         )
@@ -127,20 +104,28 @@ class TeacherReplayNode(Node):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    rclpy.init(args=list(argv) if argv is not None else sys.argv)
-    node = TeacherReplayNode()
-    try:
-        code = node.run()
-        time.sleep(0.5)  # let reliable publications reach late subscribers before the process ends
-    except (UserError, FileNotFoundError) as err:
-        node.get_logger().error(str(err))
-        code = 2
-    except KeyboardInterrupt:
-        code = 130
-    finally:
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    """Replay, then exit (0 done, 2 bad parameters, 130 interrupted). ``--help`` prints the parameters.
+    SIGINT/SIGTERM interrupt the replay with the rclpy context still valid, so the last lines are logged."""
+    if wants_help(argv):
+        print(replay_usage())
+        return 0
+    rclpy.init(
+        args=list(argv) if argv is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO
+    )
+    with StopSignal(interrupt=True):
+        node = TeacherReplayNode()
+        try:
+            code = node.run()
+            time.sleep(0.5)  # let reliable publications reach late subscribers before the process ends
+        except (UserError, FileNotFoundError) as err:
+            node.get_logger().error(str(err))
+            code = 2
+        except KeyboardInterrupt:
+            node.get_logger().info("interrupted: the frames stored so far are kept (a re-run skips them)")
+            code = 130
+        finally:
+            node.destroy_node()
+            rclpy.try_shutdown()
     return code
 
 
