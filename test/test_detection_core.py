@@ -166,4 +166,10 @@ def test_launch_file_parameters_and_rviz_config_are_consistent():
     assert rviz["Global Options"]["Fixed Frame"] == "base_link"
     classes = {d["Class"] for d in rviz["Displays"]}
     assert {"rviz_default_plugins/MarkerArray", "vision_msgs_rviz_plugins/Detection3DArray"} <= classes
+    # Out of the box with any RViz: only default plugins enabled, and images RViz can subscribe to (the
+    # default bags' /<CAM>/image_rect_compressed is no image_transport topic): the node's debug image.
+    enabled = [d for d in rviz["Displays"] if d["Enabled"]]
+    assert all(d["Class"].startswith("rviz_default_plugins/") for d in enabled), enabled
+    images = [d["Topic"]["Value"] for d in enabled if d["Class"] == "rviz_default_plugins/Image"]
+    assert images == ["/simdistill_detector/debug/image"]
     assert "rviz_default_plugins/Image" in classes
