@@ -87,7 +87,7 @@ _DECLARED: dict[str, tuple] = {
     ),
     "diagnostics_period": (1.0, "Seconds between /diagnostics messages.", LIVE),
     "debug_image_rate": (
-        2.0,
+        1.0,
         "At most this many ~/debug/image pictures per second (0: off); drawn only while subscribed.",
         LIVE,
     ),
