@@ -1,5 +1,5 @@
-"""Every executable answers --help: usage and its parameters, exit 0, in under 10 s, without initialising
-rclpy or loading a model (the node entry points do not even import torch)."""
+"""Every executable answers --help: usage and its parameters or options, exit 0, in under 10 s, without
+initialising rclpy or loading a model (none of them even imports torch for it)."""
 
 from __future__ import annotations
 
@@ -101,3 +101,24 @@ def test_python_m_node_help_prints_usage_and_starts_nothing(module: str, prog: s
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.startswith(f"usage: {prog} ") and "model" in proc.stdout
     assert "cannot load model" not in proc.stdout + proc.stderr and not proc.stderr.strip(), proc.stderr
+
+
+# The pip-only tools, started with `python -m` (their module's main parses the options first).
+TOOLS = {
+    "bag_player": "simdistill_ros.nodes.bag_player:main",
+    "detection_recorder": "simdistill_ros.nodes.detection_recorder:main",
+}
+
+
+@pytest.mark.parametrize("name", sorted(TOOLS))
+def test_tool_help_lists_every_option_without_starting_anything(name: str):
+    import importlib
+
+    module = importlib.import_module(TOOLS[name].split(":")[0])
+    proc, report, seconds = run_help(TOOLS[name], name)
+    assert report["code"] == 0, proc.stdout + proc.stderr
+    assert proc.stdout.startswith(f"usage: {name} "), proc.stdout
+    options = [o for action in module.build_parser()._actions for o in action.option_strings]
+    assert options and all(o in proc.stdout for o in options), options
+    assert not report["torch"] and not report["rclpy_initialised"]
+    assert seconds < 10, seconds
