@@ -203,10 +203,15 @@ class DetectorNode(Node):
         self._proc_pub.publish(Float64(data=processing_ms))
         self._lat_pub.publish(Float64(data=latency_ms))
         self._stats.frame_published(processing_ms, latency_ms)
-        # The picture costs tens of ms: drawn only for a subscriber, at most debug_image_rate per second.
+        # A picture costs 0.1-0.4 s on a busy CPU: drawn only for a subscriber, at most debug_image_rate
+        # per second, and its failure is no failure of the frame (the detections are out already).
         if self._debug_pub.get_subscription_count() > 0 and self._debug_throttle.ready(time.monotonic()):
-            picture = live.debug_picture(cameras, result.boxes)
-            self._debug_pub.publish(image_msg(picture, f.stamp_ns, cameras[0].name))
+            try:
+                picture = live.debug_picture(cameras, result.boxes)
+            except Exception as err:  # noqa: BLE001 - PIL and the camera model raise their own types
+                return self._warn(f"no ~/debug/image for this frame: {type(err).__name__}: {err}")
+            frame_id = f.images[0].header.frame_id or names[0]
+            self._debug_pub.publish(image_msg(picture, f.stamp_ns, frame_id))
 
     def _lookup(self, frame_id: str, stamp_ns: int) -> np.ndarray:
         """(4, 4) camera frame -> base frame; LookupError when tf does not know it."""
