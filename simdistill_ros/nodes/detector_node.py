@@ -70,10 +70,7 @@ class DetectorNode(Node):
         self._debug_throttle = live.Throttle(p.debug_image_rate)
         self._setup_tf()
         self._setup_sync(p)
-        bridge = live.optional_module("cv_bridge")
-        self._decode = live.ImageDecoder(
-            len(p.camera_names), p.compressed, bridge.CvBridge() if bridge else None
-        )
+        self._decode = live.ImageDecoder(len(p.camera_names), p.compressed)
         self._worker.start()
         self._diag_timer = self.create_timer(p.diagnostics_period, self._publish_diagnostics)
         self.add_on_set_parameters_callback(self._on_set_parameters)
