@@ -479,8 +479,7 @@ def test_a_checkpoint_without_the_checksum_loads_with_a_warning(tmp_path) -> Non
 
 @pytest.mark.parametrize("name", ["teacher_tiny", "baseline_tiny", "student_tiny"])
 def test_shipped_models_carry_their_checksum(name) -> None:
-    from simdistill_ros.inference.model_paths import shipped_models_dir
-    from simdistill_ros.models.checkpoint import verify_weights
+    from simdistill_ros.models.checkpoint import shipped_models_dir, verify_weights
 
     root = shipped_models_dir() / name
     assert len(json.loads((root / "meta.json").read_text())["weights_sha256"]) == 64

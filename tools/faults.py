@@ -173,7 +173,7 @@ class Workspace:
 
     def student(self, name: str) -> Path:
         """A fresh copy of the shipped student."""
-        from simdistill_ros.inference.model_paths import shipped_models_dir
+        from simdistill_ros.models.checkpoint import shipped_models_dir
 
         dst = self.root / "ckpt" / name
         shutil.rmtree(dst, ignore_errors=True)
