@@ -233,6 +233,7 @@ def load_core(p: DetectorParams, warn: Callable[[str], None] = print) -> Detecto
         core = DetectorCore.from_checkpoint(
             p.model,
             device,
+            p.backend,
             fp16=p.fp16,
             score_threshold=p.score_threshold,
             max_detections=p.max_detections,
