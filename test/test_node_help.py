@@ -93,7 +93,6 @@ def test_python_m_node_help_prints_usage_and_starts_nothing(module: str, prog: s
     env = dict(
         os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     )
-    env["ROS_DOMAIN_ID"] = "0"
     proc = subprocess.run(
         [sys.executable, "-m", module, "--help", "--ros-args", "-p", "model:=/no/such/model"],
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,

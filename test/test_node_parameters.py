@@ -6,7 +6,6 @@ annotated ~/debug/image is published to a subscriber; the shutdown summary reach
 from __future__ import annotations
 
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from _detector_helpers import synth_world, tiny_student_checkpoint
+from ros_isolation import isolate_ros
 
 rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("vision_msgs.msg")
@@ -92,7 +92,7 @@ def live(tmp_path_factory):
     ckpt = tiny_student_checkpoint(tmp / "student")
     # two scenes, the second stamped later (the node's pip-only sync takes no step back in time)
     bags = [synth_world(tmp / f"world{seed}", frames=2, seed=seed) for seed in (5, 6)]
-    domain = random.randint(1, 101)
+    domain = isolate_ros()  # this test process's own domain, this host only
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), PYTHONUNBUFFERED="1")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
     log = tmp / "node.log"
