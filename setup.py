@@ -34,8 +34,8 @@ setup(
     entry_points={
         "console_scripts": [
             "simdistill = simdistill_ros.cli:main",
-            "detector_node = simdistill_ros.nodes.detector_node:main",
-            "teacher_replay_node = simdistill_ros.nodes.teacher_replay_node:main",
+            "detector_node = simdistill_ros.nodes.process:detector_node",
+            "teacher_replay_node = simdistill_ros.nodes.process:teacher_replay_node",
         ],
     },
 )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -165,15 +164,15 @@ def test_launch_file_parameters_and_rviz_config_are_consistent():
     assert '"detector_node"' in source and '"detector.yaml"' in source and '"detector.rviz"' in source
     text = (ROOT / "config" / "detector.yaml").read_text()
     params = yaml.safe_load(text)["/**"]["ros__parameters"]
-    commented = set(re.findall(r"^\s*#\s*(\w+):", text, flags=re.M))
-    for name, (default, _) in PARAMETERS.items():
-        if default is None:
-            assert name in commented, name  # optional: documented, without a value
-        else:
-            assert params[name] == default, name
-    assert set(params) <= set(PARAMETERS)
+    assert params == {name: p.ros_default for name, p in PARAMETERS.items()}
     rviz = yaml.safe_load((ROOT / "config" / "detector.rviz").read_text())["Visualization Manager"]
     assert rviz["Global Options"]["Fixed Frame"] == "base_link"
     classes = {d["Class"] for d in rviz["Displays"]}
     assert {"rviz_default_plugins/MarkerArray", "vision_msgs_rviz_plugins/Detection3DArray"} <= classes
+    # Out of the box with any RViz: only default plugins enabled, and images RViz can subscribe to (the
+    # default bags' /<CAM>/image_rect_compressed is no image_transport topic): the node's debug image.
+    enabled = [d for d in rviz["Displays"] if d["Enabled"]]
+    assert all(d["Class"].startswith("rviz_default_plugins/") for d in enabled), enabled
+    images = [d["Topic"]["Value"] for d in enabled if d["Class"] == "rviz_default_plugins/Image"]
+    assert images == ["/simdistill_detector/debug/image"]
     assert "rviz_default_plugins/Image" in classes

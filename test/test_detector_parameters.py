@@ -17,6 +17,7 @@ from simdistill_ros.detection.parameters import (
     NUSCENES_CAMERAS,
     PARAMETERS,
     StartupError,
+    check_live,
     detector_params,
     with_cameras,
 )
@@ -25,32 +26,34 @@ ROOT = Path(__file__).resolve().parents[1]
 TYPE_NAMES = {bool: "bool", int: "int", float: "double", str: "string", list: "string[]"}
 
 
-def _docs_table() -> dict[str, tuple[str, str]]:
-    """name -> (type, default text) of the parameter table in docs/detector_node.md."""
+def _docs_table() -> dict[str, tuple[str, str, str]]:
+    """name -> (type, default text, live or read-only) of the parameter table in docs/detector_node.md."""
     text = (ROOT / "docs" / "detector_node.md").read_text()
-    rows = re.findall(r"^\| `(\w+)` \| ([^|]+) \| ([^|]+) \|", text, flags=re.M)
-    return {name: (kind.strip(), default.strip()) for name, kind, default in rows}
+    rows = re.findall(r"^\| `(\w+)` \| ([^|]+) \| ([^|]+) \| ([^|]+) \|", text, flags=re.M)
+    return {name: (kind.strip(), default.strip(), live.strip()) for name, kind, default, live in rows}
 
 
 def test_the_yaml_holds_every_declared_default():
     text = (ROOT / "config" / "detector.yaml").read_text()
     params = yaml.safe_load(text)["/**"]["ros__parameters"]
-    commented = set(re.findall(r"^\s*#\s*(\w+):", text, flags=re.M))
-    for name, (default, _) in PARAMETERS.items():
-        if default is None:
-            assert name in commented and name not in params, name  # optional: documented, without a value
-        else:
-            assert params.get(name) == default, name
-    assert set(params) <= set(PARAMETERS), set(params) - set(PARAMETERS)
+    for name, param in PARAMETERS.items():
+        assert params.get(name) == param.ros_default, name  # optional lists as UNSET ([""])
+    assert set(params) == set(PARAMETERS), set(params) ^ set(PARAMETERS)
+    live = [name for name, p in PARAMETERS.items() if p.live]
+    assert "Live (`ros2 param set` while the node runs, checked): " + ", ".join(live) in " ".join(
+        line.lstrip("# ") for line in text.splitlines()
+    )
 
 
 def test_the_docs_table_lists_every_parameter_with_its_type_and_default():
     table = _docs_table()
     assert set(table) == set(PARAMETERS)
-    for name, (default, _) in PARAMETERS.items():
-        kind, text = table[name]
+    for name, param in PARAMETERS.items():
+        kind, text, live = table[name]
+        assert live == ("live" if param.live else "read-only"), name
+        default = param.default
         if default is None:
-            assert (kind, text) == ("string[]", "unset"), name
+            assert (kind, text) == ("string[]", '`[""]` (unset)'), name
         elif default == NUSCENES_CAMERAS:
             assert kind == "string[]" and text == f"the {len(NUSCENES_CAMERAS)} nuScenes cameras", name
         else:
@@ -59,8 +62,8 @@ def test_the_docs_table_lists_every_parameter_with_its_type_and_default():
 
 
 def test_each_default_is_written_once():
-    assert PARAMETERS["model"][0] == DEFAULT_MODEL
-    assert PARAMETERS["score_threshold"][0] == DEFAULT_SCORE_THRESHOLD
+    assert PARAMETERS["model"].default == DEFAULT_MODEL
+    assert PARAMETERS["score_threshold"].default == DEFAULT_SCORE_THRESHOLD
     import inspect
 
     assert inspect.signature(DetectorCore).parameters["score_threshold"].default == DEFAULT_SCORE_THRESHOLD
@@ -83,10 +86,13 @@ def test_each_default_is_written_once():
         ({"camera_names": ["A", "B"], "image_topics": ["/a"]}, "image_topics has 1 topics for 2 cameras"),
         ({"frame_queue_size": 0}, "frame_queue_size must be >= 1"),
         ({"device": "tpu"}, "device must be auto, cpu or cuda"),
+        ({"score_threshold": 1.5}, "score_threshold must be between 0 and 1, got 1.5"),
+        ({"camera_timeout": 0.0}, "camera_timeout must be > 0 seconds"),
+        ({"debug_image_rate": -1.0}, "debug_image_rate must be >= 0 (0: off)"),
     ],
 )
 def test_bad_parameters_are_one_line_startup_errors(change: dict, message: str):
-    values = {name: ([] if default is None else default) for name, (default, _) in PARAMETERS.items()}
+    values = {name: p.ros_default for name, p in PARAMETERS.items()}
     ok = with_cameras(detector_params(values), None)  # no camera_names, a model without cameras: nuScenes
     assert ok.image_topics[0] == "/CAM_FRONT/image_rect_compressed" and len(ok.camera_info_topics) == 6
     assert ok.camera_names == NUSCENES_CAMERAS
@@ -97,3 +103,13 @@ def test_bad_parameters_are_one_line_startup_errors(change: dict, message: str):
     assert with_cameras(mine, ["CAM_BACK", "CAM_FRONT"]).camera_names == ["CAM_FRONT"]
     with pytest.raises(StartupError, match=re.escape(message)):
         detector_params({**values, **change})
+
+
+def test_live_checks_accept_good_values_and_refuse_read_only_names():
+    assert check_live("score_threshold", 0.5) == "" and check_live("max_detections", 1) == ""
+    assert check_live("max_detections", 0) == "max_detections must be >= 1, got 0"
+    assert "model is read-only" in check_live("model", "baseline_tiny")
+    assert {n for n, p in PARAMETERS.items() if p.live} == {
+        "score_threshold", "max_detections", "frame_queue_size", "camera_timeout", "diagnostics_period",
+        "debug_image_rate",
+    }  # fmt: skip

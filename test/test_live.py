@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from simdistill_ros.detection.core import FrameInputError
+from simdistill_ros.detection.core import CameraFrame, FrameInputError
 from simdistill_ros.detection.live import (
     ERROR,
     OK,
@@ -23,8 +23,10 @@ from simdistill_ros.detection.live import (
     PipelineStats,
     StaticTransforms,
     SyncedFrame,
+    Throttle,
     Worker,
     camera_frames,
+    debug_picture,
     decode_image,
 )
 from simdistill_ros.frames.images import COMPRESSED_FORMAT, encode_jpeg
@@ -157,3 +159,36 @@ def test_an_undecodable_image_is_a_frame_input_error_naming_the_camera():
     msg = SimpleNamespace(format="jpeg", data=b"not a jpeg")
     with pytest.raises(FrameInputError, match=r"camera 'CAM_FRONT': cannot decode image \(jpeg"):
         decode_image("CAM_FRONT", msg, compressed=True)
+
+
+def test_a_smaller_frame_queue_drops_its_oldest_frames():
+    q = FrameQueue(4)
+    for k in range(4):
+        q.put(k)
+    assert q.resize(2) == 2 and len(q) == 2 and q.get(0.0) == 2  # the newest two stay
+    assert q.resize(5) == 0 and not q.put(9)
+    with pytest.raises(ValueError, match=">= 1"):
+        q.resize(0)
+
+
+def test_throttle_keeps_to_its_rate_and_zero_is_off():
+    t = Throttle(2.0)
+    assert [t.ready(s) for s in (0.0, 0.2, 0.49, 0.5, 0.9, 1.01)] == [True, False, False, True, False, True]
+    t.rate = 0.0
+    assert not t.ready(100.0)
+
+
+def test_debug_picture_is_the_offline_picture_with_k_scaled_to_the_image():
+    from simdistill_ros.detection.pictures import frame_picture
+    from simdistill_ros.geometry import Box3D, PinholeCamera
+
+    k = np.array([[50.0, 0, 56], [0, 50.0, 32], [0, 0, 1]])
+    cam_to_base = np.array([[0, 0, 1, 0], [-1, 0, 0, 0], [0, -1, 0, 1.5], [0, 0, 0, 1]], dtype=float)
+    image = np.full((64, 112, 3), 40, np.uint8)
+    # the CameraInfo is for twice the image's size: K is scaled to the image, as for the model input
+    frame = CameraFrame("CAM_FRONT", image, k * [[2], [2], [1]], cam_to_base, (128, 224))
+    box = Box3D(center=[10.0, 0.0, 1.0], size=[4.0, 2.0, 1.5], yaw=0.0, label="car", score=0.8)
+    drawn = debug_picture([frame], [box])
+    camera = PinholeCamera("CAM_FRONT", 112, 64, k, Transform.from_matrix(cam_to_base))
+    np.testing.assert_array_equal(drawn, np.asarray(frame_picture([image], [camera], [box])))
+    assert drawn.dtype == np.uint8 and (drawn != debug_picture([frame], [])).any()

@@ -1,6 +1,18 @@
 """The detector without ROS: one synchronised multi-camera frame in, Box3D detections out, and the fields
-of the ROS messages that carry them (Detection3DArray, MarkerArray). Imports no rclpy."""
+of the ROS messages that carry them (Detection3DArray, MarkerArray). Imports no rclpy.
 
-from simdistill_ros.detection.core import CameraFrame, DetectorCore, FrameInputError, FrameResult
+The names below load :mod:`~simdistill_ros.detection.core` (and torch) on first use only, so that
+``detection.parameters`` (read by ``detector_node --help``) imports in well under a second.
+"""
+
+from typing import Any
 
 __all__ = ["CameraFrame", "DetectorCore", "FrameInputError", "FrameResult"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from simdistill_ros.detection import core
+
+        return getattr(core, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,13 +17,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
-from simdistill_ros.detection.core import CameraFrame, FrameInputError
+from simdistill_ros.detection.core import CameraFrame, DetectorCore, FrameInputError
+from simdistill_ros.detection.parameters import NUSCENES_CAMERAS, DetectorParams, StartupError
+from simdistill_ros.detection.pictures import frame_picture
 from simdistill_ros.frames.images import decode_compressed, image_to_rgb
 from simdistill_ros.frames.messages import transform_from_msg
 from simdistill_ros.frames.sync import ApproximateTimeSync
 from simdistill_ros.frames.tf_tree import TransformTree
-from simdistill_ros.geometry import Transform
+from simdistill_ros.geometry import Box3D, PinholeCamera, Transform
 
 # Diagnostic levels (diagnostic_msgs/DiagnosticStatus: OK, WARN, ERROR)
 OK, WARN, ERROR = 0, 1, 2
@@ -62,6 +65,18 @@ class FrameQueue:
                 self._items.popleft()
             self._items.append(item)
             self._cv.notify()
+            return dropped
+
+    def resize(self, maxsize: int) -> int:
+        """A new bound (a live ``frame_queue_size``); the oldest frames beyond it are dropped, counted."""
+        if maxsize < 1:
+            raise ValueError(f"frame queue size must be >= 1, got {maxsize}")
+        with self._cv:
+            self.maxsize = int(maxsize)
+            dropped = 0
+            while len(self._items) > self.maxsize:
+                self._items.popleft()
+                dropped += 1
             return dropped
 
     def get(self, timeout: float | None = None) -> Any | None:
@@ -120,6 +135,11 @@ class PipelineStats:
             self.tf_error = ""
             self.processing_ms.append(processing_ms)
             self.latency_ms.append(latency_ms)
+
+    def frames_dropped(self, n: int) -> None:
+        """Frames dropped by a smaller ``frame_queue_size`` (counted as dropped while busy)."""
+        with self.lock:
+            self.dropped_busy += n
 
     def frame_failed(self, error: str, tf: bool = False) -> None:
         with self.lock:
@@ -201,6 +221,65 @@ class Worker:
     def stop(self, timeout: float = 5.0) -> None:
         self.frames.close()
         self._thread.join(timeout=timeout)
+
+
+def load_core(p: DetectorParams, warn: Callable[[str], None] = print) -> DetectorCore:
+    """The detector core the parameters ask for; CUDA asked for without CUDA falls back to the CPU (told
+    through ``warn``). Any failure to load is a :class:`StartupError` in one line."""
+    device = p.device
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        warn(f"device {device!r} asked for but CUDA is not available: using the CPU")
+        device = "cpu"
+    try:
+        core = DetectorCore.from_checkpoint(
+            p.model,
+            device,
+            p.backend,
+            fp16=p.fp16,
+            score_threshold=p.score_threshold,
+            max_detections=p.max_detections,
+        )
+    except Exception as err:  # the model file, its type, the device: told in one line
+        raise StartupError(f"cannot load model {p.model!r}: {err}") from None
+    for note in core.notes:
+        warn(note)
+    trained = core.trained_cameras
+    names = p.sensors.camera_order(trained) or list(NUSCENES_CAMERAS)
+    if trained and names != list(trained):
+        missing = [c for c in trained if c not in names]
+        extra = [c for c in names if c not in trained]
+        warn(
+            f"camera_names {names} differ from the cameras the model was trained on {list(trained)} "
+            f"(missing: {missing or 'none'}; extra: {extra or 'none'})"
+        )
+    core.camera_names = names
+    return core
+
+
+def debug_picture(cameras: list[CameraFrame], boxes: list[Box3D]) -> np.ndarray:
+    """The ``~/debug/image`` picture (H, W, 3) uint8 RGB: the offline pictures' drawing
+    (:func:`~simdistill_ros.detection.pictures.frame_picture`) of one live frame."""
+    pinholes = []
+    for c in cameras:
+        h, w = c.image.shape[:2]
+        ih, iw = c.info_hw if c.info_hw and tuple(c.info_hw) != (0, 0) else (h, w)
+        cam = PinholeCamera(c.name, int(iw), int(ih), c.intrinsics, Transform.from_matrix(c.cam_to_base))
+        pinholes.append(cam if (ih, iw) == (h, w) else cam.scaled(w, h))
+    return np.asarray(frame_picture([c.image for c in cameras], pinholes, boxes))
+
+
+class Throttle:
+    """At most ``rate`` events per second (0: none). Thread-safe enough for one worker thread."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate, self._last = float(rate), -float("inf")
+
+    def ready(self, now: float) -> bool:
+        """True (and the event counted) when an event at ``now`` keeps to the rate."""
+        if self.rate <= 0 or now - self._last < 1.0 / self.rate:
+            return False
+        self._last = now
+        return True
 
 
 def camera_frames(

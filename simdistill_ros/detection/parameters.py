@@ -1,25 +1,53 @@
-"""The detector node's parameters, declared once: name, default and description (``PARAMETERS``), and
-their checks (:func:`detector_params`). ``config/detector.yaml`` and the table in ``docs/detector_node.md``
-must agree with ``PARAMETERS`` (``test/test_detector_parameters.py`` checks both). No ROS.
+"""The detector node's parameters, declared once: name, default, description and whether it can change
+while the node runs (``PARAMETERS``), and their checks (:func:`detector_params`, :func:`check_live`).
+``config/detector.yaml`` and the table in ``docs/detector_node.md`` must agree with ``PARAMETERS``
+(``test/test_detector_parameters.py`` checks both). No ROS, no torch: ``detector_node --help`` reads this.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
-
-import torch
+from typing import Any, NamedTuple
 
 from simdistill_ros.defaults import DEFAULT_MODEL, DEFAULT_SCORE_THRESHOLD
-from simdistill_ros.detection.core import DetectorCore
 from simdistill_ros.errors import UserError
 from simdistill_ros.frames.sensors import NUSCENES_CAMERAS, SensorConfig, SensorConfigError
 
-__all__ = ["NUSCENES_CAMERAS", "PARAMETERS", "DetectorParams", "StartupError", "detector_params", "load_core"]
+__all__ = [
+    "NUSCENES_CAMERAS",
+    "PARAMETERS",
+    "DetectorParams",
+    "StartupError",
+    "detector_params",
+    "with_cameras",
+]
 
-# name -> (default, description); None: optional, a string array without a value unless the user gives one.
-PARAMETERS: dict[str, tuple[Any, str]] = {
+
+# Third entry of a declaration: the parameter can be set while the node runs (`ros2 param set`), checked by
+# check_live. Every other parameter is read-only: it shapes subscriptions, publishers or the model, which
+# are built once at start-up, so a set would change nothing and is refused with a reason instead.
+LIVE = True
+# The ROS value of an optional string array that is unset. Not []: a parameter file cannot hold an empty
+# list (no type), and rclpy's get_parameters service answers nothing when one asked-for parameter has no
+# value (`ros2 param dump` would print an empty dict). [''] is typed, dumps, and reloads.
+UNSET = [""]
+
+
+class Param(NamedTuple):
+    """One declared parameter. ``default`` None: an optional string array, ``UNSET`` until given."""
+
+    default: Any
+    description: str
+    live: bool = False
+
+    @property
+    def ros_default(self) -> Any:
+        return list(UNSET) if self.default is None else self.default
+
+
+# name -> (default, description[, LIVE]); None: optional, a string array without a value unless given.
+_DECLARED: dict[str, tuple] = {
     "camera_names": (
         None,
         "Cameras in the order the model sees them (any number >= 1); the first is the sync reference. "
@@ -47,15 +75,40 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "score_threshold": (
         DEFAULT_SCORE_THRESHOLD,
         f"Minimum detection score published ({DEFAULT_SCORE_THRESHOLD} suits the shipped student).",
+        LIVE,
     ),
-    "max_detections": (100, "At most this many detections per frame (highest scores)."),
+    "max_detections": (100, "At most this many detections per frame (highest scores).", LIVE),
     "sync_slop": (0.06, "Seconds: every image of a frame lies within this of the reference camera's."),
     "sync_queue_size": (10, "Messages kept per topic while waiting for a synchronised set."),
-    "frame_queue_size": (2, "Synchronised frames waiting for the model; the oldest is dropped when full."),
+    "frame_queue_size": (
+        2,
+        "Synchronised frames waiting for the model; the oldest is dropped when full.",
+        LIVE,
+    ),
     "detections_topic": ("~/detections", "vision_msgs/Detection3DArray output topic."),
     "markers_topic": ("~/markers", "visualization_msgs/MarkerArray output topic (RViz)."),
-    "camera_timeout": (1.0, "Seconds without images before a camera is reported stale in /diagnostics."),
-    "diagnostics_period": (1.0, "Seconds between /diagnostics messages."),
+    "camera_timeout": (
+        1.0,
+        "Seconds without images before a camera is reported stale in /diagnostics.",
+        LIVE,
+    ),
+    "diagnostics_period": (1.0, "Seconds between /diagnostics messages.", LIVE),
+    "debug_image_rate": (
+        1.0,
+        "At most this many ~/debug/image pictures per second (0: off); drawn only while subscribed.",
+        LIVE,
+    ),
+}
+PARAMETERS: dict[str, Param] = {name: Param(*entry) for name, entry in _DECLARED.items()}
+
+# The checks of the live parameters, at start-up and on every `ros2 param set`: (test, what it must be).
+_LIVE_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "score_threshold": (lambda v: 0.0 <= v <= 1.0, "between 0 and 1"),
+    "max_detections": (lambda v: v >= 1, ">= 1"),
+    "frame_queue_size": (lambda v: v >= 1, ">= 1"),
+    "camera_timeout": (lambda v: v > 0, "> 0 seconds"),
+    "diagnostics_period": (lambda v: v > 0, "> 0 seconds"),
+    "debug_image_rate": (lambda v: v >= 0, ">= 0 (0: off)"),
 }
 
 
@@ -88,6 +141,7 @@ class DetectorParams:
     markers_topic: str
     camera_timeout: float
     diagnostics_period: float
+    debug_image_rate: float
 
 
 def expand_topics(template: str, names: list[str]) -> list[str]:
@@ -95,20 +149,35 @@ def expand_topics(template: str, names: list[str]) -> list[str]:
     return [template.format(camera=n) for n in names]
 
 
+def check_live(name: str, value: Any) -> str:
+    """Why ``value`` is refused for the live parameter ``name``; "" when it is accepted."""
+    if not PARAMETERS[name].live:
+        return f"{name} is read-only: it is used once at start-up (restart the node to change it)"
+    test, wanted = _LIVE_CHECKS[name]
+    return "" if test(value) else f"{name} must be {wanted}, got {value}"
+
+
+def is_unset(value: Any) -> bool:
+    """An optional string array without a value: ``UNSET`` (or empty)."""
+    return not value or list(value) == UNSET
+
+
 def detector_params(values: dict[str, Any]) -> DetectorParams:
-    """Check the parameter values (name -> value; optional ones as [] when unset). Raises
+    """Check the parameter values (name -> value; optional ones ``UNSET`` or [] when unset). Raises
     :class:`StartupError` naming the bad parameter. With ``camera_names`` set, the topic templates are
     expanded here; unset, :func:`with_cameras` does it with the model's cameras."""
-    values = dict(values)
+    values = {k: ([] if PARAMETERS[k].default is None and is_unset(v) else v) for k, v in values.items()}
     if any(not str(n) for n in values["camera_names"] or []):
         raise StartupError(f"camera_names must not hold empty names, got {values['camera_names']}")
     try:
         sensors = SensorConfig.from_parameters(values)
     except SensorConfigError as err:
         raise StartupError(str(err)) from None
-    for key in ("sync_queue_size", "frame_queue_size", "max_detections"):
-        if int(values[key]) < 1:
-            raise StartupError(f"{key} must be >= 1, got {values[key]}")
+    if int(values["sync_queue_size"]) < 1:
+        raise StartupError(f"sync_queue_size must be >= 1, got {values['sync_queue_size']}")
+    for key in _LIVE_CHECKS:
+        if reason := check_live(key, values[key]):
+            raise StartupError(reason)
     if values["device"] not in ("auto", "cpu") and not str(values["device"]).startswith("cuda"):
         raise StartupError(f"device must be auto, cpu or cuda[:N], got {values['device']!r}")
     params = DetectorParams(
@@ -131,6 +200,7 @@ def detector_params(values: dict[str, Any]) -> DetectorParams:
         markers_topic=str(values["markers_topic"]),
         camera_timeout=float(values["camera_timeout"]),
         diagnostics_period=float(values["diagnostics_period"]),
+        debug_image_rate=float(values["debug_image_rate"]),
     )
     return with_cameras(params, None) if sensors.cameras else params
 
@@ -146,36 +216,3 @@ def with_cameras(p: DetectorParams, model_cameras: Sequence[str] | None) -> Dete
         else expand_topics(s.camera_info_topic or "", names)
     )
     return replace(p, camera_names=names, image_topics=images, camera_info_topics=infos)
-
-
-def load_core(p: DetectorParams, warn: Callable[[str], None] = print) -> DetectorCore:
-    """The detector core the parameters ask for; CUDA asked for without CUDA falls back to the CPU (told
-    through ``warn``). Any failure to load is a :class:`StartupError` in one line."""
-    device = p.device
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        warn(f"device {device!r} asked for but CUDA is not available: using the CPU")
-        device = "cpu"
-    try:
-        core = DetectorCore.from_checkpoint(
-            p.model,
-            device,
-            p.backend,
-            fp16=p.fp16,
-            score_threshold=p.score_threshold,
-            max_detections=p.max_detections,
-        )
-    except Exception as err:  # the model file, its type, the device: told in one line
-        raise StartupError(f"cannot load model {p.model!r}: {err}") from None
-    for note in core.notes:
-        warn(note)
-    trained = core.trained_cameras
-    names = p.sensors.camera_order(trained) or list(NUSCENES_CAMERAS)
-    if trained and names != list(trained):
-        missing = [c for c in trained if c not in names]
-        extra = [c for c in names if c not in trained]
-        warn(
-            f"camera_names {names} differ from the cameras the model was trained on {list(trained)} "
-            f"(missing: {missing or 'none'}; extra: {extra or 'none'})"
-        )
-    core.camera_names = names
-    return core

@@ -84,3 +84,14 @@ def marker_array_msg(markers: list[MarkerFields], stamp_ns: int, frame_id: str) 
             )
         )
     return out
+
+
+def image_msg(rgb: Any, stamp_ns: int, frame_id: str) -> Any:
+    """sensor_msgs/Image (rgb8) of an (H, W, 3) uint8 array."""
+    from sensor_msgs.msg import Image
+
+    h, w = rgb.shape[:2]
+    data = rgb.tobytes() if rgb.flags.c_contiguous else rgb.copy().tobytes()
+    return Image(
+        header=header_msg(stamp_ns, frame_id), height=h, width=w, encoding="rgb8", step=w * 3, data=data
+    )

@@ -9,19 +9,21 @@ and :class:`~simdistill_ros.detection.DetectorCore`; parameters are declared in
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.exceptions import ParameterUninitializedException
-from rclpy.executors import ExternalShutdownException
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.signals import SignalHandlerOptions
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Float64
@@ -35,12 +37,13 @@ from simdistill_ros.detection.parameters import (
     PARAMETERS,
     DetectorParams,
     StartupError,
+    check_live,
     detector_params,
-    load_core,
     with_cameras,
 )
-from simdistill_ros.detection.ros_messages import detection_array_msg, marker_array_msg
+from simdistill_ros.detection.ros_messages import detection_array_msg, image_msg, marker_array_msg
 from simdistill_ros.frames.messages import stamp_to_ns, transform_from_msg
+from simdistill_ros.nodes.process import StopSignal, detector_usage, wants_help
 
 NODE_NAME = "simdistill_detector"
 LOG_THROTTLE_S = 5.0
@@ -57,7 +60,7 @@ class DetectorNode(Node):
     def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         p = detector_params(self._declared_values())
-        self._core = load_core(p, self.get_logger().warning)
+        self._core = live.load_core(p, self.get_logger().warning)
         self.params = p = with_cameras(p, self._core.trained_cameras)
         self._stats = live.PipelineStats(p.camera_names)
         self._frames = live.FrameQueue(p.frame_queue_size)
@@ -68,11 +71,14 @@ class DetectorNode(Node):
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._proc_pub = self.create_publisher(Float64, "~/debug/processing_time_ms", 10)
         self._lat_pub = self.create_publisher(Float64, "~/debug/pipeline_latency_ms", 10)
+        self._debug_pub = self.create_publisher(Image, "~/debug/image", 1)
+        self._debug_throttle = live.Throttle(p.debug_image_rate)
         self._setup_tf()
         self._setup_sync(p)
         self._decode = live.ImageDecoder(len(p.camera_names), p.compressed)
         self._worker.start()
         self._diag_timer = self.create_timer(p.diagnostics_period, self._publish_diagnostics)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         self.get_logger().info(
             f"detecting with {p.model} ({self._core.model_type}, {self._core.device}) on "
             f"{len(p.camera_names)} cameras {p.camera_names}; images {p.image_topics}; "
@@ -81,18 +87,41 @@ class DetectorNode(Node):
 
     # set-up ---------------------------------------------------------------------------------------------
     def _declared_values(self) -> dict[str, Any]:
+        """Declare every parameter with a value (an optional list as ``UNSET``: `ros2 param dump` needs
+        them all set), read-only unless it is live."""
         values: dict[str, Any] = {}
-        for name, (default, text) in PARAMETERS.items():
-            desc = ParameterDescriptor(description=text)
-            if default is None:  # optional: typed but without a value unless the user gives one
-                self.declare_parameter(name, Parameter.Type.STRING_ARRAY, desc)
-                try:
-                    values[name] = list(self.get_parameter(name).value or [])
-                except ParameterUninitializedException:
-                    values[name] = []
-            else:
-                values[name] = self.declare_parameter(name, default, desc).value
+        for name, param in PARAMETERS.items():
+            desc = ParameterDescriptor(description=param.description, read_only=not param.live)
+            values[name] = self.declare_parameter(name, param.ros_default, desc).value
         return values
+
+    def _on_set_parameters(self, changed: list[Parameter]) -> SetParametersResult:
+        """Check every live parameter in the request, then apply them all (or none, with the reason).
+        rclpy has already refused read-only parameters and wrong types."""
+        values = {p.name: p.value for p in changed if p.name in PARAMETERS}
+        reasons = [r for name, value in values.items() if (r := check_live(name, value))]
+        if reasons:
+            return SetParametersResult(successful=False, reason="; ".join(reasons))
+        if values:
+            self._apply(values)
+        return SetParametersResult(successful=True)
+
+    def _apply(self, values: dict[str, Any]) -> None:
+        self.params = dataclasses.replace(self.params, **values)  # one swap: the worker sees old or new
+        if "score_threshold" in values:
+            self._core.score_threshold = float(values["score_threshold"])
+        if "max_detections" in values:
+            self._core.max_detections = int(values["max_detections"])
+        if "frame_queue_size" in values:
+            self._stats.frames_dropped(self._frames.resize(int(values["frame_queue_size"])))
+        if "diagnostics_period" in values:
+            self.destroy_timer(self._diag_timer)
+            self._diag_timer = self.create_timer(
+                float(values["diagnostics_period"]), self._publish_diagnostics
+            )
+        if "debug_image_rate" in values:
+            self._debug_throttle.rate = float(values["debug_image_rate"])
+        self.get_logger().info("set " + ", ".join(f"{k} = {v}" for k, v in values.items()))
 
     def _setup_tf(self) -> None:
         self._tree, self._tf_buffer = None, None
@@ -200,6 +229,15 @@ class DetectorNode(Node):
         self._proc_pub.publish(Float64(data=processing_ms))
         self._lat_pub.publish(Float64(data=latency_ms))
         self._stats.frame_published(processing_ms, latency_ms)
+        # A picture costs 0.1-0.4 s on a busy CPU: drawn only for a subscriber, at most debug_image_rate
+        # per second, and its failure is no failure of the frame (the detections are out already).
+        if self._debug_pub.get_subscription_count() > 0 and self._debug_throttle.ready(time.monotonic()):
+            try:
+                picture = live.debug_picture(cameras, result.boxes)
+            except Exception as err:  # noqa: BLE001 - PIL and the camera model raise their own types
+                return self._warn(f"no ~/debug/image for this frame: {type(err).__name__}: {err}")
+            frame_id = f.images[0].header.frame_id or names[0]
+            self._debug_pub.publish(image_msg(picture, f.stamp_ns, frame_id))
 
     def _lookup(self, frame_id: str, stamp_ns: int) -> np.ndarray:
         """(4, 4) camera frame -> base frame; LookupError when tf does not know it."""
@@ -238,7 +276,8 @@ class DetectorNode(Node):
         self._diag_pub.publish(msg)
 
     def stop(self) -> None:
-        """Stop the worker thread (before ``destroy_node``)."""
+        """Stop the worker thread and log the summary (before ``destroy_node``, while the context is
+        valid, so that the line reaches /rosout)."""
         self._worker.stop()
         self._decode.close()
         self.get_logger().info(f"stopped: {self._stats.summary(self._sync.dropped if self._sync else 0)}")
@@ -248,23 +287,34 @@ class DetectorNode(Node):
         return self._stats
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Console script ``detector_node``: parse ROS args, run until Ctrl-C; exit 1 on a start-up problem."""
-    rclpy.init(args=argv if argv is not None else sys.argv)
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run until SIGINT/SIGTERM; exit 1 on a start-up problem. ``--help`` prints the parameters.
+
+    rclpy's own signal handler would shut the context down before the node logs its summary; ours only
+    ends the spin, and the context is shut down after the node is destroyed."""
+    if wants_help(argv):
+        print(detector_usage())
+        return 0
+    rclpy.init(
+        args=list(argv) if argv is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO
+    )
     node = None
-    try:
-        node = DetectorNode()
-        rclpy.spin(node)
-    except StartupError as err:
-        print(f"{NODE_NAME}: error: {err}", file=sys.stderr)
-        return 1
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.stop()
-            node.destroy_node()
-        if rclpy.ok():
+    with StopSignal() as stop:
+        try:
+            node = DetectorNode()
+            executor = SingleThreadedExecutor()
+            executor.add_node(node)
+            while not stop.event.is_set():
+                executor.spin_once(timeout_sec=0.1)  # returns to Python, where the signal is seen
+        except StartupError as err:
+            print(f"{NODE_NAME}: error: {err}", file=sys.stderr)
+            return 1
+        except (KeyboardInterrupt, ExternalShutdownException):
+            pass
+        finally:
+            if node is not None:
+                node.stop()
+                node.destroy_node()
             rclpy.try_shutdown()
     return 0
 

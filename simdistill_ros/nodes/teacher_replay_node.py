@@ -15,42 +15,16 @@ import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 
-from simdistill_ros.defaults import DEFAULT_TEACHER, REPLAY_SCORE_THRESHOLD
 from simdistill_ros.detection.messages import detection_array_fields
 from simdistill_ros.detection.ros_messages import detection_array_msg
 from simdistill_ros.errors import UserError
 from simdistill_ros.frames.sensors import SensorConfig
 from simdistill_ros.geometry import boxes_from_array
+from simdistill_ros.nodes.process import StopSignal, replay_usage, wants_help
 from simdistill_ros.replay.core import TeacherReplayer, parse_shard
-
-# name -> (default, description). The yaml in config/teacher_replay.yaml lists exactly these.
-PARAMETERS: dict[str, tuple[object, str]] = {
-    "bags": ([""], "rosbag2 paths (mcap or sqlite3) to replay; a single string is one bag"),
-    "teacher": (DEFAULT_TEACHER, "teacher checkpoint directory or shipped model name"),
-    "output_store": ("", "target store directory (created; re-runs skip frames already stored)"),
-    "device": ("auto", "auto, cpu or cuda"),
-    "shard": ("0/1", "I/N: replay every N-th bag (sorted by path) starting at I"),
-    "data": ("", "nuScenes-format dataset root whose ground truth is stored with the targets ('' for none)"),
-    "frames_per_shard": (16, "frames per shard file of the store"),
-    "score_threshold": (
-        REPLAY_SCORE_THRESHOLD,
-        "teacher boxes below this score are neither stored nor published",
-    ),
-    # The sensor configuration (frames.sensors.SensorConfig, as detector_node's): '' / [''] is unset,
-    # i.e. recognised from each bag's layout, the cameras in the teacher's order (its meta.json).
-    "camera_names": ([""], "cameras in model order ([''] : the teacher's cameras)"),
-    "image_topic": ("", "image topic template with {camera} ('': recognised from the bag)"),
-    "camera_info_topic": ("", "camera_info topic template with {camera} ('': recognised)"),
-    "image_topics": ([""], "explicit image topics, one per camera_names entry"),
-    "camera_info_topics": ([""], "explicit camera_info topics, one per camera_names entry"),
-    "lidar_topic": ("", "LiDAR PointCloud2 topic in the bags ('': /LIDAR_TOP or the only point cloud)"),
-    "tf_topic": ("/tf", "dynamic tf topic in the bags"),
-    "tf_static_topic": ("/tf_static", "static tf topic in the bags"),
-    "base_frame": ("base_link", "frame of the published boxes (the bags' vehicle frame)"),
-    "wait_for_subscribers": (0, "wait until this many subscribers listen before replaying"),
-    "wait_timeout_s": (10.0, "give up waiting for subscribers after this long (then replay anyway)"),
-}
+from simdistill_ros.replay.parameters import PARAMETERS
 
 
 class TeacherReplayNode(Node):
@@ -58,10 +32,11 @@ class TeacherReplayNode(Node):
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__("teacher_replay_node", **kwargs)
-        for name, (default, description) in PARAMETERS.items():
-            self.declare_parameter(
-                name, default, ParameterDescriptor(description=description, dynamic_typing=name == "bags")
+        for name, param in PARAMETERS.items():  # all read-only: the replay reads them once
+            desc = ParameterDescriptor(
+                description=param.description, read_only=True, dynamic_typing=name == "bags"
             )
+            self.declare_parameter(name, param.default, desc)
         qos = QoSProfile(
             depth=100, history=QoSHistoryPolicy.KEEP_LAST, reliability=QoSReliabilityPolicy.RELIABLE
         )
@@ -122,20 +97,28 @@ class TeacherReplayNode(Node):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    rclpy.init(args=list(argv) if argv is not None else sys.argv)
-    node = TeacherReplayNode()
-    try:
-        code = node.run()
-        time.sleep(0.5)  # let reliable publications reach late subscribers before the process ends
-    except (UserError, FileNotFoundError) as err:
-        node.get_logger().error(str(err))
-        code = 2
-    except KeyboardInterrupt:
-        code = 130
-    finally:
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    """Replay, then exit (0 done, 2 bad parameters, 130 interrupted). ``--help`` prints the parameters.
+    SIGINT/SIGTERM interrupt the replay with the rclpy context still valid, so the last lines are logged."""
+    if wants_help(argv):
+        print(replay_usage())
+        return 0
+    rclpy.init(
+        args=list(argv) if argv is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO
+    )
+    with StopSignal(interrupt=True):
+        node = TeacherReplayNode()
+        try:
+            code = node.run()
+            time.sleep(0.5)  # let reliable publications reach late subscribers before the process ends
+        except (UserError, FileNotFoundError) as err:
+            node.get_logger().error(str(err))
+            code = 2
+        except KeyboardInterrupt:
+            node.get_logger().info("interrupted: the frames stored so far are kept (a re-run skips them)")
+            code = 130
+        finally:
+            node.destroy_node()
+            rclpy.try_shutdown()
     return code
 
 
