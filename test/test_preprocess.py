@@ -29,7 +29,7 @@ def test_the_map_scales_to_the_width_and_puts_the_principal_point_on_its_row():
 
 
 def _legacy_affine(src_hw, dst_hw):
-    """The rule before the principal-point anchor: cover the input, crop evenly left/right and from the top."""
+    """The rule before the principal-point anchor: cover the input, crop evenly left/right and the top."""
     (h0, w0), (h, w) = src_hw, dst_hw
     s = max(h / h0, w / w0)
     return np.array([[s, 0.0, -(w0 * s - w) / 2], [0.0, s, -(h0 * s - h)], [0.0, 0.0, 1.0]])
