@@ -65,10 +65,7 @@ class DetectorNode(Node):
         self._lat_pub = self.create_publisher(Float64, "~/debug/pipeline_latency_ms", 10)
         self._setup_tf()
         self._setup_sync(p)
-        bridge = live.optional_module("cv_bridge")
-        self._decode = live.ImageDecoder(
-            len(p.camera_names), p.compressed, bridge.CvBridge() if bridge else None
-        )
+        self._decode = live.ImageDecoder(len(p.camera_names), p.compressed)
         self._worker.start()
         self._diag_timer = self.create_timer(p.diagnostics_period, self._publish_diagnostics)
         self.get_logger().info(
