@@ -82,9 +82,10 @@ def test_bev_augmentation_keeps_points_inside_their_boxes():
         assert np.allclose(moved[7:9], m[:2, :2] @ box.velocity)
 
 
-def test_plain_resize_scales_to_cover_and_keeps_the_bottom():
-    # 224x400 -> 96x176: scale max(96/224, 176/400) = 0.44 covers both sides; the width fits exactly
-    # (400 * 0.44 = 176, no horizontal crop) and the 224 * 0.44 - 96 = 2.56 rows too many come off the top
-    expected = np.array([[0.44, 0.0, 0.0], [0.0, 0.44, -2.56], [0.0, 0.0, 1.0]])
+def test_plain_map_scales_to_the_width_and_puts_the_principal_point_on_its_row():
+    # 224x400 -> 96x176: scale 176 / 400 = 0.44 (the width fits exactly, no horizontal crop); the image
+    # centre (the principal point without K) row 112 * 0.44 = 49.28 goes to row 0.45 * 96 = 43.2, so
+    # 6.08 rows come off the top and 224 * 0.44 - 96 - 6.08 = 6.48 off the bottom.
+    expected = np.array([[0.44, 0.0, 0.0], [0.0, 0.44, -6.08], [0.0, 0.0, 1.0]])
     assert np.allclose(image_affine((224, 400), (96, 176), None), expected)
     assert np.array_equal(bev_matrix(None), np.eye(4))
