@@ -14,9 +14,9 @@ from simdistill_ros.models import config as C
 from simdistill_ros.models.checkpoint import load_checkpoint, save_checkpoint
 from simdistill_ros.models.detectors import BaselineModel
 from simdistill_ros.models.efficientnet import EfficientNetLite0, lite0_weights_path, load_lite0_imagenet
+from simdistill_ros.models.preprocess import normalize_images
 from simdistill_ros.synth.scenario import SceneRecording
 from simdistill_ros.synth.world import WorldConfig, generate_scene
-from simdistill_ros.training.batch import normalize_images
 
 
 @pytest.fixture(scope="module")
