@@ -3,7 +3,7 @@
 import numpy as np
 
 from simdistill_ros.geometry import Box3D, nuscenes_like_rig
-from simdistill_ros.models.preprocess import warp_image
+from simdistill_ros.models.preprocess import camera_input, resize_affine
 from simdistill_ros.training.augment import (
     bev_matrix,
     image_affine,
@@ -30,17 +30,43 @@ def test_image_affine_moves_pixels_with_the_intrinsics():
         assert np.allclose(uv_new, expected, atol=1e-6)
 
 
-def test_warp_image_moves_content_like_the_affine():
+def test_a_projected_3d_point_stays_on_its_pixel_content_through_augmentation():
+    # A bright square drawn where a 3D point projects in the source image must appear, after any drawn
+    # augmentation, where the point projects with the augmented K' (K' = A K: exact, not approximate).
     rng = np.random.default_rng(0)
-    img = np.zeros((224, 400, 3), np.uint8)
-    img[100:110, 300:310] = 255  # a bright square centred at (305, 105)
-    for _ in range(10):
-        a = image_affine((224, 400), (112, 200), rng)
-        out = warp_image(img, a, (112, 200))
-        centre = (a @ np.array([305.0, 105.0, 1.0]))[:2]
-        if 3 <= centre[0] < 197 and 3 <= centre[1] < 109:
-            ys, xs = np.nonzero(out[..., 0] > 128)
-            assert abs(xs.mean() + 0.5 - centre[0]) < 1.0 and abs(ys.mean() + 0.5 - centre[1]) < 1.0
+    for hw in [(160, 400), (224, 400)]:
+        cam = nuscenes_like_rig(*hw).camera("CAM_FRONT")
+        k, t = cam.intrinsics, cam.cam_to_base.matrix()
+        point = np.array([[15.0, 2.0, 0.4]])  # base frame, ahead and a little left
+        u, v = project(k, t, point)[0]
+        img = np.zeros((*hw, 3), np.uint8)
+        img[int(v) - 5 : int(v) + 5, int(u) - 5 : int(u) + 5] = 255  # centred at (int(u), int(v))
+        centre_src = np.array([int(u), int(v)], float)
+        for _ in range(10):
+            a = image_affine(hw, (112, 200), rng, intrinsics=k)
+            out, k_aug = camera_input(img, k, (112, 200), a)
+            expected = project(k_aug, t, point)[0] + (a[:2, :2] @ (centre_src - [u, v]))
+            w = out[..., 0].astype(float)
+            v_in, u_in = np.mgrid[0 : w.shape[0], 0 : w.shape[1]] + 0.5  # pixel centres, as in K
+            centroid = np.array([(w * u_in).sum(), (w * v_in).sum()]) / w.sum()
+            np.testing.assert_allclose(centroid, expected, atol=0.1)
+
+
+def test_augmented_inputs_stay_covered_and_centred_on_the_plain_rule():
+    rng = np.random.default_rng(2)
+    for hw in [(160, 400), (224, 400), (320, 800)]:
+        k = nuscenes_like_rig(*hw).camera("CAM_FRONT").intrinsics
+        plain = resize_affine(hw, (128, 352), k)
+        np.testing.assert_array_equal(image_affine(hw, (128, 352), None, intrinsics=k), plain)
+        rows = []
+        for _ in range(50):
+            a = image_affine(hw, (128, 352), rng, intrinsics=k)
+            corners = a @ np.array([[0.0, 0, 1], [hw[1], hw[0], 1]]).T
+            lo, hi = np.sort(corners[0]), np.sort(corners[1])
+            assert lo[0] <= 1e-9 and lo[1] >= 352 - 1e-9 and hi[0] <= 1e-9 and hi[1] >= 128 - 1e-9
+            rows.append((a @ k)[1, 2])
+        # The principal point's row varies around the plain rule's, the variation the model learns.
+        assert min(rows) < (plain @ k)[1, 2] + 1 and max(rows) > (plain @ k)[1, 2] + 3
 
 
 def test_bev_augmentation_keeps_points_inside_their_boxes():
@@ -56,9 +82,10 @@ def test_bev_augmentation_keeps_points_inside_their_boxes():
         assert np.allclose(moved[7:9], m[:2, :2] @ box.velocity)
 
 
-def test_plain_resize_scales_to_cover_and_keeps_the_bottom():
-    # 224x400 -> 96x176: scale max(96/224, 176/400) = 0.44 covers both sides; the width fits exactly
-    # (400 * 0.44 = 176, no horizontal crop) and the 224 * 0.44 - 96 = 2.56 rows too many come off the top
-    expected = np.array([[0.44, 0.0, 0.0], [0.0, 0.44, -2.56], [0.0, 0.0, 1.0]])
+def test_plain_map_scales_to_the_width_and_puts_the_principal_point_on_its_row():
+    # 224x400 -> 96x176: scale 176 / 400 = 0.44 (the width fits exactly, no horizontal crop); the image
+    # centre (the principal point without K) row 112 * 0.44 = 49.28 goes to row 0.45 * 96 = 43.2, so
+    # 6.08 rows come off the top and 224 * 0.44 - 96 - 6.08 = 6.48 off the bottom.
+    expected = np.array([[0.44, 0.0, 0.0], [0.0, 0.44, -6.08], [0.0, 0.0, 1.0]])
     assert np.allclose(image_affine((224, 400), (96, 176), None), expected)
     assert np.array_equal(bev_matrix(None), np.eye(4))

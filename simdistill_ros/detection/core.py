@@ -217,7 +217,7 @@ class DetectorCore:
         key = digest.digest()
         if self._geometry is not None and self._geometry.key == key:
             return self._geometry, False
-        affines = [resize_affine(c.image.shape[:2], self.input_hw) for c in cameras]
+        affines = [resize_affine(c.image.shape[:2], self.input_hw, k) for c, k in zip(cameras, ks)]
         k_in = np.stack([a @ k for a, k in zip(affines, ks)]).astype(np.float32)
         self._geometry = _Geometry(
             key=key,

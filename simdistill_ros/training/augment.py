@@ -1,8 +1,9 @@
 """Geometry-consistent augmentation.
 
-2D (per camera): a random resize, crop and horizontal flip are one affine map ``A`` of pixel coordinates,
-handed to :func:`simdistill_ros.models.preprocess.camera_input` in place of the plain resize: it warps
-the image and folds ``A`` into the intrinsics (``K' = A @ K``) exactly as at run time.
+2D (per camera): a random zoom about the principal point, a crop shift and a horizontal flip on top of
+the plain rule are one affine map ``A`` of pixel coordinates, handed to
+:func:`simdistill_ros.models.preprocess.camera_input` in place of the plain map: it warps the image and
+folds ``A`` into the intrinsics (``K' = A @ K``) exactly as at run time.
 
 3D (per sample): a BEV rotation, scale and flips form one matrix ``M`` (4, 4) applied to the base frame;
 camera extrinsics, LiDAR points and boxes are all mapped by the same ``M``, so teacher inputs, student
@@ -15,16 +16,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simdistill_ros.models.preprocess import resize_affine
+from simdistill_ros.models.preprocess import PRINCIPAL_ROW, resize_affine
 
 
 @dataclass(frozen=True)
 class ImageAugConfig:
-    """Random resize (relative to the plain resize to the model input), crop and flip."""
+    """Random zoom, crop shift and flip on top of the plain rule (:func:`resize_affine`)."""
 
-    resize_range: tuple[float, float] = (0.94, 1.11)
+    resize_range: tuple[float, float] = (0.94, 1.11)  # zoom relative to the plain scale (>= 1 is kept)
+    # Shift of the principal point's row, as a fraction of the input height (+ is down); clipped so that
+    # the image still covers the input.
+    row_shift: tuple[float, float] = (-0.05, 0.10)
     flip: bool = True
-    bottom_crop_bias: float = 0.7  # cropping mostly above the horizon keeps the road in view
 
 
 @dataclass(frozen=True)
@@ -42,21 +45,25 @@ def image_affine(
     dst_hw: tuple[int, int],
     rng: np.random.Generator | None,
     cfg: ImageAugConfig = ImageAugConfig(),
+    intrinsics: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Affine pixel map (3, 3) from a source image to the model input; ``rng=None`` gives the plain resize
-    (:func:`~simdistill_ros.models.preprocess.resize_affine`)."""
+    """Affine pixel map (3, 3) from a source image to the model input; ``rng=None`` gives the plain rule
+    (:func:`~simdistill_ros.models.preprocess.resize_affine`, anchored on ``intrinsics``' principal
+    point). A draw zooms about the principal point, shifts the crop and flips, never uncovering a border
+    the plain rule covers."""
+    plain = resize_affine(src_hw, dst_hw, intrinsics)
     if rng is None:
-        return resize_affine(src_hw, dst_hw)
+        return plain
     (h0, w0), (h, w) = src_hw, dst_hw
-    base = max(h / h0, w / w0)
-    s = base * rng.uniform(*cfg.resize_range)
-    s = max(s, base)  # never leave empty borders
-    flip = cfg.flip and rng.random() < 0.5
+    zoom = max(1.0, rng.uniform(*cfg.resize_range))  # zooming out would leave empty borders
+    s = plain[0, 0] * zoom
+    cy = h0 / 2.0 if intrinsics is None else float(np.asarray(intrinsics)[1, 2])
     dx = rng.uniform(0, w0 * s - w)
-    slack = h0 * s - h
-    dy = slack * (cfg.bottom_crop_bias + (1 - cfg.bottom_crop_bias) * rng.random())
-    a = np.array([[s, 0.0, -dx], [0.0, s, -dy], [0.0, 0.0, 1.0]])
-    if flip:
+    ty = PRINCIPAL_ROW * h - s * cy + h * rng.uniform(*cfg.row_shift)
+    lo, hi = h - s * h0, 0.0  # the range of ty that keeps the image covering every input row
+    ty = float(np.clip(ty, lo, hi)) if lo <= hi else PRINCIPAL_ROW * h - s * cy
+    a = np.array([[s, 0.0, -dx], [0.0, s, ty], [0.0, 0.0, 1.0]])
+    if cfg.flip and rng.random() < 0.5:
         a = np.array([[-1.0, 0.0, w], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]) @ a
     return a
 

@@ -50,10 +50,9 @@ class FrameDataset(Dataset):
         src_hw = scene.images.shape[2:4]
         images, ks = [], []
         for c in range(scene.images.shape[1]):
-            a = image_affine(src_hw, self.input_hw, rng, self.image_aug)
-            image, k = camera_input(
-                np.asarray(scene.images[fi, c]), scene.intrinsics[fi, c], self.input_hw, a
-            )
+            k0 = scene.intrinsics[fi, c]
+            a = image_affine(src_hw, self.input_hw, rng, self.image_aug, k0)
+            image, k = camera_input(np.asarray(scene.images[fi, c]), k0, self.input_hw, a)
             images.append(image)
             ks.append(k)
         m = bev_matrix(rng, self.bev_aug)
