@@ -52,6 +52,10 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "max_detections": (100, "At most this many detections per frame (highest scores)."),
     "sync_slop": (0.06, "Seconds: every image of a frame lies within this of the reference camera's."),
     "sync_queue_size": (10, "Messages kept per topic while waiting for a synchronised set."),
+    "max_stamp_ahead": (
+        10.0,
+        "Seconds: images stamped further ahead of the node's clock are refused (0: no check).",
+    ),
     "frame_queue_size": (2, "Synchronised frames waiting for the model; the oldest is dropped when full."),
     "detections_topic": ("~/detections", "vision_msgs/Detection3DArray output topic."),
     "markers_topic": ("~/markers", "visualization_msgs/MarkerArray output topic (RViz)."),
@@ -80,6 +84,7 @@ class DetectorParams:
     max_detections: int
     sync_slop: float
     sync_queue_size: int
+    max_stamp_ahead: float
     frame_queue_size: int
     detections_topic: str
     markers_topic: str
@@ -111,6 +116,10 @@ def detector_params(values: dict[str, Any]) -> DetectorParams:
     for key in ("sync_queue_size", "frame_queue_size", "max_detections"):
         if int(values[key]) < 1:
             raise StartupError(f"{key} must be >= 1, got {values[key]}")
+    if float(values["max_stamp_ahead"]) < 0:
+        raise StartupError(
+            f"max_stamp_ahead must be >= 0 seconds (0: no check), got {values['max_stamp_ahead']}"
+        )
     if values["device"] not in ("auto", "cpu") and not str(values["device"]).startswith("cuda"):
         raise StartupError(f"device must be auto, cpu or cuda[:N], got {values['device']!r}")
     return DetectorParams(
@@ -126,6 +135,7 @@ def detector_params(values: dict[str, Any]) -> DetectorParams:
         max_detections=int(values["max_detections"]),
         sync_slop=float(values["sync_slop"]),
         sync_queue_size=int(values["sync_queue_size"]),
+        max_stamp_ahead=float(values["max_stamp_ahead"]),
         frame_queue_size=int(values["frame_queue_size"]),
         detections_topic=str(values["detections_topic"]),
         markers_topic=str(values["markers_topic"]),

@@ -4,7 +4,8 @@ N cameras (image + camera_info) are synchronised by message_filters when install
 :class:`ApproximateTimeSync`; extrinsics come from tf2_ros when installed, else from /tf_static. Each set
 goes to the ROS-free pipeline of :mod:`simdistill_ros.detection.live` (frame queue, worker, statistics)
 and :class:`~simdistill_ros.detection.DetectorCore`; parameters are declared in
-:mod:`simdistill_ros.detection.parameters`. A bad message is logged (throttled) and its frame skipped.
+:mod:`simdistill_ros.detection.parameters`. A bad message is logged (throttled) and its frame skipped; a
+backwards jump of the ROS clock (rclpy jump callback) resets the pipeline and the tf buffer.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.clock import JumpThreshold
+from rclpy.duration import Duration
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
@@ -65,6 +68,10 @@ class DetectorNode(Node):
         self._lat_pub = self.create_publisher(Float64, "~/debug/pipeline_latency_ms", 10)
         self._setup_tf()
         self._setup_sync(p)
+        self._input = live.LiveInput(self._sync, self._frames, self._stats, p.max_stamp_ahead, self._clear_tf)
+        # Like tf2_ros' buffer: any backwards jump of the ROS clock (sim time restarted) starts afresh.
+        back = JumpThreshold(min_forward=None, min_backward=Duration(nanoseconds=-1), on_clock_change=False)
+        self._jump = self.get_clock().create_jump_callback(back, post_callback=self._on_clock_jump)
         bridge = live.optional_module("cv_bridge")
         self._decode = live.ImageDecoder(
             len(p.camera_names), p.compressed, bridge.CvBridge() if bridge else None
@@ -104,26 +111,18 @@ class DetectorNode(Node):
 
     def _setup_sync(self, p: DetectorParams) -> None:
         image_type = CompressedImage if p.compressed else Image
-        qos = qos_profile_sensor_data
-        self._sync = None
         mf = live.optional_module("message_filters")
-        if mf is not None:
-            subs = [mf.Subscriber(self, image_type, t, qos_profile=qos) for t in p.image_topics]
-            subs += [mf.Subscriber(self, CameraInfo, t, qos_profile=qos) for t in p.camera_info_topics]
-            self._mf_subs = subs
-            self._mf_sync = mf.ApproximateTimeSynchronizer(subs, p.sync_queue_size, p.sync_slop)
-            self._mf_sync.registerCallback(self._on_mf_set)
-            self._sync_kind = "message_filters"
-            # message_filters hides the per-image arrival: stale-camera checks tap each image filter
-            for name, sub in zip(p.camera_names, subs):
-                sub.registerCallback(lambda _m, n=name: self._stats.image_seen(n, time.monotonic()))
-            return
-        self._sync = live.CameraSync(p.camera_names, p.sync_slop, p.sync_queue_size)
-        self._sync_kind = "ApproximateTimeSync"
+        if mf is not None:  # fed through the stamp checks, not by message_filters' own subscribers
+            self._sync = live.MessageFiltersSync(mf, p.camera_names, p.sync_slop, p.sync_queue_size)
+        else:
+            self._sync = live.CameraSync(p.camera_names, p.sync_slop, p.sync_queue_size)
+        self._sync_kind = "message_filters" if mf is not None else "ApproximateTimeSync"
         topics = [(("image", n), image_type, t) for n, t in zip(p.camera_names, p.image_topics)]
         topics += [(("info", n), CameraInfo, t) for n, t in zip(p.camera_names, p.camera_info_topics)]
         self._subs = [
-            self.create_subscription(kind, topic, lambda m, k=key: self._on_msg(k, m), qos)
+            self.create_subscription(
+                kind, topic, lambda m, k=key: self._on_msg(k, m), qos_profile_sensor_data
+            )
             for key, kind, topic in topics
         ]
 
@@ -136,19 +135,19 @@ class DetectorNode(Node):
                 self._warn(f"ignoring a /tf_static transform: {err}")
 
     def _on_msg(self, key: tuple[str, str], msg: Any) -> None:
-        now = time.monotonic()
-        if key[0] == "image":
-            self._stats.image_seen(key[1], now)
-        for frame in self._sync.add(key, stamp_to_ns(msg.header.stamp), msg, now):
-            self._enqueue(frame)
+        clock_ns = self.get_clock().now().nanoseconds
+        self._log(self._input.add(key, stamp_to_ns(msg.header.stamp), msg, clock_ns, time.monotonic()))
 
-    def _on_mf_set(self, *msgs: Any) -> None:
-        n = len(self.params.camera_names)
-        images, infos = list(msgs[:n]), list(msgs[n:])
-        self._enqueue(live.SyncedFrame(stamp_to_ns(images[0].header.stamp), images, infos, time.monotonic()))
+    def _on_clock_jump(self, jump: Any) -> None:
+        self._log(self._input.clock_jumped(jump.delta.nanoseconds, time.monotonic()))
 
-    def _enqueue(self, frame: live.SyncedFrame) -> None:
-        self._stats.frame_synced(time.monotonic(), self._frames.put(frame))
+    def _clear_tf(self) -> None:
+        (self._tf_buffer if self._tf_buffer is not None else self._tree).clear()
+
+    def _log(self, lines: list[tuple[int, str]]) -> None:
+        """Lines from the pipeline, already throttled per reason."""
+        for level, text in lines:
+            (self.get_logger().error if level == live.ERROR else self.get_logger().warning)(text)
 
     # worker thread ----------------------------------------------------------------------------------------
     def _process(self, f: live.SyncedFrame) -> None:
@@ -159,11 +158,8 @@ class DetectorNode(Node):
             cameras = live.camera_frames(names, f.images, f.infos, decoded, self._lookup, stamp_to_ns)
             result = self._core.detect(cameras, f.stamp_ns)
         except (LookupError, FrameInputError) as err:  # a missing transform or bad input: skip the frame
-            tf = isinstance(err, LookupError)
-            self._stats.frame_failed(str(err), tf=tf)
-            log = self.get_logger().error if tf else self.get_logger().warning
-            what = "missing transform" if tf else "bad input"
-            return log(f"{what}, frame skipped: {err}", throttle_duration_sec=LOG_THROTTLE_S)
+            reason = live.NO_TF if isinstance(err, LookupError) else live.BAD_INPUT
+            return self._log([x for x in [self._stats.frame_failed(str(err), time.monotonic(), reason)] if x])
         base = self.params.base_frame
         self._det_pub.publish(detection_array_msg(detection_array_fields(result.boxes, f.stamp_ns, base)))
         published = time.monotonic()
@@ -196,9 +192,7 @@ class DetectorNode(Node):
     # diagnostics -------------------------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
         model = f"{self.params.model} ({self._core.model_type}, {self._core.device})"
-        level, message, values = self._stats.diagnostics(
-            time.monotonic(), self.params.camera_timeout, (self._sync.dropped if self._sync else 0), model
-        )
+        level, message, values = self._stats.diagnostics(time.monotonic(), self.params.camera_timeout, model)
         status = DiagnosticStatus(
             level=(DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR)[level],
             name=f"{self.get_name()}: pipeline",
@@ -214,7 +208,7 @@ class DetectorNode(Node):
         """Stop the worker thread (before ``destroy_node``)."""
         self._worker.stop()
         self._decode.close()
-        self.get_logger().info(f"stopped: {self._stats.summary(self._sync.dropped if self._sync else 0)}")
+        self.get_logger().info(f"stopped: {self._stats.summary()}")
 
     @property
     def stats(self) -> live.PipelineStats:
