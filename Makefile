@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 SIMDISTILL := $(VENV)/bin/simdistill
 DEMO_DIR ?= out/demo
 
-.PHONY: setup test lint demo bench reproduce clean
+.PHONY: setup test lint demo bench reproduce faults clean
 
 setup:
 	bash tools/setup_env.sh $(VENV)
@@ -24,6 +24,9 @@ bench: setup
 
 reproduce: setup
 	bash tools/reproduce.sh
+
+faults: setup  # break inputs on purpose; prints case, alive/exit code, outcome, logged reason
+	$(PY) tools/faults.py
 
 clean:
 	rm -rf build install log out .pytest_cache

@@ -65,6 +65,11 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         default=EVAL_SCORE_THRESHOLD,
         help="detection score threshold (with --model)",
     )
+    p.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="load checkpoints without checking their weights against the sha256 in meta.json",
+    )
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -114,6 +119,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--pseudo-label-threshold", type=float, default=0.3, help="teacher score for a pseudo-label box"
     )
+    p.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="load checkpoints without checking their weights against the sha256 in meta.json",
+    )
 
 
 def _add_detect(sub: argparse._SubParsersAction) -> None:
@@ -132,6 +142,11 @@ def _add_detect(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=DEFAULT_SCORE_THRESHOLD,
         help=f"minimum score kept (default {DEFAULT_SCORE_THRESHOLD}, as the node)",
+    )
+    p.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="load checkpoints without checking their weights against the sha256 in meta.json",
     )
 
 
@@ -155,6 +170,11 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--merge", nargs="+", metavar="STORE", help="merge these stores into --out (no replay)")
     p.add_argument(
         "--verify", action="store_true", help="check every shard of --out (sha256), print size and read speed"
+    )
+    p.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="load checkpoints without checking their weights against the sha256 in meta.json",
     )
 
 

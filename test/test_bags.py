@@ -331,8 +331,9 @@ def test_raw_encodings_decode_to_rgb(tmp_path, encoding):
 
 
 def test_unsupported_encoding_is_a_clear_error(tmp_path):
-    bag = write_custom(tmp_path / "bag", image_msg=raw_image("16UC1", np.zeros((8, 24), np.uint8)))
-    with pytest.raises(BagError, match=r"bag: /CAM_FRONT/image_rect: unsupported Image encoding '16UC1'"):
+    bag = write_custom(tmp_path / "bag", image_msg=raw_image("32FC1", np.zeros((8, 48), np.uint8)))
+    want = r"bag: /CAM_FRONT/image_rect: unsupported Image encoding '32FC1'.*mono16"
+    with pytest.raises(BagError, match=want):
         list(FrameReader(bag))
 
 
@@ -355,10 +356,50 @@ def camera_info(k: np.ndarray, width=12, height=8):
     )
 
 
-def test_zero_k_is_a_clear_error(tmp_path):
-    bag = write_custom(tmp_path / "bag", info_msg=camera_info(np.zeros((3, 3))))
-    with pytest.raises(BagError, match=r"/CAM_FRONT/camera_info: unusable intrinsics K=.*uncalibrated"):
-        list(FrameReader(bag))
+@pytest.mark.parametrize(
+    ("k", "why"),
+    [
+        (np.zeros((3, 3)), "uncalibrated"),
+        (k_matrix(np.nan, 6, 4), "NaN/inf"),
+        (k_matrix(np.inf, 6, 4), "NaN/inf"),
+        (k_matrix(-9, 6, 4), "must be positive"),
+        (k_matrix(1e30, 6, 4), "field of view"),
+        (k_matrix(1e-3, 6, 4), "field of view"),
+        (k_matrix(9, 6e5, 4), "principal point"),
+    ],
+)
+def test_intrinsics_outside_a_physical_range_skip_the_frame_with_a_warning(tmp_path, caplog, k, why):
+    bag = write_custom(tmp_path / "bag", info_msg=camera_info(k))
+    reader = FrameReader(bag)
+    with caplog.at_level("WARNING"):
+        assert list(reader) == []
+    assert reader.stats.skipped["bad intrinsics"] == 1
+    example = reader.stats.examples["bad intrinsics"]
+    assert "/CAM_FRONT/camera_info: unusable intrinsics K=" in example and why in example
+    assert any("bad intrinsics" in r.getMessage() and why in r.getMessage() for r in caplog.records)
+
+
+def test_a_corrupt_jpeg_skips_its_frame_and_is_counted(tmp_path):
+    from simdistill_ros.frames.images import encode_jpeg
+
+    rgb = np.random.default_rng(0).integers(0, 255, (8, 12, 3), np.uint8)
+    jpeg = encode_jpeg(rgb).tobytes()
+    T = m.typestore().types
+    msg = T[m.COMPRESSED_IMAGE](
+        header=m.header_msg(T0, "CAM_FRONT"),
+        format="rgb8; jpeg compressed bgr8",
+        data=np.frombuffer(jpeg[: len(jpeg) - 40] + b"\xff\xd9", np.uint8),  # entropy data cut short
+    )
+    bag = tmp_path / "bag"
+    rig = tiny_rig()
+    with SensorBagWriter(bag) as w:
+        w.write_tf_static([("base_link", "CAM_FRONT", rig.cameras[0].cam_to_base)], T0)
+        w.write("/CAM_FRONT/image_rect_compressed", m.COMPRESSED_IMAGE, msg, T0)
+        w.write_camera_info(rig.cameras[0], T0)
+    reader = FrameReader(bag)
+    assert list(reader) == []
+    assert reader.stats.skipped["corrupt image"] == 1
+    assert "/CAM_FRONT/image_rect_compressed: corrupt jpeg" in reader.stats.examples["corrupt image"]
 
 
 def test_camera_info_r_is_ignored(tmp_path):

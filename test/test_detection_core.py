@@ -95,6 +95,9 @@ def test_cameras_of_different_sizes_are_each_resized(core: DetectorCore):
     [
         (lambda f: f[0].__setattr__("intrinsics", np.full((3, 3), np.nan)), "unusable intrinsics"),
         (lambda f: f[1].__setattr__("intrinsics", np.zeros((3, 3))), "uncalibrated"),
+        (lambda f: f[1].intrinsics.__setitem__((0, 0), 1e30), r"CAM_\w+'.*field of view.*outside 1..175 deg"),
+        (lambda f: f[1].intrinsics.__setitem__((1, 1), -5.0), "must be positive"),
+        (lambda f: f[1].__setattr__("info_hw", (6400, 11200)), "field of view"),  # K for 100x smaller
         (lambda f: f[2].__setattr__("image", f[2].image[:, :, 0]), "RGB uint8"),
         (lambda f: f[2].__setattr__("image", f[2].image.astype(np.float32)), "RGB uint8"),
         (lambda f: f[3].__setattr__("cam_to_base", np.full((4, 4), np.inf)), "not a finite 4x4"),

@@ -124,7 +124,9 @@ def test_missing_samples_raise_a_clear_error(dataroot):
 
 
 def test_unknown_split_is_reported(dataroot):
-    with pytest.raises(ValueError, match="no usable key"):
+    with pytest.raises(
+        ValueError, match=r"split 'test' is not in .*splits.json; use --split with one of: all, "
+    ):
         evaluate(dataroot, "test", gt_as_results(dataroot, "val", VERSION), VERSION)
 
 
@@ -136,8 +138,18 @@ def test_predictions_of_classes_absent_from_the_gt_are_ignored(dataroot):
     assert report.mean_ap == pytest.approx(1.0) and "bus" not in report.classes
 
 
-def test_devkit_rejections_become_value_errors(dataroot):
+def test_boxes_the_devkit_would_reject_are_clear_errors(dataroot):
     results = copy.deepcopy(gt_as_results(dataroot, "val", VERSION))
     next(iter(results["results"].values()))[0]["attribute_name"] = "not.an.attribute"
-    with pytest.raises(ValueError, match="devkit rejected"):
+    with pytest.raises(ValueError, match=r"box 0: unknown attribute_name 'not.an.attribute'"):
+        evaluate(dataroot, "val", results, VERSION)
+
+
+def test_unknown_velocity_nan_is_accepted_but_infinite_is_not(dataroot):
+    results = copy.deepcopy(gt_as_results(dataroot, "val", VERSION))
+    box = next(iter(results["results"].values()))[0]
+    box["velocity"] = [float("nan"), float("nan")]
+    assert evaluate(dataroot, "val", results, VERSION).mean_ap == pytest.approx(1.0)
+    box["velocity"] = [float("inf"), 0.0]
+    with pytest.raises(ValueError, match=r"box 0: 'velocity' must be 2 finite numbers"):
         evaluate(dataroot, "val", results, VERSION)

@@ -108,7 +108,8 @@ def test_statistics_give_the_diagnostic_level_rate_and_means():
     stats.frame_failed("base_link <- CAM_FRONT: unknown", 106.0, reason=NO_TF)
     level, message, _ = stats.diagnostics(106.5, camera_timeout=1.0, model="m")
     assert level == ERROR and message == f"{NO_TF}: base_link <- CAM_FRONT: unknown"
-    assert "5 frames synced, 2 published, dropped: 1 model busy (frame queue full), 1 missing" in stats.summary()
+    summary = stats.summary()
+    assert "5 frames synced, 2 published, dropped: 1 model busy (frame queue full), 1 missing" in summary
 
 
 def _header(stamp_ns: int, frame_id: str) -> SimpleNamespace:

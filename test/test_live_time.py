@@ -53,7 +53,7 @@ class Rig:
         self.jumps += 1
 
     def send(self, start_ns: int, clock_ns: int, offsets: dict[str, int] | None = None) -> None:
-        """One camera set of cycle ``start_ns`` (per-camera extra offsets) with the node clock at ``clock_ns``."""
+        """One camera set of cycle ``start_ns`` (plus per-camera offsets), the node clock at ``clock_ns``."""
         offsets = offsets or {}
         for i, cam in enumerate(CAMS):
             stamp = start_ns + i * 8_000_000 + offsets.get(cam, 0)

@@ -3,6 +3,7 @@ checkpoints. Small inputs throughout (2 CPU threads)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import shutil
@@ -442,6 +443,47 @@ def test_checkpoint_round_trip(tmp_path) -> None:
     for k in a.head:
         assert torch.equal(a.head[k], b.head[k])
     assert isinstance(load_checkpoint(path / "model.safetensors")[0], StudentModel)
+    assert meta["weights_sha256"] == hashlib.sha256((path / "model.safetensors").read_bytes()).hexdigest()
+
+
+def test_flipped_weight_bytes_are_refused_and_no_verify_loads_them(tmp_path) -> None:
+    from simdistill_ros.models import load_matching_weights, load_state_into
+
+    cfg = tiny()
+    path = tmp_path / "baseline"
+    save_checkpoint(path, BaselineModel(cfg), cfg, {})
+    f = path / "model.safetensors"
+    data = bytearray(f.read_bytes())
+    data[-4096:] = bytes(b ^ 0xFF for b in data[-4096:])  # inside the last tensor: still a valid file
+    f.write_bytes(bytes(data))
+    for load in (
+        lambda v: load_checkpoint(path, verify=v),
+        lambda v: load_state_into(BaselineModel(cfg), path, verify=v),
+        lambda v: load_matching_weights(BaselineModel(cfg), path, verify=v),
+    ):
+        with pytest.raises(CheckpointError, match=rf"{f}: sha256 \w+\.\.\. differs from weights_sha256"):
+            load(True)
+        load(False)  # the flipped weights load: the check is what catches them
+
+
+def test_a_checkpoint_without_the_checksum_loads_with_a_warning(tmp_path) -> None:
+    cfg = tiny()
+    path = tmp_path / "baseline"
+    save_checkpoint(path, BaselineModel(cfg), cfg, {})
+    meta = json.loads((path / "meta.json").read_text())
+    del meta["weights_sha256"]
+    (path / "meta.json").write_text(json.dumps(meta))
+    with pytest.warns(UserWarning, match=r"meta\.json has no weights_sha256"):
+        assert isinstance(load_checkpoint(path)[0], BaselineModel)
+
+
+@pytest.mark.parametrize("name", ["teacher_tiny", "baseline_tiny", "student_tiny"])
+def test_shipped_models_carry_their_checksum(name) -> None:
+    from simdistill_ros.models.checkpoint import shipped_models_dir, verify_weights
+
+    root = shipped_models_dir() / name
+    assert len(json.loads((root / "meta.json").read_text())["weights_sha256"]) == 64
+    verify_weights(root)  # raises on a mismatch
 
 
 def test_checkpoint_errors(tmp_path) -> None:
@@ -455,8 +497,10 @@ def test_checkpoint_errors(tmp_path) -> None:
     shutil.copytree(path, broken)
     f = broken / "model.safetensors"
     f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
-    with pytest.raises(CheckpointError, match=r"model\.safetensors.*truncated or corrupt"):
+    with pytest.raises(CheckpointError, match=r"model\.safetensors: sha256 .* differs .*--no-verify"):
         load_checkpoint(broken)
+    with pytest.raises(CheckpointError, match=r"model\.safetensors.*truncated or corrupt"):
+        load_checkpoint(broken, verify=False)
 
     wrong = tmp_path / "wrong"
     shutil.copytree(path, wrong)
@@ -470,12 +514,15 @@ def test_checkpoint_errors(tmp_path) -> None:
     other = tmp_path / "other_type"
     shutil.copytree(path, other)
     (other / "meta.json").write_text(json.dumps({"model_type": "student"}))
-    with pytest.raises(CheckpointError, match="missing keys"):
+    with (
+        pytest.raises(CheckpointError, match="missing keys"),
+        pytest.warns(UserWarning, match="no weights_sha256"),
+    ):
         load_checkpoint(other)
 
     (other / "config.json").unlink()
     with pytest.raises(CheckpointError, match="config.json"):
-        load_checkpoint(other)
+        load_checkpoint(other, verify=False)
 
 
 def test_student_warm_start_from_teacher(tmp_path) -> None:

@@ -103,6 +103,48 @@ def test_corrupt_or_truncated_shard_is_detected(root: Path, tmp_path: Path):
         TargetStore(copy)
 
 
+def test_a_rerun_rechecks_the_shards_it_would_skip_and_replays_a_damaged_one(root: Path, tmp_path: Path):
+    copy = tmp_path / "store"
+    shutil.copytree(root / "store", copy)
+    shard = sorted((copy / "shards").iterdir())[0]
+    n_frames = len(TargetStore(copy).shards[shard.name]["frames"])
+    data = bytearray(shard.read_bytes())
+    data[-100] ^= 0xFF  # same size, different hash: only the sha256 tells
+    shard.write_bytes(bytes(data))
+    proc = run("replay", "--teacher", str(root / "teacher"), "--bags", *bags(root), "--out", str(copy))
+    assert f"shards/{shard.name} was damaged (sha256): dropped, its {n_frames} frames are replayed again" in (
+        proc.stdout
+    )
+    assert f"{n_frames} frames stored" in proc.stdout
+    store = TargetStore(copy, verify="full")
+    assert store.keys == TargetStore(root / "store").keys and store.duplicates == 0
+
+
+def test_another_writers_damaged_shard_names_the_frames_to_redo(root: Path, tmp_path: Path):
+    copy = tmp_path / "store"
+    shutil.copytree(root / "store", copy)
+    shard = sorted((copy / "shards").iterdir())[0]
+    shard.write_bytes(shard.read_bytes()[:-1] + b"?")
+    header = json.loads((copy / "store.json").read_text())
+    with pytest.raises(
+        StoreError, match=r"sha256 differs .*frames of writer 'shard-0-of-1' \(e\.g\. .*re-run"
+    ):
+        TargetStoreWriter(copy, header["teacher"], writer_id="shard-1-of-2")
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"shards": [{"file": "x"}]}'])
+def test_a_corrupt_index_is_a_one_line_error_saying_what_to_do(root: Path, tmp_path: Path, content: str):
+    copy = tmp_path / "store"
+    shutil.copytree(root / "store", copy)
+    (copy / "index" / "shard-0-of-1.json").write_text(content)
+    proc = run(
+        "replay", "--teacher", str(root / "teacher"), "--bags", *bags(root), "--out", str(copy), check=False
+    )
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "unreadable index" in lines[0] and "re-run that writer" in lines[0], lines
+
+
 def test_sigkill_mid_run_then_rerun_gives_a_complete_store_with_each_frame_once(root: Path, tmp_path: Path):
     out = tmp_path / "store"
     cmd = [*EXE, "replay", "--teacher", str(root / "teacher"), "--bags", *bags(root)]

@@ -42,7 +42,9 @@ def run_detect_command(args: argparse.Namespace) -> int:
     png_dir = Path(args.png) if getattr(args, "png", None) else None
     if png_dir is not None:
         png_dir.mkdir(parents=True, exist_ok=True)
-    core = DetectorCore.from_checkpoint(args.model, args.device, score_threshold=args.score_threshold)
+    core = DetectorCore.from_checkpoint(
+        args.model, args.device, verify=not args.no_verify, score_threshold=args.score_threshold
+    )
     for note in core.notes:
         print(f"note: {note}")
     base_frame = "base_link"
@@ -90,4 +92,8 @@ def run_detect_command(args: argparse.Namespace) -> int:
         f"  wrote {out} ({DETECTIONS_TOPIC}, {MARKERS_TOPIC})"
         + (f" and pictures in {png_dir}" if png_dir else "")
     )
-    return 0 if n_frames else 1
+    if not n_frames:
+        raise UserError(
+            f"{args.bag}: no frame could be detected on ({reader.stats}); fix what the bag reader names"
+        )
+    return 0

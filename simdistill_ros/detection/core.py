@@ -20,8 +20,9 @@ import torch
 
 from simdistill_ros.defaults import DEFAULT_SCORE_THRESHOLD
 from simdistill_ros.errors import UserError
-from simdistill_ros.geometry import Box3D, boxes_from_array
+from simdistill_ros.geometry import Box3D, boxes_from_array, intrinsics_problem
 from simdistill_ros.models import CameraInputs, load_model
+from simdistill_ros.models.checkpoint import CheckpointWarning
 from simdistill_ros.models.preprocess import normalize_images, resize_affine, warp_image
 
 
@@ -104,11 +105,15 @@ class DetectorCore:
         self._geometry: _Geometry | None = None
 
     @classmethod
-    def from_checkpoint(cls, model: str | Path, device: str = "auto", **kwargs: object) -> DetectorCore:
-        """Load a checkpoint directory or shipped name (``student_tiny``). ``device``: auto, cpu, cuda."""
+    def from_checkpoint(
+        cls, model: str | Path, device: str = "auto", verify: bool = True, **kwargs: object
+    ) -> DetectorCore:
+        """Load a checkpoint directory or shipped name (``student_tiny``). ``device``: auto, cpu, cuda;
+        ``verify``: check the weights' sha256."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            net, cfg, meta, dev = load_model(model, device)
+            warnings.simplefilter("default", CheckpointWarning)  # an unverifiable checkpoint is news
+            net, cfg, meta, dev = load_model(model, device, verify)
         return cls(net, tuple(cfg.image_size), dev, model_type=meta.get("model_type", ""), **kwargs)
 
     # validation and model inputs ------------------------------------------------------------------------
@@ -130,12 +135,11 @@ class DetectorCore:
                 raise FrameInputError(f"camera {c.name!r}: image must be RGB uint8 (H, W, 3), got {desc}")
             if img.shape[0] == 0 or img.shape[1] == 0:
                 raise FrameInputError(f"camera {c.name!r}: empty image {img.shape}")
-            k = np.asarray(c.intrinsics, dtype=np.float64)
-            if k.shape != (3, 3) or not np.isfinite(k).all() or k[0, 0] <= 0 or k[1, 1] <= 0:
-                raise FrameInputError(
-                    f"camera {c.name!r}: unusable intrinsics K={k.reshape(-1).tolist()} (NaN, zero or "
-                    "negative focal length: an all-zero K means an uncalibrated CameraInfo)"
-                )
+            # K describes images of info_hw (the CameraInfo's size) when given, else the image's own size
+            kh, kw = c.info_hw if c.info_hw is not None and tuple(c.info_hw) != (0, 0) else img.shape[:2]
+            problem = intrinsics_problem(np.asarray(c.intrinsics, dtype=np.float64), int(kw), int(kh))
+            if problem is not None:
+                raise FrameInputError(f"camera {c.name!r}: unusable intrinsics {problem}")
             t = np.asarray(c.cam_to_base, dtype=np.float64)
             if t.shape != (4, 4) or not np.isfinite(t).all():
                 raise FrameInputError(f"camera {c.name!r}: camera-to-base transform is not a finite 4x4")

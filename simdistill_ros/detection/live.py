@@ -299,7 +299,7 @@ def camera_frames(
 
 
 def optional_module(name: str) -> Any | None:
-    """The module, or None where it is not installed (message_filters, tf2_ros, cv_bridge)."""
+    """The module, or None where it is not installed (message_filters, tf2_ros)."""
     try:
         return __import__(name, fromlist=["_"])
     except ImportError:
@@ -309,30 +309,29 @@ def optional_module(name: str) -> Any | None:
 class ImageDecoder:
     """Decodes the cameras of a frame side by side (OpenCV releases the GIL while decoding)."""
 
-    def __init__(self, cameras: int, compressed: bool, bridge: Any | None = None) -> None:
-        self.compressed, self.bridge = compressed, bridge
+    def __init__(self, cameras: int, compressed: bool) -> None:
+        self.compressed = compressed
         workers = max(1, min(cameras, os.cpu_count() or 1))
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode")
 
     def __call__(self, names: list[str], msgs: list[Any]) -> list[np.ndarray]:
         """RGB images of ``msgs``; raises the first camera's :class:`FrameInputError`."""
-        decode = lambda n, m: decode_image(n, m, self.compressed, self.bridge)  # noqa: E731
+        decode = lambda n, m: decode_image(n, m, self.compressed)  # noqa: E731
         return list(self._pool.map(decode, names, msgs))
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def decode_image(name: str, msg: Any, compressed: bool, bridge: Any | None = None) -> np.ndarray:
-    """RGB (H, W, 3) uint8 of a CompressedImage (``compressed``) or Image message (through cv_bridge's
-    ``bridge`` when given). Any failure is a :class:`FrameInputError` naming the camera and encoding."""
+def decode_image(name: str, msg: Any, compressed: bool) -> np.ndarray:
+    """RGB (H, W, 3) uint8 of a CompressedImage (``compressed``) or Image message, through the project's
+    one decoder (it honours ``step``, which cv_bridge ignores). Any failure is a :class:`FrameInputError`
+    naming the camera and encoding."""
     try:
         if compressed:
             return decode_compressed(msg.format, msg.data)
-        if bridge is not None:
-            return np.ascontiguousarray(bridge.imgmsg_to_cv2(msg, desired_encoding="rgb8"))
         return image_to_rgb(msg)
-    except Exception as err:  # cv_bridge, OpenCV and our decoder all raise their own types
+    except Exception as err:  # OpenCV, simplejpeg and our decoder all raise their own types
         enc = getattr(msg, "encoding", None) or getattr(msg, "format", "")
         size = f"{getattr(msg, 'width', '?')}x{getattr(msg, 'height', '?')}"
         raise FrameInputError(f"camera {name!r}: cannot decode image ({enc}, {size}): {err}") from None
@@ -414,9 +413,10 @@ class StampGate:
 
     - More than ``max_ahead_ns`` ahead of the node's clock (``clock_ns``; skipped while the clock is 0, as
       ROS time is before the first /clock message; ``max_ahead_ns <= 0`` turns the check off): refused.
-    - A stamp of the reference camera (its image or CameraInfo) more than ``jump_ns`` behind the newest one: time jumped back; the caller
-      resets, the message is kept and starts the new timeline. Messages stamped like the old timeline
-      (late arrivals from before the jump) are refused until the new timeline has passed it.
+    - A stamp of the reference camera (its image or CameraInfo) more than ``jump_ns`` behind its newest
+      one: time jumped back; the caller resets, the message is kept and starts the new timeline.
+      Messages stamped like the old timeline (late arrivals from before the jump) are refused until the
+      new timeline has passed it.
     """
 
     ACCEPT, RESET, REFUSE = "accept", "reset", "refuse"

@@ -7,7 +7,13 @@ import json
 from pathlib import Path
 
 from simdistill_ros.errors import UserError
-from simdistill_ros.evaluation.nuscenes_eval import evaluate, format_report, gt_as_results
+from simdistill_ros.evaluation.nuscenes_eval import (
+    check_results,
+    check_split,
+    evaluate,
+    format_report,
+    gt_as_results,
+)
 from simdistill_ros.evaluation.predict import predict_split_results
 
 
@@ -15,6 +21,7 @@ def run_evaluate_command(args: argparse.Namespace) -> int:
     dataroot = Path(args.data)
     if not (dataroot / args.version).is_dir():
         raise UserError(f"{dataroot} holds no {args.version}/ tables (make one with `simdistill synth`)")
+    check_split(dataroot, args.split, args.version)  # before a model runs over a split that is not there
     out_dir = Path(args.out) if args.out else None
     if args.gt_as_results:
         results = gt_as_results(dataroot, args.split, version=args.version)
@@ -26,6 +33,7 @@ def run_evaluate_command(args: argparse.Namespace) -> int:
             results = json.loads(path.read_text())
         except json.JSONDecodeError as exc:
             raise UserError(f"results file {path} is not valid JSON: {exc}") from None
+        check_results(results)
     else:
         results = predict_split_results(
             args.model,
@@ -34,6 +42,7 @@ def run_evaluate_command(args: argparse.Namespace) -> int:
             version=args.version,
             device=args.device,
             score_threshold=args.score_threshold,
+            verify=not args.no_verify,
         )
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,9 @@ The metric itself is the devkit's; this module only prepares what it needs and g
   constructor's distance filter looks every prediction's class up in it);
 - an all-empty result set makes the constructor crash (it looks for a box to learn the box type), so it
   is evaluated by running the same official ``evaluate()`` on empty predictions;
-- missing samples raise a KeyError deep in the loader: they are checked first, with a clear message.
+- missing samples raise a KeyError deep in the loader, malformed boxes an AssertionError or a TypeError
+  deep in the devkit: results are checked first (:func:`check_results`), and every problem is an
+  :class:`EvaluationError` (a UserError: one line, exit 2 on the command line) naming what to fix.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import tempfile
 import time
 import warnings
@@ -33,6 +36,7 @@ from simdistill_ros.dataset.nuscenes_tables import (
     load_split_samples,
     read_splits,
 )
+from simdistill_ros.errors import UserError
 from simdistill_ros.geometry import Box3D, Transform
 
 CONFIG_NAME = "detection_cvpr_2019"
@@ -45,6 +49,130 @@ TP_SHORT = {
     "vel_err": "mAVE",
     "attr_err": "mAAE",
 }
+
+
+class EvaluationError(UserError, ValueError):
+    """Results, split or dataset that cannot be scored; the message says what to fix."""
+
+
+def check_split(dataroot: str | Path, split: str, version: str = DEFAULT_VERSION) -> list[str]:
+    """The scene names of ``split``; EvaluationError when splits.json lacks it or it is empty."""
+    path = Path(dataroot) / version / "splits.json"
+    try:
+        splits = read_splits(dataroot, version)
+    except FileNotFoundError as err:
+        raise EvaluationError(str(err)) from None
+    except (OSError, ValueError) as err:
+        raise EvaluationError(
+            f"{path} is unreadable ({err}); rewrite the dataset with `simdistill synth`"
+        ) from None
+    names = sorted(k for k in splits if not k.startswith("custom_")) if isinstance(splits, dict) else []
+    scenes = splits.get(split) if isinstance(splits, dict) else None
+    if scenes is None:
+        raise EvaluationError(
+            f"split {split!r} is not in {path}; use --split with one of: {', '.join(names)}"
+        )
+    if not isinstance(scenes, list) or not scenes:
+        raise EvaluationError(
+            f"split {split!r} in {path} has no scenes: nothing to evaluate; use --split with a split that "
+            f"has scenes ({', '.join(n for n in names if splits.get(n))})"
+        )
+    return scenes
+
+
+def _finite_numbers(value: object, n: int, allow_nan: bool = False) -> bool:
+    return (
+        isinstance(value, (list, tuple))
+        and len(value) == n
+        and all(
+            isinstance(v, (int, float))
+            and not isinstance(v, bool)
+            and (math.isfinite(v) or (allow_nan and math.isnan(v)))
+            for v in value
+        )
+    )
+
+
+def check_results(results: object, tokens: list[str] | None = None) -> None:
+    """Raise EvaluationError (one line: where, what is wrong, what to do) unless ``results`` is a nuScenes
+    detection results dict whose boxes the devkit can load, covering every sample in ``tokens``."""
+    from nuscenes.eval.detection.constants import ATTRIBUTE_NAMES
+
+    fix = "fix the results file (nuScenes detection results format)"
+    if not isinstance(results, dict):
+        raise EvaluationError(
+            f"results must be a JSON object with 'meta' and 'results', got a {type(results).__name__}; {fix}"
+        )
+    if not isinstance(results.get("results"), dict) or not isinstance(results.get("meta"), dict):
+        raise EvaluationError(
+            "results need 'meta' (an object) and 'results' (sample token -> list of boxes), found keys "
+            f"{sorted(results)[:8]}; {fix}"
+        )
+    per_sample = results["results"]
+    if tokens is not None:
+        missing = [t for t in tokens if t not in per_sample]
+        if missing:
+            raise EvaluationError(
+                f"results cover {len(tokens) - len(missing)} of the {len(tokens)} samples of the split: "
+                f"{len(missing)} missing (e.g. {missing[:3]}); give every sample a list, empty if nothing "
+                "found"
+            )
+        extra = [t for t in per_sample if t not in set(tokens)]
+        if extra:
+            raise EvaluationError(
+                f"results hold {len(extra)} samples that are not in the split (e.g. {extra[:3]}); score them "
+                "on their own split, or leave them out"
+            )
+    fields = {
+        "translation": (3, "3 finite numbers (x, y, z in metres)"),
+        "size": (3, "3 finite positive numbers (width, length, height in metres)"),
+        "rotation": (4, "4 finite numbers (quaternion w, x, y, z)"),
+        "velocity": (2, "2 finite numbers (vx, vy in m/s; NaN where unknown)"),
+    }
+    for token, boxes in per_sample.items():
+        if not isinstance(boxes, list):
+            raise EvaluationError(
+                f"sample {token!r}: boxes must be a list, got {type(boxes).__name__}; {fix}"
+            )
+        if len(boxes) > MAX_BOXES_PER_SAMPLE:
+            raise EvaluationError(
+                f"sample {token!r}: {len(boxes)} boxes, the devkit allows {MAX_BOXES_PER_SAMPLE}; keep the "
+                "highest-scoring ones"
+            )
+        for i, box in enumerate(boxes):
+            where = f"sample {token!r} box {i}"
+            if not isinstance(box, dict):
+                raise EvaluationError(f"{where}: must be an object, got {type(box).__name__}; {fix}")
+            if box.get("sample_token") != token:
+                raise EvaluationError(
+                    f"{where}: 'sample_token' is {box.get('sample_token')!r}, not the sample it is listed "
+                    f"under; {fix}"
+                )
+            for key, (n, what) in fields.items():
+                if key not in box:
+                    raise EvaluationError(f"{where}: no {key!r} (needs {what}); {fix}")
+                if not _finite_numbers(box[key], n, allow_nan=key == "velocity") or (
+                    key == "size" and min(box[key]) <= 0
+                ):
+                    raise EvaluationError(
+                        f"{where}: {key!r} must be {what}, got {json.dumps(box[key])[:60]}; {fix}"
+                    )
+            name = box.get("detection_name")
+            if name not in NUSCENES_CLASSES:
+                raise EvaluationError(
+                    f"{where}: unknown detection_name {name!r} (classes: {', '.join(NUSCENES_CLASSES)}); "
+                    f"{fix}"
+                )
+            score = box.get("detection_score")
+            if not isinstance(score, (int, float)) or isinstance(score, bool) or not math.isfinite(score):
+                raise EvaluationError(
+                    f"{where}: 'detection_score' must be a finite number, got {score!r}; {fix}"
+                )
+            attr = box.get("attribute_name")
+            if attr != "" and attr not in ATTRIBUTE_NAMES:
+                raise EvaluationError(
+                    f"{where}: unknown attribute_name {attr!r} (one of the nuScenes attributes, or ''); {fix}"
+                )
 
 
 @dataclass
@@ -195,12 +323,12 @@ def evaluate(
     dataroot = Path(dataroot)
     if not isinstance(results, dict):
         results = json.loads(Path(results).read_text())
-    if not isinstance(results.get("results"), dict) or "meta" not in results:
-        raise ValueError("results must be a dict with 'meta' and 'results' (sample token -> boxes)")
+    check_results(results)
+    check_split(dataroot, split, version)
     eval_set = eval_split_name(split)
     splits = read_splits(dataroot, version)
     if eval_set not in splits or is_predefined_split(eval_set):
-        raise ValueError(
+        raise EvaluationError(
             f"{dataroot / version / 'splits.json'} has no usable key {eval_set!r} for split {split!r} "
             f"(keys: {sorted(splits)}); the devkit maps nuScenes' own split names to the official scenes, "
             "so write the dataset with NuScenesTableWriter, which adds the alias"
@@ -211,20 +339,17 @@ def evaluate(
         nusc = NuScenes(version=version, dataroot=str(dataroot), verbose=verbose)
         tokens = get_samples_of_custom_split(split_name=eval_set, nusc=nusc)
     if not tokens:
-        raise ValueError(f"split {split!r} has no samples")
-    missing = [t for t in tokens if t not in results["results"]]
-    if missing:
-        raise ValueError(
-            f"results cover {len(tokens) - len(missing)} of the {len(tokens)} samples of split {split!r}: "
-            f"{len(missing)} missing (e.g. {missing[:3]}); give every sample a list, empty if nothing found"
-        )
+        raise EvaluationError(f"split {split!r} has no samples: nothing to evaluate")
+    check_results(results, tokens)
     num_pred = sum(len(results["results"][t]) for t in tokens)
     if num_pred == 0:
         # The constructor cannot take an empty result set: give it the GT, then score empty predictions.
         notes.append("no predictions in the split: scored as empty detections (AP 0, TP errors 1)")
         to_load = gt_as_results(dataroot, split, version)
         if sum(len(v) for v in to_load["results"].values()) == 0:
-            raise ValueError(f"split {split!r} has no ground-truth box with LiDAR points: nothing to score")
+            raise EvaluationError(
+                f"split {split!r} has no ground-truth box with LiDAR points: nothing to score"
+            )
     else:
         to_load = results
     with tempfile.TemporaryDirectory(prefix="nuscenes-eval-") as tmp:
@@ -236,7 +361,7 @@ def evaluate(
             with _quiet(verbose):
                 ev = DetectionEval(nusc, cfg, str(results_path), eval_set, str(out), verbose=verbose)
         except AssertionError as exc:
-            raise ValueError(f"the nuScenes devkit rejected the results: {exc}") from exc
+            raise EvaluationError(f"the nuScenes devkit rejected the results: {exc}") from exc
         if num_pred == 0:
             ev.pred_boxes = EvalBoxes()
             for t in tokens:
@@ -244,7 +369,7 @@ def evaluate(
         present = {b.detection_name for b in ev.gt_boxes.all}
         classes = [c for c in NUSCENES_CLASSES if c in present]
         if not classes:
-            raise ValueError(
+            raise EvaluationError(
                 f"split {split!r} has no ground-truth box left after the devkit's filter "
                 "(within the class range and with LiDAR/radar points): nothing to score"
             )

@@ -27,9 +27,10 @@ def predict_split(
     device: str = "auto",
     score_threshold: float = EVAL_SCORE_THRESHOLD,
     batch_size: int = 2,
+    verify: bool = True,
 ) -> dict[str, list]:
     """{sample_token: [Box3D in the base frame]} for every labelled frame of ``split``."""
-    net, cfg, meta, dev = load_model(model, device)
+    net, cfg, meta, dev = load_model(model, device, verify)
     is_teacher = meta["model_type"] == "teacher"
     scenes = load_split_frames(dataroot, split, version=version)
     data = FrameDataset(scenes, tuple(cfg.image_size), augment=False, with_points=is_teacher)
@@ -57,9 +58,10 @@ def predict_split_results(
     version: str = "v1.0-synth",
     device: str = "auto",
     score_threshold: float = EVAL_SCORE_THRESHOLD,
+    verify: bool = True,
 ) -> dict:
     """nuScenes results JSON (dict) of ``model`` on ``split``."""
-    per_sample = predict_split(model, dataroot, split, version, device, score_threshold)
+    per_sample = predict_split(model, dataroot, split, version, device, score_threshold, verify=verify)
     poses = {s.token: s.ego_pose for s in load_split_samples(dataroot, split, version=version)}
     missing = [t for t in poses if t not in per_sample]
     for t in missing:  # frames the bags could not assemble get no detections, and are scored as such

@@ -7,12 +7,14 @@ into a frame once the bag has moved ``latency_ns`` past its reference stamp, so 
 tf samples that bracket it have been read: memory stays bounded by a few frames whatever the bag's size.
 
 Frames that cannot be assembled (a camera missing, no LiDAR sweep in the window with
-``require_lidar=True``, a frame unknown to tf) are skipped and counted in :class:`FrameStats`. Problems
-of the bag itself (unreadable, undecodable images, zero intrinsics) raise :class:`BagError`.
+``require_lidar=True``, a frame unknown to tf, a corrupt jpeg, intrinsics outside a physical range) are
+skipped, counted in :class:`FrameStats` and the first of each reason is logged as a warning. Problems of
+the bag itself (unreadable, images of an unsupported encoding or layout) raise :class:`BagError`.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +28,7 @@ from simdistill_ros.frames.bag_reader import (
     BagError,
     BagReader,
     CameraTopics,
+    IntrinsicsError,
     add_tf_message,
     camera_from_info,
     decode_image,
@@ -33,12 +36,14 @@ from simdistill_ros.frames.bag_reader import (
     stamp_of,
 )
 from simdistill_ros.frames.frame import Frame
+from simdistill_ros.frames.images import CorruptImageError
 from simdistill_ros.frames.sync import ApproximateTimeSync, SyncedSet
 from simdistill_ros.frames.tf_tree import TransformTree
 from simdistill_ros.frames.topics import TopicNames
 from simdistill_ros.geometry import CameraRig, Transform
 
 DEFAULT_SLOP_NS = 50_000_000
+LOG = logging.getLogger(__name__)
 MAX_BUFFERED_SWEEPS = 64  # safety cap; sweeps are normally pruned by stamp long before this
 
 
@@ -202,6 +207,8 @@ class FrameReader:
         yield frame
 
     def _skip(self, reason: str, detail: str, count: int = 1) -> None:
+        if reason not in self.stats.skipped:
+            LOG.warning("%s: skipping frames (%s): %s", self.bag_path, reason, detail)
         self.stats.skipped[reason] += count
         self.stats.examples.setdefault(reason, detail)
 
@@ -224,10 +231,16 @@ class FrameReader:
                     "no camera_info", f"camera {cam.name!r} has no CameraInfo on {cam.info_topic!r} yet"
                 )
             info_topic, info = infos[cam.name]
-            rgb = decode_image(msg, topic)
+            try:
+                rgb = decode_image(msg, topic)
+            except CorruptImageError as err:  # a damaged image: this frame is not detected on
+                raise _Skip("corrupt image", str(err)) from None
             frame_id = msg.header.frame_id or info.header.frame_id or cam.name
             cam_to_base = self._lookup(tree, frame_id, stamp)
-            camera = camera_from_info(cam.name, info, cam_to_base, rgb.shape, info_topic, frame_id)
+            try:
+                camera = camera_from_info(cam.name, info, cam_to_base, rgb.shape, info_topic, frame_id)
+            except IntrinsicsError as err:  # one bad CameraInfo refuses the frames it calibrates
+                raise _Skip("bad intrinsics", str(err)) from None
             images[cam.name], stamps[cam.name] = rgb, stamp
             cameras.append(camera)
 

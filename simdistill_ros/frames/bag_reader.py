@@ -20,15 +20,19 @@ from rosbags.highlevel import AnyReader
 
 from simdistill_ros.errors import UserError
 from simdistill_ros.frames import messages as m
-from simdistill_ros.frames.images import ImageDecodeError, image_to_rgb
+from simdistill_ros.frames.images import CorruptImageError, ImageDecodeError, image_to_rgb
 from simdistill_ros.frames.pointcloud import pointcloud2_to_array
 from simdistill_ros.frames.tf_tree import TransformTree
 from simdistill_ros.frames.topics import TopicNames
-from simdistill_ros.geometry import CalibrationError, PinholeCamera, Transform
+from simdistill_ros.geometry import CalibrationError, PinholeCamera, Transform, intrinsics_problem
 
 
 class BagError(UserError):
     """A bag that cannot be read as asked: the message names the bag (or its file) and the problem."""
+
+
+class IntrinsicsError(BagError):
+    """A CameraInfo whose K cannot describe the camera (uncalibrated, NaN, outside a physical range)."""
 
 
 @dataclass(frozen=True)
@@ -226,26 +230,25 @@ def stamp_of(msg: Any) -> int:
 
 
 def decode_image(msg: Any, topic: str = "") -> np.ndarray:
-    """RGB uint8 (H, W, 3) of an Image/CompressedImage; :class:`BagError` names topic and encoding."""
+    """RGB uint8 (H, W, 3) of an Image/CompressedImage; :class:`BagError` names topic and encoding.
+    Damaged jpeg data stays a :class:`CorruptImageError` (naming the topic): one bad image skips a frame,
+    not the bag."""
     try:
         return image_to_rgb(msg)
+    except CorruptImageError as err:
+        raise CorruptImageError(f"{topic or 'image'}: {err}") from None
     except ImageDecodeError as err:
         raise BagError(f"{topic or 'image'}: {err}") from None
 
 
 def intrinsics_from_info(info: Any, topic: str = "") -> np.ndarray:
-    """K (3, 3) of a CameraInfo. ``R`` (the rectification rotation) is deliberately ignored: converters
+    """K (3, 3) of a CameraInfo (its range is checked by :func:`camera_from_info`). ``R`` (the
+    rectification rotation) is deliberately ignored: converters
     fill it inconsistently, and rectified images are what the K/P describe."""
     k = np.asarray(info.k, dtype=np.float64).reshape(-1)
     if k.size != 9:
         raise BagError(f"{topic or 'camera_info'}: K has {k.size} values, expected 9")
-    k = k.reshape(3, 3)
-    if not np.isfinite(k).all() or k[0, 0] <= 0 or k[1, 1] <= 0:
-        raise BagError(
-            f"{topic or 'camera_info'}: unusable intrinsics K={k.reshape(-1).tolist()} (an all-zero K means "
-            "the camera is uncalibrated)"
-        )
-    return k
+    return k.reshape(3, 3)
 
 
 def camera_from_info(
@@ -256,7 +259,8 @@ def camera_from_info(
     topic: str = "",
     frame_id: str | None = None,
 ) -> PinholeCamera:
-    """PinholeCamera of a CameraInfo (size from the image when given: it is what the pixels are)."""
+    """PinholeCamera of a CameraInfo (size from the image when given: it is what the pixels are).
+    :class:`IntrinsicsError` when K is outside a physical range for that size."""
     k = intrinsics_from_info(info, topic)
     width, height = int(info.width), int(info.height)
     if image_shape is not None:
@@ -266,6 +270,9 @@ def camera_from_info(
                 f"{topic or 'camera_info'}: camera_info is {width}x{height} but the image is {iw}x{ih}"
             )
         width, height = iw, ih
+    problem = intrinsics_problem(k, width, height)
+    if problem is not None:
+        raise IntrinsicsError(f"{topic or 'camera_info'}: unusable intrinsics {problem}")
     frame_id = frame_id or info.header.frame_id or name
     try:
         return PinholeCamera(name, width, height, k, cam_to_base, frame_id=frame_id)

@@ -6,6 +6,7 @@ from simdistill_ros.geometry.camera import (
     CameraRig,
     PinholeCamera,
     camera_mount,
+    intrinsics_problem,
     nuscenes_like_rig,
 )
 from simdistill_ros.geometry.transforms import (
@@ -28,6 +29,7 @@ __all__ = [
     "boxes_from_array",
     "boxes_to_array",
     "camera_mount",
+    "intrinsics_problem",
     "matrix_to_quat",
     "nuscenes_like_rig",
     "points_in_boxes",

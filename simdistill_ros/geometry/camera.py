@@ -21,6 +21,46 @@ class CalibrationError(UserError, ValueError):
     """A camera's calibration is unusable (zero or non-finite intrinsics, bad size)."""
 
 
+# A pinhole camera's field of view lies well inside (0, 180) degrees: outside this range a K is a unit
+# error or garbage (fx = 1e30 puts every pixel on the optical axis), not a lens.
+MIN_FOV_DEG = 1.0
+MAX_FOV_DEG = 175.0
+
+
+def intrinsics_problem(k: np.ndarray, width: int, height: int) -> str | None:
+    """Why K (3, 3) cannot describe a real camera taking ``width`` x ``height`` images, or None.
+
+    Checked: finite values, positive focal lengths, a field of view of ``MIN_FOV_DEG``..``MAX_FOV_DEG``
+    per axis, fx/fy within 1:4, the principal point within one image size of the image, last row (0, 0, 1).
+    """
+    k = np.asarray(k, dtype=np.float64)
+    if k.shape != (3, 3):
+        return f"K has shape {k.shape}, expected (3, 3)"
+    values = f"K={k.reshape(-1).tolist()}"
+    if not np.isfinite(k).all():
+        return f"{values} contains NaN/inf"
+    fx, fy, cx, cy = k[0, 0], k[1, 1], k[0, 2], k[1, 2]
+    if fx <= 0 or fy <= 0:
+        return f"{values}: focal lengths must be positive (an all-zero K means an uncalibrated CameraInfo)"
+    if width <= 0 or height <= 0:
+        return f"image size {width}x{height} is empty"
+    fov_x = np.degrees(2 * np.arctan(width / (2 * fx)))
+    fov_y = np.degrees(2 * np.arctan(height / (2 * fy)))
+    if not (MIN_FOV_DEG <= fov_x <= MAX_FOV_DEG and MIN_FOV_DEG <= fov_y <= MAX_FOV_DEG):
+        return (
+            f"{values}: fx={fx:.4g}, fy={fy:.4g} give a {fov_x:.3g} x {fov_y:.3g} deg field of view for "
+            f"{width}x{height} images, outside {MIN_FOV_DEG:g}..{MAX_FOV_DEG:g} deg (K for another "
+            "resolution or unit?)"
+        )
+    if not 0.25 <= fx / fy <= 4.0:
+        return f"{values}: fx/fy = {fx / fy:.3g} is not a physical pixel aspect ratio (1:4 to 4:1)"
+    if not (-width <= cx <= 2 * width and -height <= cy <= 2 * height):
+        return f"{values}: principal point ({cx:.4g}, {cy:.4g}) lies far outside the {width}x{height} image"
+    if np.abs(k[2] - (0.0, 0.0, 1.0)).max() > 1e-6 or k[1, 0] != 0.0:
+        return f"{values}: not an upper-triangular K with last row (0, 0, 1)"
+    return None
+
+
 @dataclass(frozen=True)
 class PinholeCamera:
     """An undistorted pinhole camera.
@@ -38,15 +78,9 @@ class PinholeCamera:
 
     def __post_init__(self) -> None:
         k = np.asarray(self.intrinsics, dtype=np.float64).reshape(3, 3)
-        if not np.isfinite(k).all():
-            raise CalibrationError(f"camera {self.name!r}: intrinsics contain NaN/inf")
-        if k[0, 0] <= 0 or k[1, 1] <= 0:
-            raise CalibrationError(
-                f"camera {self.name!r}: focal lengths must be positive, got fx={k[0, 0]} fy={k[1, 1]}"
-                " (a zero K usually means an uncalibrated CameraInfo)"
-            )
-        if self.width <= 0 or self.height <= 0:
-            raise CalibrationError(f"camera {self.name!r}: image size {self.width}x{self.height} is empty")
+        problem = intrinsics_problem(k, self.width, self.height)
+        if problem is not None:
+            raise CalibrationError(f"camera {self.name!r}: unusable intrinsics: {problem}")
         object.__setattr__(self, "intrinsics", k)
         if not self.frame_id:
             object.__setattr__(self, "frame_id", self.name)

@@ -1,12 +1,18 @@
 """Checkpoints: a directory holding model.safetensors, config.json and meta.json, written atomically;
-finding one by path or shipped name, and the device it runs on."""
+finding one by path or shipped name, and the device it runs on.
+
+meta.json carries ``weights_sha256``, the sha256 of model.safetensors, checked on every load (``verify``):
+flipped bytes in the weights are a clear error instead of silently wrong detections.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -23,10 +29,51 @@ WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 META = "meta.json"
 SHIPPED_MODELS = ("teacher_tiny", "baseline_tiny", "student_tiny")
+SHA256_KEY = "weights_sha256"
 
 
 class CheckpointError(UserError, RuntimeError):
     """A checkpoint is missing, unreadable, or does not match its configuration."""
+
+
+class CheckpointWarning(UserWarning):
+    """A checkpoint loads, but something about it cannot be checked (no weights_sha256 in meta.json)."""
+
+
+def weights_sha256(file: str | os.PathLike) -> str:
+    """sha256 (hex) of a weights file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(file, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_weights(root: str | os.PathLike, meta: dict[str, Any] | None = None) -> None:
+    """Check ``root``'s model.safetensors against meta.json's ``weights_sha256``: CheckpointError on a
+    mismatch, a :class:`CheckpointWarning` when meta.json has no such field (an older checkpoint)."""
+    root = Path(root)
+    file = root / WEIGHTS
+    if meta is None:
+        meta = _read_json(root / META)
+    expected = meta.get(SHA256_KEY)
+    if not expected:
+        warnings.warn(
+            f"{root / META} has no {SHA256_KEY}: the weights of this checkpoint cannot be checked "
+            "(saving it again adds the field)",
+            CheckpointWarning,
+            stacklevel=3,
+        )
+        return
+    if not file.is_file():
+        raise CheckpointError(f"{file}: missing weights file")
+    actual = weights_sha256(file)
+    if actual != expected:
+        raise CheckpointError(
+            f"{file}: sha256 {actual[:16]}... differs from {SHA256_KEY} {str(expected)[:16]}... in {META}: "
+            "the weights are corrupt or were changed; restore the checkpoint (or pass --no-verify to load "
+            "it anyway)"
+        )
 
 
 def save_checkpoint(
@@ -34,7 +81,8 @@ def save_checkpoint(
 ) -> Path:
     """Write ``path_dir`` = {model.safetensors, config.json, meta.json}. Files go to a temporary directory
     beside it that then replaces ``path_dir``, so a reader sees either the old or the new checkpoint,
-    never a mix or a half-written file. ``meta.json`` gets ``model_type`` from the model's class."""
+    never a mix or a half-written file. ``meta.json`` gets ``model_type`` from the model's class and
+    ``weights_sha256`` of the written weights."""
     target = Path(path_dir).resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
     meta = dict(metadata)
@@ -49,6 +97,7 @@ def save_checkpoint(
     try:
         state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS), metadata={"model_type": meta["model_type"]})
+        meta[SHA256_KEY] = weights_sha256(tmp / WEIGHTS)
         _write_json(tmp / CONFIG, config.to_dict())
         _write_json(tmp / META, meta)
         _fsync_file(tmp / WEIGHTS)
@@ -68,16 +117,19 @@ def save_checkpoint(
 
 
 def load_checkpoint(
-    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+    path: str | os.PathLike, map_location: str | torch.device = "cpu", verify: bool = True
 ) -> tuple[nn.Module, ModelConfig, dict[str, Any]]:
     """Build the model named by meta.json's ``model_type`` from config.json and load its weights; the
     model is returned in eval mode on ``map_location``.
 
     ``path`` is the checkpoint directory (with or without a trailing slash) or its model.safetensors.
+    ``verify`` checks the weights against meta.json's sha256 (:func:`verify_weights`).
     Raises CheckpointError naming the file and the problem.
     """
     root = _resolve(path)
     meta = _read_json(root / META)
+    if verify:
+        verify_weights(root, meta)
     model_type = meta.get("model_type")
     if model_type not in MODEL_TYPES:
         raise CheckpointError(f"{root / META}: model_type {model_type!r} is not one of {sorted(MODEL_TYPES)}")
@@ -90,18 +142,26 @@ def load_checkpoint(
     return model.to(map_location).eval(), config, meta
 
 
-def load_state_into(model: nn.Module, path: str | os.PathLike) -> dict[str, Any]:
+def load_state_into(model: nn.Module, path: str | os.PathLike, verify: bool = True) -> dict[str, Any]:
     """Load a checkpoint's weights into an existing model (strict); returns its metadata."""
     root = _resolve(path)
+    meta = _read_json(root / META) if (root / META).exists() else {}
+    if verify:
+        verify_weights(root, meta)
     _load_weights(model, root / WEIGHTS)
-    return _read_json(root / META) if (root / META).exists() else {}
+    return meta
 
 
-def load_matching_weights(model: nn.Module, path: str | os.PathLike) -> tuple[list[str], list[str]]:
+def load_matching_weights(
+    model: nn.Module, path: str | os.PathLike, verify: bool = True
+) -> tuple[list[str], list[str]]:
     """Warm start: copy every tensor of a checkpoint whose name and shape match one of ``model``'s (for
     example a teacher's camera branch, fuser, decoder and head into a student). Returns (copied, skipped)
     parameter names of ``model``; raises CheckpointError if nothing matches."""
-    file = _resolve(path) / WEIGHTS
+    root = _resolve(path)
+    if verify:
+        verify_weights(root, _read_json(root / META) if (root / META).exists() else {})
+    file = root / WEIGHTS
     state = _read_state(file)
     own = model.state_dict()
     take = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
@@ -160,10 +220,11 @@ class LoadedModel(NamedTuple):
     device: torch.device
 
 
-def load_model(name_or_path: str | os.PathLike, device: str = "auto") -> LoadedModel:
-    """A checkpoint from a path or shipped name (``student_tiny``) on ``device`` (auto, cpu, cuda[:N])."""
+def load_model(name_or_path: str | os.PathLike, device: str = "auto", verify: bool = True) -> LoadedModel:
+    """A checkpoint from a path or shipped name (``student_tiny``) on ``device`` (auto, cpu, cuda[:N]);
+    ``verify`` checks the weights' sha256."""
     dev = resolve_device(device)
-    model, config, meta = load_checkpoint(resolve_model_path(name_or_path), map_location=dev)
+    model, config, meta = load_checkpoint(resolve_model_path(name_or_path), map_location=dev, verify=verify)
     return LoadedModel(model, config, meta, dev)
 
 
@@ -216,7 +277,9 @@ def _read_config(file: Path) -> ModelConfig:
     try:
         return ModelConfig.from_dict(data)
     except (ValueError, TypeError) as e:
-        raise CheckpointError(f"{file}: invalid model config: {e}") from e
+        raise CheckpointError(
+            f"{file}: invalid model config: {e} (restore the file as the checkpoint was saved)"
+        ) from e
 
 
 def _read_json(file: Path) -> dict[str, Any]:

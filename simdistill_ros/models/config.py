@@ -8,6 +8,8 @@ multiples of 32, and compute their view geometry from the intrinsics they are gi
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import typing
 from dataclasses import dataclass, field
 from typing import Any
@@ -223,11 +225,52 @@ def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
         hint = hints[name]
         if dataclasses.is_dataclass(hint):
             kwargs[name] = _from_dict(hint, value, f"{where}.{name}")
-        elif typing.get_origin(hint) is tuple and isinstance(value, (list, tuple)):
-            kwargs[name] = tuple(value)
         else:
-            kwargs[name] = value
+            kwargs[name] = _typed(value, hint, f"{where}.{name}")
     return cls(**kwargs)
+
+
+def _describe_type(hint: Any, plural: bool = False) -> str:
+    if typing.get_origin(hint) is tuple:
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a list of {_describe_type(args[0], True)}"
+        kinds = " / ".join(sorted({_describe_type(a, True) for a in args}))
+        return f"a list of {len(args)} {kinds}"
+    one, many = {
+        int: ("an integer", "integers"),
+        float: ("a number", "numbers"),
+        bool: ("true or false", "true/false values"),
+        str: ("a string", "strings"),
+    }.get(hint, (str(hint), str(hint)))
+    return many if plural else one
+
+
+def _typed(value: Any, hint: Any, where: str) -> Any:
+    """``value`` as the field's type (JSON lists become tuples); ValueError naming the field otherwise."""
+    ok = True
+    if typing.get_origin(hint) is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(value, (list, tuple)):
+            ok = False
+        else:
+            elems = [args[0]] * len(value) if len(args) == 2 and args[1] is Ellipsis else list(args)
+            if len(elems) != len(value):
+                ok = False
+            else:
+                return tuple(_typed(v, t, f"{where}[{i}]") for i, (v, t) in enumerate(zip(value, elems)))
+    elif hint is bool:
+        ok = isinstance(value, bool)
+    elif hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        value = float(value) if ok else value
+    elif hint is str:
+        ok = isinstance(value, str)
+    if not ok:
+        raise ValueError(f"{where} must be {_describe_type(hint)}, got {json.dumps(value)[:60]}")
+    return value
 
 
 def tiny() -> ModelConfig:

@@ -72,10 +72,7 @@ class DetectorNode(Node):
         # Like tf2_ros' buffer: any backwards jump of the ROS clock (sim time restarted) starts afresh.
         back = JumpThreshold(min_forward=None, min_backward=Duration(nanoseconds=-1), on_clock_change=False)
         self._jump = self.get_clock().create_jump_callback(back, post_callback=self._on_clock_jump)
-        bridge = live.optional_module("cv_bridge")
-        self._decode = live.ImageDecoder(
-            len(p.camera_names), p.compressed, bridge.CvBridge() if bridge else None
-        )
+        self._decode = live.ImageDecoder(len(p.camera_names), p.compressed)
         self._worker.start()
         self._diag_timer = self.create_timer(p.diagnostics_period, self._publish_diagnostics)
         self.get_logger().info(

@@ -60,7 +60,13 @@ def _replay(args: argparse.Namespace) -> int:
         data=args.data,
         topics=TopicNames(lidar=args.lidar_topic) if getattr(args, "lidar_topic", None) else None,
         frames_per_shard=getattr(args, "frames_per_shard", 16),
+        verify=not args.no_verify,
     )
+    for name, n in replayer.writer.redone:
+        print(
+            f"warning: {args.out}/shards/{name} was damaged (sha256): dropped, its {n} frames are replayed "
+            "again"
+        )
     mine = select_shard(args.bags, shard)
     print(
         f"replaying {len(mine)} of {len(args.bags)} bags (shard {shard[0]}/{shard[1]}) with teacher "

@@ -156,9 +156,10 @@ class TeacherReplayer:
         topics: TopicNames | None = None,
         frames_per_shard: int = 16,
         score_threshold: float = REPLAY_SCORE_THRESHOLD,
+        verify: bool = True,
     ) -> None:
         path = resolve_model_path(teacher)
-        self.model, self.config, meta, self.device = load_model(path, device)
+        self.model, self.config, meta, self.device = load_model(path, device, verify)
         if meta.get("model_type") != "teacher":
             raise UserError(f"{teacher} is a {meta.get('model_type')} checkpoint, not a teacher")
         self.model.freeze()

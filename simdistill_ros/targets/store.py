@@ -17,7 +17,9 @@ boxes, ``gt_*`` ground truth).
 Crash safety: a shard is written to a temporary name, fsynced and renamed; only then is the writer's index
 rewritten (temporary file, fsync, rename). A process killed at any instant leaves at worst a shard that no
 index names (removed by that writer's next run) and never an index naming a partial shard. Readers check
-each shard's size when opening and its sha256 before first use.
+each shard's size when opening and its sha256 before first use. A writer re-checks the sha256 of every
+shard when it starts: its own damaged shards are dropped from its index and their frames replayed again;
+another writer's damaged shard is an error naming the shard, its writer and the frames to redo.
 """
 
 from __future__ import annotations
@@ -262,16 +264,21 @@ class TargetStoreWriter:
                 f"{self.root}: another process is writing as {writer_id} (lock {self._lock.name})"
             ) from None
         self.index_path = self.root / INDEX_DIR / f"{writer_id}.json"
-        self.index = self._load_own_index()
-        self._remove_orphans()
-        self.known = set(union_index(self.root)[0])
+        try:
+            self.index = self._load_own_index()
+            self._remove_orphans()
+            self.redone = self._check_shards()  # (shard, frames) of own shards found damaged and dropped
+            self.known = set(union_index(self.root)[0])
+        except BaseException:
+            self._unlock()
+            raise
         self._pending: list[FrameTargets] = []
         self.bytes_written = 0
         self.frames_written = 0
 
     def _load_own_index(self) -> dict[str, Any]:
         if self.index_path.exists():
-            index = json.loads(self.index_path.read_text())
+            index = read_index(self.index_path)
             _check_store_header(self.root, index, self.header["teacher"]["hash"])
             return index
         return {
@@ -290,6 +297,33 @@ class TargetStoreWriter:
                 p.unlink()
         for p in (self.root / SHARD_DIR).glob(f".{self.writer_id}-*"):  # temporary files
             p.unlink()
+
+    def _check_shards(self) -> list[tuple[str, int]]:
+        """sha256 of every shard in the store against its index, so frames are never skipped because of a
+        damaged shard. Own damaged shards are dropped (their frames are then replayed again); another
+        writer's raise StoreError naming the frames to redo."""
+        own = {s["file"] for s in self.index["shards"]}
+        dropped = []
+        for name, shard in union_index(self.root)[1].items():
+            problem = shard_problem(self.root, shard)
+            if problem is None:
+                continue
+            if name in own:
+                dropped.append((name, len(shard["frames"])))
+                continue
+            keys = [f["key"] for f in shard["frames"]]
+            raise StoreError(
+                f"{self.root / SHARD_DIR / name}: {problem}; it holds {len(keys)} frames of writer "
+                f"{shard.get('writer', name.rsplit('-', 1)[0])!r} (e.g. {', '.join(keys[:3])}): re-run that "
+                "writer (its --shard I/N) to drop the shard and replay those frames again"
+            )
+        if dropped:
+            names = {n for n, _ in dropped}
+            self.index["shards"] = [s for s in self.index["shards"] if s["file"] not in names]
+            _atomic_write_json(self.index_path, self.index)
+            for n in names:
+                (self.root / SHARD_DIR / n).unlink(missing_ok=True)
+        return dropped
 
     def has(self, key: str) -> bool:
         return key in self.known
@@ -325,6 +359,7 @@ class TargetStoreWriter:
         _fsync_dir(final.parent)
         record = {
             "file": name,
+            "writer": self.writer_id,
             "bytes": final.stat().st_size,
             "sha256": file_sha256(final),
             "bag": frames[0].bag,
@@ -340,9 +375,12 @@ class TargetStoreWriter:
         try:
             self.flush()
         finally:
-            if not self._lock.closed:
-                fcntl.flock(self._lock, fcntl.LOCK_UN)
-                self._lock.close()
+            self._unlock()
+
+    def _unlock(self) -> None:
+        if not self._lock.closed:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
 
     def __enter__(self) -> TargetStoreWriter:
         return self
@@ -376,6 +414,36 @@ class FrameRef:
     record: dict
 
 
+def read_index(path: Path) -> dict[str, Any]:
+    """One writer's index; StoreError saying what to do when it is unreadable."""
+    try:
+        index = json.loads(path.read_text())
+        if not isinstance(index, dict) or not isinstance(index.get("shards", []), list):
+            raise ValueError("not an index object")
+        for shard in index.get("shards", []):
+            if not {"file", "bytes", "sha256", "frames"} <= set(shard):
+                raise ValueError(f"shard record without file/bytes/sha256/frames: {str(shard)[:80]}")
+    except (OSError, UnicodeDecodeError, ValueError, TypeError) as err:  # JSONDecodeError is a ValueError
+        raise StoreError(
+            f"{path}: unreadable index ({err}); move it out of {path.parent} and re-run that writer "
+            f"({path.stem}): its shards are then removed and their frames replayed again"
+        ) from None
+    return index
+
+
+def shard_problem(root: Path, shard: dict[str, Any]) -> str | None:
+    """Why a shard file does not match its index record (missing, size, sha256), or None."""
+    path = root / SHARD_DIR / shard["file"]
+    if not path.is_file():
+        return "shard named by the index is missing"
+    if path.stat().st_size != shard["bytes"]:
+        size = path.stat().st_size
+        return f"shard is {size} bytes, the index says {shard['bytes']} (truncated or replaced)"
+    if file_sha256(path) != shard["sha256"]:
+        return "sha256 differs from the index (corrupt shard)"
+    return None
+
+
 def union_index(root: Path) -> tuple[dict[str, FrameRef], dict[str, dict], int]:
     """All frames named by any index of the store: ({key: ref}, {shard file: shard record}, duplicates).
 
@@ -386,10 +454,7 @@ def union_index(root: Path) -> tuple[dict[str, FrameRef], dict[str, dict], int]:
     shards: dict[str, dict] = {}
     duplicates = 0
     for path in sorted((root / INDEX_DIR).glob("*.json")):
-        try:
-            index = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise StoreError(f"{path}: unreadable index ({err})") from None
+        index = read_index(path)
         for shard in index.get("shards", []):
             shards[shard["file"]] = shard
             for row, rec in enumerate(shard["frames"]):
@@ -560,11 +625,11 @@ def merge_stores(out: str | os.PathLike, sources: Iterable[str | os.PathLike]) -
         known = set(union_index(out)[0])
         tag = hashlib.sha256(str(src.resolve()).encode()).hexdigest()[:8]
         for index_path in sorted((src / INDEX_DIR).glob("*.json")):
-            index = json.loads(index_path.read_text())
+            index = read_index(index_path)
             writer = f"merged-{tag}-{index_path.stem}"
             target_index = out / INDEX_DIR / f"{writer}.json"
             merged = (
-                json.loads(target_index.read_text())
+                read_index(target_index)
                 if target_index.exists()
                 else {
                     "schema_version": SCHEMA_VERSION,

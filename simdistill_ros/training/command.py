@@ -124,7 +124,9 @@ def run_train_command(args: argparse.Namespace) -> int:
         if args.model == "student" and needs_teacher(cfg):
             if not args.teacher:
                 raise UserError("distilling a student needs --teacher CKPT (or --disable distill)")
-            teacher, tcfg, tmeta = load_checkpoint(resolve_model_path(args.teacher), map_location=ctx.device)
+            teacher, tcfg, tmeta = load_checkpoint(
+                resolve_model_path(args.teacher), map_location=ctx.device, verify=not args.no_verify
+            )
             if tmeta.get("model_type") != "teacher":
                 raise UserError(f"{args.teacher} is a {tmeta.get('model_type')} checkpoint, not a teacher")
             if tcfg.grid != cfg.grid:
@@ -161,7 +163,7 @@ def run_train_command(args: argparse.Namespace) -> int:
                 f"training {args.model} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params) on "
                 f"{len(dataset)} frames, {optim.epochs} epochs, batch {optim.batch_size} x {ctx.world_size}"
             )
-        _fit(model, cfg, objective, dataset, collate, optim, run_dir, base_meta, ctx, args.resume)
+        _fit(model, cfg, objective, dataset, collate, optim, run_dir, base_meta, ctx, args)
     finally:
         shutdown_distributed()
     return 0
@@ -172,23 +174,34 @@ def _warm_start(model, args: argparse.Namespace, ctx) -> None:
     if not args.init_from:
         return
     try:
-        copied, fresh = load_matching_weights(model, resolve_model_path(args.init_from))
+        copied, fresh = load_matching_weights(
+            model, resolve_model_path(args.init_from), verify=not args.no_verify
+        )
     except (CheckpointError, FileNotFoundError) as e:
         raise UserError(f"--init-from: {e}") from None
     if ctx.is_main:
         print(f"initialised {len(copied)} tensors from {args.init_from}; {len(fresh)} start fresh")
 
 
-def _fit(
-    model, cfg, objective, dataset, collate, optim, run_dir: Path, base_meta: dict, ctx, resume: bool
-) -> None:
+def _fit(model, cfg, objective, dataset, collate, optim, run_dir: Path, base_meta: dict, ctx, args) -> None:
     """Run the training loop with checkpoints carrying ``base_meta``; a diverged run is a UserError."""
 
     def save(path: Path, extra: dict) -> None:
         save_checkpoint(path, model, cfg, {**base_meta, **extra})
 
     try:
-        row = train(model, objective, dataset, collate, optim, run_dir, save, ctx, resume=resume)
+        row = train(
+            model,
+            objective,
+            dataset,
+            collate,
+            optim,
+            run_dir,
+            save,
+            ctx,
+            resume=args.resume,
+            verify=not args.no_verify,
+        )
     except TrainingDiverged as exc:
         raise UserError(str(exc)) from None
     if ctx.is_main:
@@ -241,7 +254,7 @@ def _train_from_store(args: argparse.Namespace) -> int:
             Path(args.out),
             base_meta,
             ctx,
-            args.resume,
+            args,
         )
     finally:
         shutdown_distributed()

@@ -3,6 +3,8 @@
 AdamW + one-cycle schedule, gradient clipping, AMP on CUDA, DDP when launched by torchrun, a progress bar
 with the loss breakdown, a CSV log, atomic checkpoints every epoch and resumption from the last one.
 A non-finite loss stops training with the step and the loss terms named; the last good checkpoint stays.
+Resuming restores the weights, the optimiser, scheduler and grad-scaler state and the random generators
+(``train_state``: safetensors + JSON, never a pickle), so a resumed run continues exactly where it stopped.
 """
 
 from __future__ import annotations
@@ -22,6 +24,12 @@ from tqdm import tqdm
 
 from simdistill_ros.models.checkpoint import load_state_into
 from simdistill_ros.training.distributed import DistContext, all_reduce_mean
+from simdistill_ros.training.train_state import (
+    LEGACY_PICKLE,
+    TrainStateError,
+    load_train_state,
+    save_train_state,
+)
 
 
 class TrainingDiverged(RuntimeError):
@@ -63,9 +71,11 @@ def train(
     ctx: DistContext,
     resume: bool = False,
     trainable: Iterable[nn.Parameter] | None = None,
+    verify: bool = True,
 ) -> dict:
     """Train ``model`` in place; returns the final log row. ``trainable`` defaults to all parameters that
-    require a gradient (a frozen teacher inside the objective is never optimised)."""
+    require a gradient (a frozen teacher inside the objective is never optimised). ``verify`` checks the
+    resumed checkpoint's sha256."""
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed + ctx.rank)
     model.to(ctx.device)
@@ -75,6 +85,7 @@ def train(
         sampler = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank, seed=cfg.seed)
     else:
         sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(cfg.seed))
+    sampler_rng = getattr(sampler, "generator", None)  # RandomSampler's; DistributedSampler seeds per epoch
     loader = DataLoader(
         dataset,
         batch_size=cfg.batch_size,
@@ -101,19 +112,36 @@ def train(
 
     start_epoch, step = 0, 0
     last = run_dir / "last"
-    state_path = run_dir / "train_state.pt"
     if resume:
         if not last.exists():
             raise FileNotFoundError(f"--resume: {last} does not exist")
-        meta = load_state_into(model, last)
+        meta = load_state_into(model, last, verify=verify)
         start_epoch, step = int(meta.get("epoch", 0)), int(meta.get("step", 0))
-        state = (
-            torch.load(state_path, map_location="cpu", weights_only=False) if state_path.exists() else None
+        for legacy in (last / LEGACY_PICKLE, run_dir / LEGACY_PICKLE):
+            if legacy.exists() and ctx.is_main:
+                print(f"ignoring {legacy}: a pickle, never loaded (the state is in {last}/train_state.json)")
+        try:
+            state = load_train_state(last)
+        except TrainStateError as err:
+            state = None
+            if ctx.is_main:
+                print(f"warning: {err}; the optimiser restarts, the schedule continues")
+        # The training state is written after the weights: use it only if it belongs to the same step,
+        # and only for the same settings (another --epochs is another schedule: OneCycleLR would refuse).
+        changed = sorted(
+            k
+            for k, v in asdict(cfg).items()
+            if k != "workers" and state is not None and state.get("optim_config", {}).get(k) != v
         )
-        # The optimiser state is written after the weights: use it only if it belongs to the same step.
-        if state is not None and state["step"] == step:
+        if state is not None and changed and ctx.is_main:
+            print(f"settings changed since {last} ({', '.join(changed)}): optimiser and schedule restart")
+        if state is not None and state["step"] == step and not changed:
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
+            scaler.load_state_dict(state["scaler"])
+            torch.set_rng_state(state["rng"]["torch"])
+            if sampler_rng is not None and "sampler" in state["rng"]:
+                sampler_rng.set_state(state["rng"]["sampler"])
         else:
             for _ in range(step):
                 scheduler.step()
@@ -178,15 +206,20 @@ def train(
             print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
             _append_csv(log_path, row)
             save(last, {"epoch": epoch + 1, "step": step, "train_log": row})
-            torch.save(
+            rng = {"torch": torch.get_rng_state()}
+            if sampler_rng is not None:
+                rng["sampler"] = sampler_rng.get_state()
+            save_train_state(
+                last,
                 {
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "rng": rng,
                     "epoch": epoch + 1,
                     "step": step,
                     "optim_config": asdict(cfg),
                 },
-                last / "train_state.pt",
             )
         if ctx.enabled:
             torch.distributed.barrier()
