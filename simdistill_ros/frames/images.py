@@ -14,6 +14,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import simplejpeg
 
 
 @dataclass(frozen=True)
@@ -99,8 +100,6 @@ def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> np.ndarray:
 
 
 def _decode_jpeg(fmt: str, buf: np.ndarray) -> np.ndarray:
-    import simplejpeg
-
     try:
         _, _, colorspace, _ = simplejpeg.decode_jpeg_header(buf)
         grey = str(colorspace).lower() == "gray"
