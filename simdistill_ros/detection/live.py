@@ -383,11 +383,15 @@ class MessageFiltersSync:
         self._lock = threading.Lock()
         self._out: list[SyncedFrame] = []
         self._now = 0.0
+        # Older releases define SimpleFilter in the package, newer ones in message_filters.simple_filter.
+        self._simple_filter = getattr(mf, "SimpleFilter", None)
+        if self._simple_filter is None:
+            self._simple_filter = optional_module("message_filters.simple_filter").SimpleFilter
         self.reset()
 
     def reset(self) -> int:
         with self._lock:
-            self._inputs = {k: self._mf.SimpleFilter() for k in self._keys}
+            self._inputs = {k: self._simple_filter() for k in self._keys}
             sync = self._mf.ApproximateTimeSynchronizer(
                 [self._inputs[k] for k in self._keys], self._queue_size, self._slop
             )
