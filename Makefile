@@ -11,6 +11,7 @@ setup:
 	bash tools/setup_env.sh $(VENV)
 
 test: setup
+	@echo "[test] the whole suite: about 10-20 min on 2 cores (pytest prints a dot per passed test)"
 	$(PY) -m pytest -q test
 
 lint: setup

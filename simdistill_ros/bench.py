@@ -1,17 +1,20 @@
 """`make bench`: the hot paths' costs, as medians after warm-up, beside the machine's matmul throughput.
 
-Measures model inference latency (teacher, baseline, student) with FLOPs and achieved GFLOP/s, the
-dense-matmul GFLOP/s of the same machine in the same run (how close to its limit the models run), the
-synthetic renderer's seconds per frame, the bag reader's frames per second, the detector node's end-to-end
-latency (last image received -> Detection3DArray published) beside the model-only time, and the teacher replay
-(frames/s, store bytes per frame and read speed, student training step from the store vs the online teacher).
-Results go to stdout as a table and to ``out/bench.json``. ``--only models|node|replay`` runs one part.
+Measures model inference latency (teacher, baseline, student) with FLOPs and achieved GFLOP/s, on torch
+and (baseline, student) on onnxruntime through their ONNX export, the dense-matmul GFLOP/s of the same
+machine in the same run (how close to its limit the models run), the synthetic renderer's seconds per
+frame, the bag reader's frames per second, the detector node's end-to-end latency (last image received ->
+Detection3DArray published) beside the model's time with the overhead split per stage (per backend), and
+the teacher replay (frames/s, store bytes per frame and read speed, student training step from the store
+vs the online teacher). Results go to stdout as a table and to ``out/bench.json``.
+``--only models node`` runs some parts; ``--backends`` picks torch and/or onnxruntime.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -46,7 +49,13 @@ def matmul_gflops(device: torch.device, n: int = 2048, dtype: torch.dtype = torc
     return 2 * n**3 / median_seconds(step, repeats=10, warmup=3) / 1e9
 
 
-def bench_models(config: str, device: torch.device, num_cameras: int, repeats: int) -> list[dict]:
+def bench_models(
+    config: str, device: torch.device, num_cameras: int, repeats: int, onnx: bool = True
+) -> list[dict]:
+    """Teacher, baseline and student (random weights) on one input; the camera-only ones also through
+    their ONNX export on onnxruntime (CPU), timed alternately with torch so that a busy machine slows both
+    alike. The student is also timed with the splat it uses under autograd and in the ONNX graph (gather
+    + scatter-add) in place of the sparse product: the cost of that step."""
     from simdistill_ros.geometry import nuscenes_like_rig
     from simdistill_ros.models import BaselineModel, CameraInputs, StudentModel, TeacherModel
     from simdistill_ros.models.config import PRESETS
@@ -76,20 +85,66 @@ def bench_models(config: str, device: torch.device, num_cameras: int, repeats: i
         with FlopCounterMode(display=False) as counter:
             forward()
         flops = counter.get_total_flops()
-        seconds = median_seconds(forward, repeats=repeats, warmup=3)
-        rows.append(
-            {
-                "model": cls.model_type,
-                "config": config,
-                "device": str(device),
-                "cameras": n,
-                "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 3),
-                "median_ms": round(seconds * 1000, 2),
-                "GFLOP": round(flops / 1e9, 2),
-                "GFLOP_per_s": round(flops / seconds / 1e9, 1),
-            }
-        )
+        timed = {"torch": forward}
+        if cls is StudentModel:
+            model.requires_grad_(False)
+
+            def scatter_splat(model=model) -> None:  # grad mode on, nothing to record: the scatter splat
+                with torch.enable_grad():
+                    model(cams)
+
+            timed["torch_scatter_splat"] = scatter_splat
+        if onnx and cls is not TeacherModel and device.type == "cpu":
+            timed["onnxruntime"] = onnxruntime_forward(model, cfg, cams)
+        ms = interleaved_medians(timed, repeats)
+        row = {
+            "model": cls.model_type,
+            "config": config,
+            "device": str(device),
+            "cameras": n,
+            "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 3),
+            "median_ms": round(ms["torch"], 2),
+            "GFLOP": round(flops / 1e9, 2),
+            "GFLOP_per_s": round(flops / ms["torch"] / 1e6, 1),
+        }
+        if "torch_scatter_splat" in ms:
+            row["scatter_splat_ms"] = round(ms["torch_scatter_splat"], 2)
+        if "onnxruntime" in ms:
+            row["onnxruntime_ms"] = round(ms["onnxruntime"], 2)
+            row["onnxruntime_GFLOP_per_s"] = round(flops / ms["onnxruntime"] / 1e6, 1)
+            row["torch_over_onnxruntime"] = round(ms["torch"] / ms["onnxruntime"], 2)
+        rows.append(row)
     return rows
+
+
+def interleaved_medians(
+    fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 3
+) -> dict[str, float]:
+    """Median milliseconds of each function, called in turn (one call each per round)."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for i in range(warmup + repeats):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            if i >= warmup:
+                times[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) * 1e3 for k, v in times.items()}
+
+
+def onnxruntime_forward(model: torch.nn.Module, cfg: object, cams: object) -> Callable[[], object]:
+    """The model exported to a temporary file, run by the backend's runner on the same input."""
+    from simdistill_ros.detection.onnx_backend import OnnxRuntimeRunner
+    from simdistill_ros.models.export import export_onnx, feature_hw, geometry_inputs
+    from simdistill_ros.models.lift_splat import splat_geometry
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_onnx(model, cfg, Path(tmp) / "model.onnx", num_cameras=cams.num_cameras)
+        runner = OnnxRuntimeRunner(path)  # the session holds the graph: the file may go
+    hw = tuple(cams.images.shape[-2:])
+    geom = splat_geometry(cfg.grid, cams.intrinsics, cams.cam_to_base, hw, feature_hw(hw))
+    feed = {k: v.numpy() for k, v in geometry_inputs(geom).items()}
+    images = cams.images.numpy()
+    return lambda: runner(images, feed)
 
 
 def bench_synth_and_reader(frames: int) -> dict:
@@ -110,10 +165,16 @@ def bench_synth_and_reader(frames: int) -> dict:
     return {"synth_s_per_frame_224x400": round(synth_s, 3), "reader_frames_per_s": round(n / read_s, 1)}
 
 
-def bench_node(repeats: int, image_hw: tuple[int, int] = (224, 400)) -> dict:
+def bench_node(repeats: int, backend: str = "torch", image_hw: tuple[int, int] = (224, 400)) -> dict:
     """The detector node in-process: messages go straight into its callbacks (no DDS), so the latency is
-    the node's own: last image of a frame received -> Detection3DArray published, beside the model-only
-    time (the same frame's forward + decode) and their ratio. Tiny student, random weights, 6 jpeg cameras."""
+    the node's own: last image of a frame received -> Detection3DArray published, beside the model's time
+    (the network up to the head maps) and their ratio. Tiny student, random weights, 6 jpeg cameras.
+
+    Per stage, recorded on the same frames as the latency by wrapping the node's own steps: decode (jpeg
+    -> RGB in the node's decoder threads, plus the tf lookup), preprocess (validation, resize, normalise),
+    model, postprocess (peaks, NMS, boxes); "messages" is the rest of the latency (building and publishing
+    the Detection3DArray, the hand-over to the worker thread). Medians over frames of per-frame values, so
+    that a machine whose load changes during the run still gives same-frame ratios."""
     import rclpy
     from rclpy.parameter import Parameter
     from sensor_msgs.msg import CameraInfo, CompressedImage
@@ -130,6 +191,8 @@ def bench_node(repeats: int, image_hw: tuple[int, int] = (224, 400)) -> dict:
     rng = np.random.default_rng(0)
     jpegs = [encode_jpeg(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).tobytes() for _ in rig.cameras]
     with tempfile.TemporaryDirectory() as tmp:
+        old_cache = os.environ.get("XDG_CACHE_HOME")
+        os.environ["XDG_CACHE_HOME"] = tmp  # the onnxruntime backend's export of this random checkpoint
         cfg = tiny()
         ckpt = save_checkpoint(Path(tmp) / "student", StudentModel(cfg), cfg, {"note": "bench"})
         rclpy.init()
@@ -137,6 +200,7 @@ def bench_node(repeats: int, image_hw: tuple[int, int] = (224, 400)) -> dict:
             parameter_overrides=[
                 Parameter("model", value=str(ckpt)),
                 Parameter("device", value="cpu"),
+                Parameter("backend", value=backend),
                 Parameter("frame_queue_size", value=100),
             ]
         )
@@ -157,6 +221,22 @@ def bench_node(repeats: int, image_hw: tuple[int, int] = (224, 400)) -> dict:
                 t.transform.rotation.z, t.transform.rotation.w = q.z, q.w
                 tfs.append(t)
             node._on_tf_static(TFMessage(transforms=tfs))
+            decode_ms: list[float] = []
+            results: list = []
+            decoder, detect = node._decode, node._core.detect
+
+            def timed_decode(*a, **kw):  # the node's own decoder, timed
+                t0 = time.perf_counter()
+                out = decoder(*a, **kw)
+                decode_ms.append((time.perf_counter() - t0) * 1e3)
+                return out
+
+            def recorded_detect(*a, **kw):
+                results.append(detect(*a, **kw))
+                return results[-1]
+
+            timed_decode.close = decoder.close  # node.stop() closes its decoder
+            node._decode, node._core.detect = timed_decode, recorded_detect
             for i in range(repeats + 2):
                 stamp = 1_000_000_000 + i * 83_333_333
                 before = node.stats.published
@@ -173,32 +253,42 @@ def bench_node(repeats: int, image_hw: tuple[int, int] = (224, 400)) -> dict:
                     time.sleep(0.002)
             lat = list(node.stats.latency_ms)[2:]  # first two: warm-up and geometry
             proc = list(node.stats.processing_ms)[2:]
-            core = node._core
-            from simdistill_ros.detection.core import CameraFrame
-
-            frames = [
-                CameraFrame(c.name, rng.integers(0, 255, (h, w, 3), dtype=np.uint8), c.intrinsics,
-                            c.cam_to_base.matrix())
-                for c in rig.cameras
-            ]  # fmt: skip
-            inputs, _ = core.prepare(frames)
-
-            def model_only() -> None:
-                core.model.detect(inputs, score_threshold=core.score_threshold)
-
-            model_ms = median_seconds(model_only, repeats=repeats, warmup=1) * 1e3
         finally:
             node.stop()
             node.destroy_node()
             rclpy.try_shutdown()
-    latency = statistics.median(lat)
+            if old_cache is None:
+                os.environ.pop("XDG_CACHE_HOME", None)
+            else:
+                os.environ["XDG_CACHE_HOME"] = old_cache
+    frames = [
+        {
+            "decode": d,
+            "preprocess": r.preprocess_ms,
+            "model": r.model_ms,
+            "postprocess": r.postprocess_ms,
+            "latency": lt,
+        }
+        for d, r, lt in zip(decode_ms[2:], results[2:], lat)
+    ]
+    for f in frames:
+        f["messages"] = max(f["latency"] - f["decode"] - f["preprocess"] - f["model"] - f["postprocess"], 0.0)
+    stages = ("decode", "preprocess", "postprocess", "messages")
+    latency = statistics.median(f["latency"] for f in frames)
+    model_ms = statistics.median(f["model"] for f in frames)
+    ms = {k: statistics.median(f[k] for f in frames) for k in stages}
+    pct = {k: statistics.median(100 * f[k] / f["model"] for f in frames) for k in stages}
+    overhead = statistics.median(100 * (f["latency"] / f["model"] - 1) for f in frames)
     return {
-        "node_cameras": len(rig.cameras),
-        "node_image_hw": [h, w],
-        "node_latency_ms": round(latency, 1),
-        "node_processing_ms": round(statistics.median(proc), 1),
-        "node_model_only_ms": round(model_ms, 1),
-        "node_overhead_pct": round(100 * (latency / model_ms - 1), 1),
+        "backend": backend,
+        "cameras": len(rig.cameras),
+        "image_hw": [h, w],
+        "latency_ms": round(latency, 1),
+        "processing_ms": round(statistics.median(proc), 1),
+        "model_ms": round(model_ms, 1),
+        "overhead_pct": round(overhead, 1),
+        "stages_ms": {k: round(v, 2) for k, v in ms.items()},
+        "stages_pct_of_model": {k: round(v, 1) for k, v in pct.items()},
     }
 
 
@@ -311,8 +401,8 @@ def print_models(report: dict) -> None:
         f"{report['matmul_GFLOP_per_s_cpu']} GFLOP/s on the CPU"
     )
     print(
-        f"{'model':10s} {'config':9s} {'device':6s} {'cams':>4s} {'params M':>9s} {'median ms':>10s} "
-        f"{'GFLOP':>7s} {'GFLOP/s':>8s} {'of matmul':>9s}"
+        f"{'model':10s} {'config':9s} {'device':6s} {'cams':>4s} {'GFLOP':>6s} {'torch ms':>9s} "
+        f"{'GFLOP/s':>8s} {'of mm':>6s} {'ort ms':>7s} {'GFLOP/s':>8s} {'of mm':>6s} {'torch/ort':>9s}"
     )
     for r in rows:
         peak = (
@@ -320,33 +410,53 @@ def print_models(report: dict) -> None:
             if r["device"] == "cpu"
             else report["matmul_GFLOP_per_s_cuda_fp32"]
         )
-        print(
-            f"{r['model']:10s} {r['config']:9s} {r['device']:6s} {r['cameras']:4d} {r['params_M']:9.3f} "
-            f"{r['median_ms']:10.2f} {r['GFLOP']:7.2f} {r['GFLOP_per_s']:8.1f} {r['GFLOP_per_s'] / peak:9.1%}"
+        line = (
+            f"{r['model']:10s} {r['config']:9s} {r['device']:6s} {r['cameras']:4d} {r['GFLOP']:6.2f} "
+            f"{r['median_ms']:9.1f} {r['GFLOP_per_s']:8.1f} {r['GFLOP_per_s'] / peak:6.1%}"
         )
+        if "onnxruntime_ms" in r:
+            line += (
+                f" {r['onnxruntime_ms']:7.1f} {r['onnxruntime_GFLOP_per_s']:8.1f} "
+                f"{r['onnxruntime_GFLOP_per_s'] / peak:6.1%} {r['torch_over_onnxruntime']:8.2f}x"
+            )
+        print(line)
     by = {(r["model"], r["device"]): r for r in rows}
     for dev in sorted({r["device"] for r in rows}):
         s, b = by[("student", dev)], by[("baseline", dev)]
-        print(
-            f"student / baseline on {dev}: {s['median_ms'] / b['median_ms']:.2f}x time, "
+        text = (
+            f"student / baseline on {dev}: torch {s['median_ms'] / b['median_ms']:.2f}x time, "
             f"{s['GFLOP'] / b['GFLOP']:.2f}x FLOPs"
         )
-    print(
-        f"synthetic renderer: {report['synth_s_per_frame_224x400']} s per six-camera 224x400 frame; "
-        f"bag reader: {report['reader_frames_per_s']} frames/s (jpeg decode, PointCloud2, tf)"
-    )
+        if "onnxruntime_ms" in s and "onnxruntime_ms" in b:
+            text += f"; onnxruntime {s['onnxruntime_ms'] / b['onnxruntime_ms']:.2f}x time"
+        print(text)
+        if "scatter_splat_ms" in s:
+            print(
+                f"student on {dev} with the gather + scatter-add splat (training, ONNX) in place of the "
+                f"sparse product: {s['scatter_splat_ms']:.1f} ms, "
+                f"{s['scatter_splat_ms'] / s['median_ms']:.2f}x the student's time"
+            )
+    if "synth_s_per_frame_224x400" in report:
+        print(
+            f"synthetic renderer: {report['synth_s_per_frame_224x400']} s per six-camera 224x400 frame; "
+            f"bag reader: {report['reader_frames_per_s']} frames/s (jpeg decode, PointCloud2, tf)"
+        )
 
 
 def print_node(report: dict) -> None:
     if "node_skipped" in report:
         print(f"detector node: skipped ({report['node_skipped']})")
         return
-    print(
-        f"detector node (tiny student, {report['node_cameras']} jpeg cameras "
-        f"{report['node_image_hw'][0]}x{report['node_image_hw'][1]}, cpu): last image -> "
-        f"Detection3DArray {report['node_latency_ms']} ms median vs model only "
-        f"{report['node_model_only_ms']} ms: node overhead {report['node_overhead_pct']}%"
-    )
+    for r in report["node"]:
+        stages = ", ".join(
+            f"{k} {r['stages_ms'][k]:.1f} ms ({r['stages_pct_of_model'][k]:.1f} %)" for k in r["stages_ms"]
+        )
+        print(
+            f"detector node ({r['backend']}, tiny student, {r['cameras']} jpeg cameras {r['image_hw'][0]}x"
+            f"{r['image_hw'][1]}, cpu): last image -> Detection3DArray {r['latency_ms']} ms median vs model "
+            f"{r['model_ms']} ms: node overhead {r['overhead_pct']} %; per stage (share of the model's "
+            f"time, same frames): {stages}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -357,30 +467,48 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="out/bench.json")
     p.add_argument(
         "--only",
+        nargs="+",
         choices=("models", "node", "replay"),
-        help="run one part (default: all; models includes the renderer and the bag reader)",
+        help="run these parts (default: all; models includes the renderer and the bag reader)",
     )
+    p.add_argument(
+        "--backends",
+        nargs="+",
+        choices=("torch", "onnxruntime"),
+        default=["torch", "onnxruntime"],
+        help="backends timed (models: onnxruntime beside torch for baseline and student; node: each)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="intra-op threads of torch and onnxruntime (default: torch's default, the core count); 1 gives "
+        "steadier numbers on a machine shared with other work",
+    )
+    p.add_argument("--no-synth", action="store_true", help="models: skip the renderer and the bag reader")
     args = p.parse_args(argv)
     torch.manual_seed(0)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     report: dict = {"torch_threads": torch.get_num_threads()}
-    if args.only in (None, "models"):
+    if args.only is None or "models" in args.only:
         cpu = torch.device("cpu")
         report["matmul_GFLOP_per_s_cpu"] = round(matmul_gflops(cpu), 1)
-        rows = bench_models("tiny", cpu, args.cameras, args.repeats)
+        rows = bench_models("tiny", cpu, args.cameras, args.repeats, onnx="onnxruntime" in args.backends)
         if torch.cuda.is_available():
             gpu = torch.device("cuda")
             report["matmul_GFLOP_per_s_cuda_fp32"] = round(matmul_gflops(gpu), 1)
             rows += bench_models("nuscenes", gpu, args.cameras, args.repeats)
         report["models"] = rows
-        report.update(bench_synth_and_reader(args.synth_frames))
+        if not args.no_synth:
+            report.update(bench_synth_and_reader(args.synth_frames))
         print_models(report)
-    if args.only in (None, "node"):
+    if args.only is None or "node" in args.only:
         try:
-            report.update(bench_node(args.repeats))
+            report["node"] = [bench_node(args.repeats, b) for b in args.backends]
         except ImportError as err:  # no rclpy / message packages: the node cannot run here
             report["node_skipped"] = str(err)
         print_node(report)
-    if args.only in (None, "replay"):
+    if args.only is None or "replay" in args.only:
         report.update(bench_replay(args.synth_frames, args.repeats))
         print_replay(report)
     out = Path(args.out)

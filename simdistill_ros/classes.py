@@ -46,18 +46,19 @@ CATEGORY_NAME: dict[str, str] = {
     "traffic_cone": "movable_object.trafficcone",
 }
 
-# RGB colours in [0, 1] for RViz markers and pictures.
+# RGB colours in [0, 1] for RViz markers and pictures: one clearly different hue per class (the vehicle
+# classes most of all), all bright on a dark background; white is kept for ground truth in the pictures.
 CLASS_COLOR: dict[str, tuple[float, float, float]] = {
-    "car": (1.0, 0.62, 0.0),
-    "truck": (1.0, 0.39, 0.28),
-    "construction_vehicle": (0.91, 0.59, 0.27),
-    "bus": (1.0, 0.27, 0.0),
-    "trailer": (1.0, 0.55, 0.0),
-    "barrier": (0.44, 0.5, 0.56),
-    "motorcycle": (1.0, 0.24, 0.39),
-    "bicycle": (0.86, 0.08, 0.24),
-    "pedestrian": (0.0, 0.0, 0.9),
-    "traffic_cone": (0.18, 0.31, 0.31),
+    "car": (0.12, 0.56, 1.0),  # blue
+    "truck": (1.0, 0.5, 0.0),  # orange
+    "construction_vehicle": (1.0, 0.9, 0.0),  # yellow
+    "bus": (0.9, 0.1, 0.1),  # red
+    "trailer": (0.7, 0.45, 0.25),  # brown
+    "barrier": (0.6, 0.5, 1.0),  # violet
+    "motorcycle": (0.95, 0.3, 0.95),  # magenta
+    "bicycle": (0.0, 0.9, 0.7),  # teal
+    "pedestrian": (0.25, 0.9, 0.25),  # green
+    "traffic_cone": (1.0, 0.65, 0.75),  # pink
 }
 
 

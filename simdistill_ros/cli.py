@@ -36,7 +36,12 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="rosbag2 storage plugin")
     p.add_argument("--image-size", default="224x400", help="camera image size HxW (default: 224x400)")
     p.add_argument("--raw-images", action="store_true", help="write sensor_msgs/Image instead of jpeg")
-    p.add_argument("--val-fraction", type=float, default=0.5, help="share of scenes in the val split")
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.5,
+        help="share of scenes in the val split (1.0: all val, a test-only world)",
+    )
     p.add_argument("--no-lidar", action="store_true", help="write bags without the LiDAR topic")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
 
@@ -138,6 +143,13 @@ def _add_detect(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", help="dataset root with ground truth to draw in the pictures")
     p.add_argument("--device", default="auto")
     p.add_argument(
+        "--backend",
+        choices=("torch", "onnxruntime"),
+        default="torch",
+        help="run the model with PyTorch or with ONNX Runtime (--model may then be an .onnx file from "
+        "`simdistill export`; a checkpoint is exported on first use and cached)",
+    )
+    p.add_argument(
         "--score-threshold",
         type=float,
         default=DEFAULT_SCORE_THRESHOLD,
@@ -147,6 +159,18 @@ def _add_detect(sub: argparse._SubParsersAction) -> None:
         "--no-verify",
         action="store_true",
         help="load checkpoints without checking their weights against the sha256 in meta.json",
+    )
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="export a camera-only model (baseline, student) to ONNX: images + splat geometry -> head maps",
+    )
+    p.add_argument("--model", default="student_tiny", help="checkpoint directory or shipped model name")
+    p.add_argument("--out", required=True, help="output .onnx file")
+    p.add_argument(
+        "--cameras", type=int, default=6, help="cameras of the example input (the graph takes any number)"
     )
 
 
@@ -185,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_synth, _add_train, _add_evaluate, _add_detect, _add_replay):
+    for add in (_add_synth, _add_train, _add_evaluate, _add_detect, _add_export, _add_replay):
         add(sub)
     return parser
 
@@ -211,6 +235,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from simdistill_ros.detection.command import run_detect_command
 
             return run_detect_command(args)
+        if args.command == "export":
+            from simdistill_ros.models.export import run_export_command
+
+            return run_export_command(args)
         if args.command == "replay":
             from simdistill_ros.replay.command import run_replay_command
 

@@ -34,7 +34,7 @@ LAYERS = (
 )
 
 # Imported inside functions on purpose: not installed everywhere (ROS), or slow to import and needed by
-# one path only (the nuScenes devkit).
+# one path only (the nuScenes devkit, the ONNX exporter and runtime).
 OPTIONAL = {
     "rclpy",
     "rcl_interfaces",
@@ -44,6 +44,8 @@ OPTIONAL = {
     "cv_bridge",
     "ament_index_python",
     "nuscenes",
+    "onnx",
+    "onnxruntime",
 }
 # Entry points import a subcommand's modules when it runs, so `simdistill --help` loads no torch.
 ENTRY_POINTS = {"cli", "bench"}

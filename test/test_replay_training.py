@@ -87,7 +87,8 @@ def test_train_student_from_the_store_without_teacher_or_lidar(root: Path, tmp_p
         "--epochs",
         "1",
     )
-    assert "3 with ground truth" in proc.stdout, proc.stdout
+    mixed = "6 frames, 3 with ground truth, the other 3 on teacher pseudo-labels >= 0.3"
+    assert mixed in proc.stdout, proc.stdout
     meta = json.loads((tmp_path / "run" / "last" / "meta.json").read_text())
     store_header = json.loads((root / "store" / "store.json").read_text())
     assert meta["model_type"] == "student" and meta["teacher_hash"] == store_header["teacher"]["hash"]
@@ -108,7 +109,8 @@ def test_train_student_from_the_store_without_teacher_or_lidar(root: Path, tmp_p
         "--init-from",
         str(root / "teacher"),
     )
-    assert "0 with ground truth" in proc.stdout and "initialised" in proc.stdout
+    # --pseudo-labels: every frame on the teacher's boxes, and the line says so (no "rest" of none).
+    assert "6 frames, all on teacher pseudo-labels >= 0.3" in proc.stdout and "initialised" in proc.stdout
     assert json.loads((tmp_path / "run2" / "last" / "meta.json").read_text())["init_from"]
     bad = run("train", "teacher", "--targets", str(root / "store"), "--out", str(tmp_path / "x"), check=False)
     assert bad.returncode == 2 and "student only" in bad.stderr

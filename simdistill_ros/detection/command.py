@@ -16,7 +16,7 @@ from pathlib import Path
 from simdistill_ros.dataset.ground_truth import GroundTruthIndex
 from simdistill_ros.detection.core import DetectorCore, FrameInputError, cameras_from_frame
 from simdistill_ros.detection.messages import detection_array_fields, marker_fields
-from simdistill_ros.detection.pictures import frame_picture
+from simdistill_ros.detection.pictures import frame_picture, save_picture
 from simdistill_ros.detection.ros_messages import detection_array_msg, marker_array_msg
 from simdistill_ros.errors import UserError
 from simdistill_ros.frames import FrameReader, SensorBagWriter
@@ -43,7 +43,11 @@ def run_detect_command(args: argparse.Namespace) -> int:
     if png_dir is not None:
         png_dir.mkdir(parents=True, exist_ok=True)
     core = DetectorCore.from_checkpoint(
-        args.model, args.device, verify=not args.no_verify, score_threshold=args.score_threshold
+        args.model,
+        args.device,
+        args.backend,
+        verify=not args.no_verify,
+        score_threshold=args.score_threshold,
     )
     for note in core.notes:
         print(f"note: {note}")
@@ -78,7 +82,12 @@ def run_detect_command(args: argparse.Namespace) -> int:
                     result.boxes,
                     _ground_truth(gt, frame.stamp_ns),
                 )
-                picture.save(png_dir / f"frame_{frame.index:04d}_{frame.stamp_ns}.png")
+                save_picture(picture, png_dir / f"frame_{frame.index:04d}_{frame.stamp_ns}.png")
+    overview = None
+    if png_dir is not None:
+        from simdistill_ros.detection.pictures import write_overview
+
+        overview = write_overview(png_dir)
     seconds = time.perf_counter() - t0
     median = statistics.median(model_ms) if model_ms else float("nan")
     print(
@@ -91,6 +100,7 @@ def run_detect_command(args: argparse.Namespace) -> int:
     print(
         f"  wrote {out} ({DETECTIONS_TOPIC}, {MARKERS_TOPIC})"
         + (f" and pictures in {png_dir}" if png_dir else "")
+        + (f" (overview: {overview})" if overview else "")
     )
     if not n_frames:
         raise UserError(

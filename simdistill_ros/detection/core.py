@@ -4,6 +4,9 @@ The live node and ``simdistill detect`` both call :meth:`DetectorCore.detect`, s
 the node and the same bag run offline give the same boxes. Model inputs are built by
 :mod:`simdistill_ros.models.preprocess`, the rule training and evaluation use, so the model sees at run
 time what it saw when it was scored; the per-rig part (pixel maps, K') is cached per calibration.
+
+Two backends run the model: ``torch`` (the checkpoint's nn.Module) and ``onnxruntime`` (its ONNX export,
+:mod:`simdistill_ros.detection.onnx_backend`); both decode the head's maps with the same Python code.
 """
 
 from __future__ import annotations
@@ -12,17 +15,21 @@ import hashlib
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from simdistill_ros.defaults import DEFAULT_SCORE_THRESHOLD
+from simdistill_ros.detection.onnx_backend import OnnxRuntimeRunner, check_backend, load_runner
 from simdistill_ros.errors import UserError
 from simdistill_ros.geometry import Box3D, boxes_from_array, intrinsics_problem
 from simdistill_ros.models import CameraInputs, load_model
-from simdistill_ros.models.checkpoint import CheckpointWarning
+from simdistill_ros.models.checkpoint import CheckpointWarning, resolve_device
+from simdistill_ros.models.export import geometry_inputs
+from simdistill_ros.models.head import decode
+from simdistill_ros.models.lift_splat import splat_geometry
 from simdistill_ros.models.preprocess import normalize_images, resize_affine, warp_image
 
 
@@ -50,13 +57,16 @@ class CameraFrame:
 
 @dataclass
 class FrameResult:
-    """Detections of one frame (base frame) and where the time went."""
+    """Detections of one frame (base frame) and where the time went: preprocess (validation, resize,
+    normalisation, rig geometry), model (the network up to the head's maps), postprocess (peaks, NMS,
+    boxes)."""
 
     stamp_ns: int
     boxes: list[Box3D]
     preprocess_ms: float
     model_ms: float
     geometry_updated: bool  # the calibration differed from the previous frame's
+    postprocess_ms: float = 0.0
 
 
 @dataclass
@@ -67,17 +77,20 @@ class _Geometry:
     affines: list[np.ndarray]  # per camera (3, 3): source pixels -> model input pixels
     intrinsics: torch.Tensor  # (1, N, 3, 3) for the model input
     cam_to_base: torch.Tensor  # (1, N, 4, 4)
+    splat: dict[str, np.ndarray] = field(default_factory=dict)  # onnxruntime: the graph's geometry inputs
 
 
 class DetectorCore:
     """A camera-only checkpoint (student or baseline) ready to run on frames.
 
     ``camera_names`` (optional) fixes the rig: frames must then hold exactly these cameras, in this order.
+    ``backend``: "torch" runs ``model``; "onnxruntime" runs ``runner`` (an
+    :class:`~simdistill_ros.detection.onnx_backend.OnnxRuntimeRunner`; ``model`` may then be None).
     """
 
     def __init__(
         self,
-        model: torch.nn.Module,
+        model: torch.nn.Module | None,
         input_hw: tuple[int, int],
         device: torch.device,
         *,
@@ -86,18 +99,28 @@ class DetectorCore:
         score_threshold: float = DEFAULT_SCORE_THRESHOLD,
         max_detections: int = 100,
         camera_names: Sequence[str] | None = None,
+        backend: str = "torch",
+        runner: OnnxRuntimeRunner | None = None,
     ) -> None:
         if model_type == "teacher":
             raise UserError("the detector is camera-only; a teacher checkpoint needs LiDAR (use a student)")
-        self.model = model.eval()
+        self.backend = check_backend(backend)
+        if backend == "onnxruntime" and runner is None:
+            raise ValueError("the onnxruntime backend needs a runner")
+        if backend == "torch" and model is None:
+            raise ValueError("the torch backend needs a model")
+        self.model = model.eval() if model is not None else None
+        self.runner = runner
+        self.config = runner.config if runner is not None else model.config  # type: ignore[union-attr]
         self.input_hw = (int(input_hw[0]), int(input_hw[1]))
         self.device = device
         self.model_type = model_type
         # Half precision only pays (and is only well supported) on CUDA.
-        self.fp16 = bool(fp16) and device.type == "cuda"
+        self.fp16 = bool(fp16) and device.type == "cuda" and backend == "torch"
         self.notes: list[str] = []
         if fp16 and not self.fp16:
-            self.notes.append("fp16 requested on the CPU: running in fp32")
+            why = "on the CPU" if device.type != "cuda" else "with the onnxruntime backend"
+            self.notes.append(f"fp16 requested {why}: running in fp32")
         self.score_threshold = float(score_threshold)
         self.max_detections = int(max_detections)
         self.camera_names = list(camera_names) if camera_names is not None else None
@@ -106,15 +129,37 @@ class DetectorCore:
 
     @classmethod
     def from_checkpoint(
-        cls, model: str | Path, device: str = "auto", verify: bool = True, **kwargs: object
+        cls,
+        model: str | Path,
+        device: str = "auto",
+        backend: str = "torch",
+        verify: bool = True,
+        **kwargs: object,
     ) -> DetectorCore:
         """Load a checkpoint directory or shipped name (``student_tiny``). ``device``: auto, cpu, cuda;
-        ``verify``: check the weights' sha256."""
+        ``verify``: check the weights' sha256.
+
+        ``backend="onnxruntime"`` runs the checkpoint's ONNX export (made on first use and cached), or an
+        ``.onnx`` file written by ``simdistill export``."""
+        check_backend(backend)
+        if backend == "onnxruntime" and Path(model).suffix == ".onnx":
+            dev = resolve_device(device)
+            runner, cfg = load_runner(model, dev.type)
+            return cls(
+                None, tuple(cfg.image_size), dev, model_type=runner.model_type, backend=backend,
+                runner=runner, **kwargs,
+            )  # fmt: skip
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             warnings.simplefilter("default", CheckpointWarning)  # an unverifiable checkpoint is news
             net, cfg, meta, dev = load_model(model, device, verify)
-        return cls(net, tuple(cfg.image_size), dev, model_type=meta.get("model_type", ""), **kwargs)
+        model_type = meta.get("model_type", "")
+        if model_type == "teacher":
+            raise UserError("the detector is camera-only; a teacher checkpoint needs LiDAR (use a student)")
+        runner = load_runner(model, dev.type)[0] if backend == "onnxruntime" else None
+        return cls(
+            net, tuple(cfg.image_size), dev, model_type=model_type, backend=backend, runner=runner, **kwargs
+        )
 
     # validation and model inputs ------------------------------------------------------------------------
     def _validate(self, cameras: Sequence[CameraFrame]) -> None:
@@ -176,6 +221,12 @@ class DetectorCore:
             intrinsics=torch.from_numpy(k_in)[None].to(self.device),
             cam_to_base=torch.from_numpy(np.stack(ts).astype(np.float32))[None].to(self.device),
         )
+        if self.runner is not None:
+            geom = splat_geometry(
+                self.config.grid, self._geometry.intrinsics.cpu(), self._geometry.cam_to_base.cpu(),
+                self.input_hw, self.runner.feature_hw,
+            )  # fmt: skip
+            self._geometry.splat = {k: v.numpy() for k, v in geometry_inputs(geom).items()}
         self.geometry_updates += 1
         return self._geometry, True
 
@@ -194,14 +245,30 @@ class DetectorCore:
         t0 = time.perf_counter()
         inputs, updated = self.prepare(cameras)
         t1 = time.perf_counter()
-        with torch.autocast("cuda", dtype=torch.float16, enabled=self.fp16):
-            det = self.model.detect(
-                inputs, score_threshold=self.score_threshold, max_detections=self.max_detections
-            )[0]
-        boxes_np = det.boxes.float().cpu().numpy()  # .cpu() waits for the GPU: the timing is honest
-        boxes = boxes_from_array(boxes_np, det.labels.cpu().numpy(), det.scores.float().cpu().numpy())
+        head = self.head_outputs(inputs)
         t2 = time.perf_counter()
-        return FrameResult(int(stamp_ns), boxes, (t1 - t0) * 1e3, (t2 - t1) * 1e3, updated)
+        c = self.config.head
+        det = decode(head, self.config.grid, self.score_threshold, self.max_detections, c.nms, c.nms_radius)[
+            0
+        ]
+        boxes_np = det.boxes.float().cpu().numpy()
+        boxes = boxes_from_array(boxes_np, det.labels.cpu().numpy(), det.scores.float().cpu().numpy())
+        t3 = time.perf_counter()
+        return FrameResult(
+            int(stamp_ns), boxes, (t1 - t0) * 1e3, (t2 - t1) * 1e3, updated, postprocess_ms=(t3 - t2) * 1e3
+        )
+
+    def head_outputs(self, inputs: object) -> dict[str, torch.Tensor]:
+        """The head's raw maps (heatmap logits, offset, height, size, rot, vel) of prepared inputs."""
+        if self.runner is not None:
+            assert self._geometry is not None  # prepare() built it
+            images = inputs.images.cpu().numpy()  # type: ignore[attr-defined]
+            return self.runner(images, self._geometry.splat)
+        with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16, enabled=self.fp16):
+            head = self.model(inputs).head  # type: ignore[misc]
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)  # the model time is honest
+        return head
 
     def detect_frame(self, frame: object) -> FrameResult:
         """Run on a :class:`simdistill_ros.frames.Frame` read from a bag."""

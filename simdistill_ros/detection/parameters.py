@@ -44,6 +44,10 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "base_frame": ("base_link", "Frame of the detections; camera extrinsics are looked up into it."),
     "model": (DEFAULT_MODEL, "Checkpoint directory or shipped model name (student_tiny, baseline_tiny)."),
     "device": ("auto", "auto | cuda | cpu; cuda without CUDA falls back to the CPU with a warning."),
+    "backend": (
+        "torch",
+        "torch | onnxruntime (the model's ONNX export, made on first use and cached; or an .onnx model).",
+    ),
     "fp16": (False, "Half-precision inference (CUDA only; ignored with a warning on the CPU)."),
     "score_threshold": (
         DEFAULT_SCORE_THRESHOLD,
@@ -79,6 +83,7 @@ class DetectorParams:
     base_frame: str
     model: str
     device: str
+    backend: str
     fp16: bool
     score_threshold: float
     max_detections: int
@@ -130,6 +135,7 @@ def detector_params(values: dict[str, Any]) -> DetectorParams:
         base_frame=str(values["base_frame"]),
         model=str(values["model"]),
         device=str(values["device"]),
+        backend=str(values["backend"]),
         fp16=bool(values["fp16"]),
         score_threshold=float(values["score_threshold"]),
         max_detections=int(values["max_detections"]),
@@ -155,6 +161,7 @@ def load_core(p: DetectorParams, warn: Callable[[str], None] = print) -> Detecto
         core = DetectorCore.from_checkpoint(
             p.model,
             device,
+            p.backend,
             fp16=p.fp16,
             score_threshold=p.score_threshold,
             max_detections=p.max_detections,

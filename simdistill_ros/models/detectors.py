@@ -12,7 +12,7 @@ from simdistill_ros.models.fpn import FPN
 from simdistill_ros.models.fuser import ConvFuser
 from simdistill_ros.models.gcm import GeometryCompensation
 from simdistill_ros.models.head import CenterHead
-from simdistill_ros.models.lift_splat import LiftSplat, LiftSplatOutput
+from simdistill_ros.models.lift_splat import LiftSplat, LiftSplatOutput, SplatGeometry
 from simdistill_ros.models.pillars import PillarEncoder
 from simdistill_ros.models.structures import CameraInputs, Detections, DetectorOutputs
 
@@ -20,7 +20,8 @@ from simdistill_ros.models.structures import CameraInputs, Detections, DetectorO
 class CameraBranch(nn.Module):
     """Backbone -> FPN (stride 8) -> LiftSplat.
 
-    forward: CameraInputs -> (LiftSplatOutput with bev (B, C_cam, X, Y), image features (B*N, C_neck, fH, fW))
+    forward: CameraInputs[, SplatGeometry] -> (LiftSplatOutput with bev (B, C_cam, X, Y), image features
+        (B*N, C_neck, fH, fW)); the geometry is computed (and cached) from the calibration when not given.
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
@@ -42,10 +43,12 @@ class CameraBranch(nn.Module):
         """(B, N, 3, H, W) -> (B*N, C_neck, H/8, W/8)."""
         return self.neck(self.backbone(images.flatten(0, 1)))
 
-    def forward(self, cameras: CameraInputs) -> tuple[LiftSplatOutput, Tensor]:
+    def forward(
+        self, cameras: CameraInputs, geometry: SplatGeometry | None = None
+    ) -> tuple[LiftSplatOutput, Tensor]:
         feats = self.image_features(cameras.images)
         hw = (cameras.images.shape[-2], cameras.images.shape[-1])
-        return self.view_transform(feats, cameras.intrinsics, cameras.cam_to_base, hw), feats
+        return self.view_transform(feats, cameras.intrinsics, cameras.cam_to_base, hw, geometry), feats
 
 
 class _Detector(nn.Module):
@@ -118,7 +121,8 @@ class TeacherModel(_Detector):
 class BaselineModel(_Detector):
     """Camera only (BEVFusion-C analogue): camera LSS BEV -> BEV decoder -> CenterHead.
 
-    forward(cameras) -> DetectorOutputs with lidar_bev None and fused_bev = camera_bev.
+    forward(cameras[, geometry]) -> DetectorOutputs with lidar_bev None and fused_bev = camera_bev; a given
+    SplatGeometry replaces the one computed from the calibration (ONNX export feeds it as inputs).
     """
 
     model_type = "baseline"
@@ -129,8 +133,8 @@ class BaselineModel(_Detector):
         self.decoder = BEVDecoder(self.camera.out_channels, config.decoder)
         self.head = CenterHead(config.decoder.out_channels, config.grid, config.head)
 
-    def forward(self, cameras: CameraInputs) -> DetectorOutputs:
-        cam, _ = self.camera(cameras)
+    def forward(self, cameras: CameraInputs, geometry: SplatGeometry | None = None) -> DetectorOutputs:
+        cam, _ = self.camera(cameras, geometry)
         head = self.head(self.decoder(cam.bev))
         return DetectorOutputs(cam.bev, None, cam.bev, head, cam.depth)
 
@@ -150,7 +154,8 @@ class SimulatedLidarBranch(nn.Module):
     """Image features -> image-view GCM -> its own lift (depth + context) splatted with the camera branch's
     cached geometry -> BEV GCM -> adapter to the teacher's LiDAR BEV channel count.
 
-    forward: feats (B*N, C_neck, fH, fW), CameraInputs, splat indices -> (B, C_lidar, X, Y)
+    forward: feats (B*N, C_neck, fH, fW), CameraInputs, the camera branch's SplatGeometry
+        -> (B, C_lidar, X, Y)
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -178,10 +183,10 @@ class SimulatedLidarBranch(nn.Module):
             conv_bn_relu(config.sim_bev_channels, c_lidar, 3), nn.Conv2d(c_lidar, c_lidar, 1)
         )
 
-    def forward(self, feats: Tensor, cameras: CameraInputs, indices: Tensor) -> Tensor:
+    def forward(self, feats: Tensor, cameras: CameraInputs, geometry: SplatGeometry) -> Tensor:
         x = self.image_gcm(feats)
         hw = (cameras.images.shape[-2], cameras.images.shape[-1])
-        bev = self.lift(x, cameras.intrinsics, cameras.cam_to_base, hw, indices=indices).bev
+        bev = self.lift(x, cameras.intrinsics, cameras.cam_to_base, hw, geometry=geometry).bev
         return self.adapter(self.bev_gcm(bev))
 
 
@@ -189,7 +194,8 @@ class StudentModel(_Detector):
     """SimDistill student, camera only: camera LSS BEV + simulated-LiDAR BEV (both from the images) ->
     ConvFuser -> BEV decoder -> CenterHead. ``config.gcm.enabled=False`` is the "GCM removed" ablation.
 
-    forward(cameras) -> DetectorOutputs; lidar_bev is the simulated-LiDAR BEV after the adapter.
+    forward(cameras[, geometry]) -> DetectorOutputs; lidar_bev is the simulated-LiDAR BEV after the adapter.
+    Both branches splat with the one (cached) geometry of the camera branch.
     """
 
     model_type = "student"
@@ -202,9 +208,9 @@ class StudentModel(_Detector):
         self.decoder = BEVDecoder(config.fused_channels, config.decoder)
         self.head = CenterHead(config.decoder.out_channels, config.grid, config.head)
 
-    def forward(self, cameras: CameraInputs) -> DetectorOutputs:
-        cam, feats = self.camera(cameras)
-        sim = self.sim_lidar(feats, cameras, cam.indices)
+    def forward(self, cameras: CameraInputs, geometry: SplatGeometry | None = None) -> DetectorOutputs:
+        cam, feats = self.camera(cameras, geometry)
+        sim = self.sim_lidar(feats, cameras, cam.geometry)
         fused = self.fuser([cam.bev, sim])
         head = self.head(self.decoder(fused))
         return DetectorOutputs(cam.bev, sim, fused, head, cam.depth)

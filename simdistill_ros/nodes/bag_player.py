@@ -150,17 +150,34 @@ def _stream(reader: Any, conns: list, pubs: dict[str, Any], clock_pub: Any, rate
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bag_player", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="bag_player",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("bag", help="rosbag2 directory or .mcap file")
-    p.add_argument("--rate", type=float, default=1.0, help="playback speed factor (0.5: half speed)")
+    p.add_argument(
+        "--rate", type=float, default=1.0, help="playback speed factor (0.5: half speed; default 1)"
+    )
     p.add_argument("--topics", nargs="*", default=[], help="play only these topics (default: all)")
     p.add_argument("--remap", nargs="*", default=[], help="OLD=NEW topic renames")
     p.add_argument("--clock", action="store_true", help="publish /clock with the bag time (use_sim_time)")
-    p.add_argument("--wait-subscribers", type=float, default=0.0, help="seconds to wait for subscribers")
-    p.add_argument("--wait-for", nargs="*", default=[], help="topics to wait for (default: camera topics)")
-    p.add_argument("--settle", type=float, default=1.5, help="seconds to wait after subscribers matched")
-    p.add_argument("--linger", type=float, default=1.0, help="seconds to stay up after the last message")
-    p.add_argument("--node-name", default="bag_player")
+    p.add_argument(
+        "--wait-subscribers",
+        type=float,
+        default=0.0,
+        help="seconds to wait for subscribers before the first message (default 0: start at once)",
+    )
+    p.add_argument(
+        "--wait-for", nargs="*", default=[], help="topics to wait for (default: the camera topics)"
+    )
+    p.add_argument(
+        "--settle", type=float, default=1.5, help="seconds to wait after subscribers matched (default 1.5)"
+    )
+    p.add_argument(
+        "--linger", type=float, default=1.0, help="seconds to stay up after the last message (default 1)"
+    )
+    p.add_argument("--node-name", default="bag_player", help="the ROS node name (default bag_player)")
     return p
 
 

@@ -98,16 +98,33 @@ def record(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="detection_recorder", description=__doc__.splitlines()[0])
-    p.add_argument("--topic", default="/simdistill_detector/detections")
+    p = argparse.ArgumentParser(
+        prog="detection_recorder",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--topic",
+        default="/simdistill_detector/detections",
+        help="the Detection3DArray topic (default /simdistill_detector/detections)",
+    )
     p.add_argument("--out", required=True, help="JSON file to write")
-    p.add_argument("--count", type=int, default=0, help="stop after this many messages (0: no limit)")
-    p.add_argument("--idle", type=float, default=0.0, help="stop this many seconds after the last message")
-    p.add_argument("--timeout", type=float, default=0.0, help="stop after this many seconds in all")
+    p.add_argument("--count", type=int, default=0, help="stop after this many messages (default 0: no limit)")
+    p.add_argument(
+        "--idle",
+        type=float,
+        default=0.0,
+        help="stop this many seconds after the last message (default 0: off)",
+    )
+    p.add_argument(
+        "--timeout", type=float, default=0.0, help="stop after this many seconds in all (default 0: off)"
+    )
     p.add_argument("--data", help="dataset root: also write nuScenes results for --split")
-    p.add_argument("--split", default="val")
+    p.add_argument("--split", default="val", help="the dataset split the frames belong to (default val)")
     p.add_argument("--results", help="nuScenes results JSON path (default: <out>_results.json)")
-    p.add_argument("--node-name", default="detection_recorder")
+    p.add_argument(
+        "--node-name", default="detection_recorder", help="the ROS node name (default detection_recorder)"
+    )
     return p
 
 

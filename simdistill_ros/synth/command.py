@@ -23,8 +23,8 @@ def run_synth_command(args: argparse.Namespace) -> int:
                 shutil.rmtree(p)
             elif p.exists():
                 p.unlink()
-    if not 0.0 <= args.val_fraction < 1.0:
-        raise UserError("--val-fraction must be in [0, 1)")
+    if not 0.0 <= args.val_fraction <= 1.0:
+        raise UserError(f"--val-fraction must be in [0, 1] (1: every scene in val), got {args.val_fraction}")
     summary = synthesize(
         out,
         args.scenes,

@@ -36,9 +36,12 @@ def parse_image_size(text: str) -> tuple[int, int]:
 
 
 def split_scenes(names: list[str], val_fraction: float) -> dict[str, list[str]]:
-    """Last ``val_fraction`` of the scenes (at least one when there are two or more) are val."""
+    """Last ``val_fraction`` of the scenes are val: every scene at 1.0 (a test-only world), otherwise at
+    least one of each split when there are two or more scenes."""
     n_val = int(round(len(names) * val_fraction))
-    if len(names) >= 2:
+    if val_fraction >= 1.0:
+        n_val = len(names)
+    elif len(names) >= 2:
         n_val = min(max(n_val, 1), len(names) - 1)
     else:
         n_val = 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
-import json
 import subprocess
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from simdistill_ros.models.config import PRESETS
 from simdistill_ros.training.batch import collate
 from simdistill_ros.training.dataset import FrameDataset
 from simdistill_ros.training.distributed import init_distributed, shutdown_distributed
-from simdistill_ros.training.loop import OptimConfig, TrainingDiverged, train
+from simdistill_ros.training.loop import OptimConfig, TrainingDiverged, format_log_row, train
 from simdistill_ros.training.objectives import (
     BaselineObjective,
     OnlineDistillationObjective,
@@ -132,6 +131,11 @@ def run_train_command(args: argparse.Namespace) -> int:
             if tcfg.grid != cfg.grid:
                 raise UserError("the teacher's BEV grid differs from the student's config")
         scenes = load_split_frames(dataroot, "train")
+        if not scenes:
+            raise UserError(
+                f"the train split of {dataroot} holds no frames (a world made with --val-fraction 1.0 "
+                "is for evaluation only)"
+            )
         h, w = cfg.image_size
         dataset = FrameDataset(
             scenes, (h, w), augment=True, with_points=args.model == "teacher" or teacher is not None
@@ -205,7 +209,20 @@ def _fit(model, cfg, objective, dataset, collate, optim, run_dir: Path, base_met
     except TrainingDiverged as exc:
         raise UserError(str(exc)) from None
     if ctx.is_main:
-        print(f"done: {json.dumps(row)}; checkpoint {run_dir / 'last'}")
+        print(f"done: {format_log_row(row)}; checkpoint {run_dir / 'last'}")
+
+
+def store_label_note(frames: int, with_gt: int, threshold: float) -> str:
+    """Where the labels of a store-based run come from, e.g. "640 frames, 600 with ground truth, the other
+    40 on teacher pseudo-labels >= 0.3"; only the sources that occur are named."""
+    if with_gt >= frames:
+        return f"{frames} frames, all with ground truth"
+    if with_gt == 0:
+        return f"{frames} frames, all on teacher pseudo-labels >= {threshold}"
+    return (
+        f"{frames} frames, {with_gt} with ground truth, the other {frames - with_gt} on teacher "
+        f"pseudo-labels >= {threshold}"
+    )
 
 
 def _train_from_store(args: argparse.Namespace) -> int:
@@ -240,8 +257,8 @@ def _train_from_store(args: argparse.Namespace) -> int:
 
         if ctx.is_main:
             print(
-                f"training student from target store {args.targets} ({len(dataset)} frames, {with_gt} with "
-                f"ground truth, the rest on teacher pseudo-labels >= {args.pseudo_label_threshold}), "
+                f"training student from target store {args.targets} ("
+                f"{store_label_note(len(dataset), with_gt, args.pseudo_label_threshold)}), "
                 f"{optim.epochs} epochs, batch {optim.batch_size} x {ctx.world_size}"
             )
         _fit(

@@ -203,7 +203,7 @@ def train(
             **{k: round(v, 5) for k, v in means.items()},
         }
         if ctx.is_main:
-            print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+            print(format_log_row(row), flush=True)
             _append_csv(log_path, row)
             save(last, {"epoch": epoch + 1, "step": step, "train_log": row})
             rng = {"torch": torch.get_rng_state()}
@@ -224,6 +224,26 @@ def train(
         if ctx.enabled:
             torch.distributed.barrier()
     return row
+
+
+def format_log_row(row: dict) -> str:
+    """One epoch's log line: ``epoch=3 step=480 lr=1.23e-03 seconds=41.2 loss=4.4067 ...``.
+
+    The CSV keeps the raw values; the printed line rounds them so they can be read at a glance.
+    """
+
+    def fmt(key: str, value: object) -> str:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return str(value)
+        if isinstance(value, int):
+            return str(value)
+        if key == "lr":
+            return f"{value:.2e}"
+        if key == "seconds":
+            return f"{value:.1f}"
+        return f"{value:.4f}"
+
+    return " ".join(f"{k}={fmt(k, v)}" for k, v in row.items())
 
 
 def _append_csv(path: Path, row: dict) -> None:

@@ -1,0 +1,163 @@
+"""ONNX export and the onnxruntime backend: the same head maps and boxes as PyTorch, any camera count."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from _detector_helpers import tiny_student_checkpoint
+
+from simdistill_ros.cli import main as cli_main
+from simdistill_ros.detection import CameraFrame, DetectorCore
+from simdistill_ros.geometry import nuscenes_like_rig
+from simdistill_ros.models import BaselineModel, CameraInputs, load_checkpoint, tiny
+from simdistill_ros.models.export import OUTPUT_NAMES, ExportableDetector, read_metadata, sample_inputs
+from simdistill_ros.models.lift_splat import LiftSplat, splat_geometry
+
+pytest.importorskip("onnxruntime")
+
+# fp32 through a different kernel library: head maps agree to ~1e-5; boxes to this (metres, radians)
+MAP_TOL = 1e-4
+BOX_TOL = 1e-3
+
+
+@pytest.fixture(scope="module")
+def student(tmp_path_factory) -> Path:
+    return tiny_student_checkpoint(tmp_path_factory.mktemp("ckpt") / "student")
+
+
+@pytest.fixture(scope="module")
+def student_onnx(student: Path, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("onnx") / "student.onnx"
+    assert cli_main(["export", "--model", str(student), "--out", str(out)]) == 0
+    return out
+
+
+def frames(n: int, seed: int, h: int = 64, w: int = 112) -> list[CameraFrame]:
+    rng = np.random.default_rng(seed)
+    rig = nuscenes_like_rig(h, w)
+    return [
+        CameraFrame(c.name, rng.integers(0, 255, (h, w, 3), np.uint8), c.intrinsics, c.cam_to_base.matrix())
+        for c in rig.cameras[:n]
+    ]
+
+
+def test_export_keeps_type_and_config(student: Path, student_onnx: Path):
+    model_type, cfg, feat_hw = read_metadata(student_onnx)
+    _, ref_cfg, _ = load_checkpoint(student)
+    assert model_type == "student" and cfg == ref_cfg
+    assert feat_hw == (cfg.image_size[0] // 8, cfg.image_size[1] // 8)
+
+
+@pytest.mark.parametrize("cameras", [6, 3])
+def test_onnxruntime_head_maps_equal_torch(student: Path, student_onnx: Path, cameras: int):
+    import onnxruntime as ort
+
+    net, cfg, _ = load_checkpoint(student)
+    inputs = sample_inputs(cfg, cameras)  # the graph was traced with 6 cameras: N is dynamic
+    sess = ort.InferenceSession(str(student_onnx), providers=["CPUExecutionProvider"])
+    got = sess.run(list(OUTPUT_NAMES), {k: v.numpy() for k, v in inputs.items()})
+    with torch.no_grad():
+        ref = ExportableDetector(net)(*inputs.values())
+    for name, g, r in zip(OUTPUT_NAMES, got, ref):
+        assert g.shape == tuple(r.shape), name
+        np.testing.assert_allclose(g, r.numpy(), atol=MAP_TOL, err_msg=name)
+    assert np.abs(got[0]).max() > 0.1  # the maps are not trivially zero
+
+
+def test_detector_core_boxes_equal_across_backends(student: Path, student_onnx: Path):
+    kw = {"score_threshold": 0.0, "max_detections": 30}
+    torch_core = DetectorCore.from_checkpoint(student, "cpu", **kw)
+    ort_core = DetectorCore.from_checkpoint(student_onnx, "cpu", backend="onnxruntime", **kw)
+    assert ort_core.backend == "onnxruntime" and ort_core.model is None
+    for seed, n in ((0, 6), (1, 6), (2, 4)):
+        a = torch_core.detect(frames(n, seed)).boxes
+        b = ort_core.detect(frames(n, seed)).boxes
+        assert len(a) == len(b) == 30
+        for x in a:  # each torch box has its onnxruntime twin (order may differ where scores tie)
+            twin = min(b, key=lambda y: np.abs(y.to_array() - x.to_array()).max() + (y.label != x.label))
+            assert twin.label == x.label and abs(twin.score - x.score) < MAP_TOL
+            np.testing.assert_allclose(twin.to_array(), x.to_array(), atol=BOX_TOL)
+
+
+def test_checkpoint_on_onnxruntime_exports_once_into_the_cache(student: Path, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    core = DetectorCore.from_checkpoint(student, "cpu", backend="onnxruntime")
+    cached = list((tmp_path / "simdistill_ros" / "onnx").glob("*.onnx"))
+    assert len(cached) == 1 and core.runner.path == cached[0]
+    mtime = cached[0].stat().st_mtime_ns
+    DetectorCore.from_checkpoint(student, "cpu", backend="onnxruntime")
+    assert cached[0].stat().st_mtime_ns == mtime
+
+
+def test_export_rejects_the_teacher_and_bad_backends(tmp_path, capsys):
+    assert cli_main(["export", "--model", "teacher_tiny", "--out", str(tmp_path / "t.onnx")]) == 2
+    assert "camera-only" in capsys.readouterr().err
+    assert not (tmp_path / "t.onnx").exists()
+    with pytest.raises(Exception, match="unknown backend"):
+        DetectorCore.from_checkpoint("student_tiny", "cpu", backend="tensorflow")
+
+
+def test_sparse_splat_equals_scatter_splat():
+    """The no-grad CPU splat (sparse product) and the training/export one (gather + scatter-add) agree."""
+    cfg = tiny()
+    ls = LiftSplat(cfg.grid, 8, 5, 5)
+    rig = nuscenes_like_rig(64, 112)
+    k = torch.from_numpy(rig.intrinsics_array())[None].float()
+    t = torch.from_numpy(rig.cam_to_base_array())[None].float()
+    geom = splat_geometry(cfg.grid, k, t, (64, 112), (8, 14))
+    depth = torch.rand(6, ls.num_bins, 8, 14)
+    context = torch.randn(6, 8, 14, 5)
+    with torch.no_grad():
+        sparse = ls.splat(depth, context, geom, 1)
+    with torch.enable_grad():
+        scatter = ls.splat(depth, context, geom, 1)
+    assert sparse.abs().sum() > 1.0
+    torch.testing.assert_close(sparse, scatter, atol=1e-5, rtol=1e-5)
+    # and the model with a geometry given as tensors (as the ONNX graph gets it) equals the cached one
+    net = BaselineModel(cfg).eval()
+    cams = CameraInputs(torch.randn(1, 6, 3, 64, 128), k, t)
+    g2 = splat_geometry(cfg.grid, k, t, (64, 128), (8, 16))
+    with torch.no_grad():
+        a = net(cams).head["heatmap"]
+        b = net(cams, g2).head["heatmap"]
+    torch.testing.assert_close(a, b)
+
+
+def _reference_deformable_attention(m, query: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """The textbook (B, HW, C) formulation: Linear projections, points as the sampled map's columns."""
+    import torch.nn.functional as F
+
+    from simdistill_ros.models.gcm import _reference_points
+
+    b, c, h, w = query.shape
+    nh, npt = m.num_heads, m.num_points
+    q = query.flatten(2).transpose(1, 2)
+    v = m.value_proj(value.flatten(2).transpose(1, 2))
+    v = v.view(b, h * w, nh, c // nh).permute(0, 2, 3, 1).reshape(b * nh, c // nh, h, w)
+    offsets = m.sampling_offsets(q).view(b, h * w, nh, npt, 2)
+    attn = m.attention_weights(q).view(b, h * w, nh, npt).softmax(-1)
+    loc = _reference_points(h, w, query.device, query.dtype)[None, :, None, None] + offsets / torch.tensor(
+        [w, h]
+    )
+    grid = (2 * loc - 1).permute(0, 2, 1, 3, 4).reshape(b * nh, h * w, npt, 2)
+    sampled = F.grid_sample(v, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    out = (sampled * attn.permute(0, 2, 1, 3).reshape(b * nh, 1, h * w, npt)).sum(-1)
+    return m.output_proj(out.reshape(b, c, h * w).transpose(1, 2)).transpose(1, 2).reshape(b, c, h, w)
+
+
+def test_deformable_attention_equals_the_reference_formulation():
+    from simdistill_ros.models.gcm import DeformableAttention
+
+    torch.manual_seed(0)
+    m = DeformableAttention(16, 4, 3)
+    for p in m.parameters():  # trained-like weights: offsets and attention weights far from their init
+        torch.nn.init.normal_(p, std=0.5)
+    query, value = torch.randn(2, 16, 6, 10), torch.randn(2, 16, 6, 10)
+    with torch.no_grad():
+        got = m(query, value)
+        ref = _reference_deformable_attention(m, query, value)
+    assert ref.abs().max() > 0.1
+    torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
