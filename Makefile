@@ -5,14 +5,14 @@ PY := $(VENV)/bin/python
 SIMDISTILL := $(VENV)/bin/simdistill
 DEMO_DIR ?= out/demo
 
-.PHONY: setup test lint demo bench reproduce faults clean
+.PHONY: setup test lint demo bench reproduce faults mutants clean
 
 setup:
 	bash tools/setup_env.sh $(VENV)
 
 test: setup
 	@echo "[test] the whole suite: about 10-20 min on 2 cores (pytest prints a dot per passed test)"
-	$(PY) -m pytest -q test
+	$(PY) -m pytest -q --durations=15 test
 
 lint: setup
 	$(VENV)/bin/ruff check simdistill_ros test launch tools
@@ -29,5 +29,14 @@ reproduce: setup
 faults: setup  # break inputs on purpose; prints case, alive/exit code, outcome, logged reason
 	$(PY) tools/faults.py
 
+# Mutation testing of the maths modules (config: [tool.mutmut] in pyproject.toml); mutmut is installed here,
+# not by `make setup`. One thread per forked mutant; MUTANT_CHILDREN parallel mutants (default: the cores).
+MUTANT_CHILDREN ?= $(shell nproc)
+mutants: setup
+	$(PY) -m pip install -q -r requirements-mutants.txt
+	rm -rf mutants
+	OMP_NUM_THREADS=1 $(VENV)/bin/mutmut run --max-children $(MUTANT_CHILDREN)
+	$(VENV)/bin/mutmut results
+
 clean:
-	rm -rf build install log out .pytest_cache
+	rm -rf build install log out .pytest_cache mutants

@@ -44,6 +44,13 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--no-lidar", action="store_true", help="write bags without the LiDAR topic")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
+    p.add_argument(
+        "--world",
+        choices=("v1", "v2"),
+        default="v1",
+        help="world version: v1 (default; what the shipped models were trained on) or v2 (vehicles with "
+        "distinct fronts and backs, the fair benchmark's world)",
+    )
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
@@ -85,7 +92,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "distilled from --teacher online, or from a stored replay (--targets).",
     )
     p.add_argument("model", choices=("teacher", "baseline", "student"))
-    p.add_argument("--config", default="tiny", choices=("tiny", "nuscenes"), help="model config preset")
+    p.add_argument(
+        "--config", default="tiny", choices=("tiny", "tiny_v2", "nuscenes"), help="model config preset"
+    )
     p.add_argument("--data", help="dataset root (with ground truth)")
     p.add_argument("--targets", help="teacher replay target store (student only)")
     p.add_argument("--out", required=True, help="run directory: checkpoints, log.csv")

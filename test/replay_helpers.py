@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from timeouts import time_limit
 
 REPO = Path(__file__).resolve().parents[1]
 EXE = [sys.executable, "-m", "simdistill_ros.cli"]
@@ -78,7 +79,8 @@ def replay_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not done.exists():
         shutil.rmtree(root, ignore_errors=True)
         root.mkdir(parents=True)
-        _build_world(root)
+        with time_limit(300, "building the replay world"):
+            _build_world(root)
         run(
             "replay",
             "--teacher",

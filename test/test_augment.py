@@ -56,7 +56,9 @@ def test_bev_augmentation_keeps_points_inside_their_boxes():
         assert np.allclose(moved[7:9], m[:2, :2] @ box.velocity)
 
 
-def test_plain_resize_is_deterministic():
-    a1 = image_affine((224, 400), (96, 176), None)
-    a2 = image_affine((224, 400), (96, 176), None)
-    assert np.array_equal(a1, a2) and np.array_equal(bev_matrix(None), np.eye(4))
+def test_plain_resize_scales_to_cover_and_keeps_the_bottom():
+    # 224x400 -> 96x176: scale max(96/224, 176/400) = 0.44 covers both sides; the width fits exactly
+    # (400 * 0.44 = 176, no horizontal crop) and the 224 * 0.44 - 96 = 2.56 rows too many come off the top
+    expected = np.array([[0.44, 0.0, 0.0], [0.0, 0.44, -2.56], [0.0, 0.0, 1.0]])
+    assert np.allclose(image_affine((224, 400), (96, 176), None), expected)
+    assert np.array_equal(bev_matrix(None), np.eye(4))

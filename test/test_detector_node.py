@@ -1,20 +1,20 @@
 """The live node as users run it: bag_player -> detector_node -> detection_recorder, three real processes
-over Fast DDS (a random ROS_DOMAIN_ID per test), compared with `simdistill detect` on the same bag."""
+over Fast DDS (this host only, in a domain this test process holds: ros_isolation.py), compared with
+`simdistill detect` on the same bag."""
 
 from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from _detector_helpers import copy_bag_with_bad_images, synth_world, tiny_student_checkpoint
+from ros_isolation import isolate_ros
 
 pytest.importorskip("rclpy")
 pytest.importorskip("vision_msgs.msg")
@@ -26,7 +26,7 @@ THRESHOLD = "0.09"  # random heads score about sigmoid(-2.19) = 0.1
 
 def ros_env() -> dict[str, str]:
     env = dict(os.environ)
-    env["ROS_DOMAIN_ID"] = str(random.randint(1, 101))
+    env["ROS_DOMAIN_ID"] = str(isolate_ros())
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
     env["PYTHONUNBUFFERED"] = "1"
     return env
@@ -63,22 +63,28 @@ def run_live(tmp: Path, ckpt: Path, bag: Path, expect: int, node_args: list, pla
         "-p", f"score_threshold:={THRESHOLD}", "-p", "frame_queue_size:=10", *node_args,
         env=env, log=tmp / "node.log",
     )  # fmt: skip
-    rec = start(
-        "simdistill_ros.nodes.detection_recorder", "--out", str(tmp / "rec.json"), "--count", str(expect),
-        "--timeout", "60", "--idle", "8", env=env, log=tmp / "rec.log",
+    rec = subprocess.Popen(
+        [sys.executable, "-m", "simdistill_ros.nodes.detection_recorder", "--out", str(tmp / "rec.json"),
+         "--count", str(expect), "--timeout", "60", "--idle", "8"],
+        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 40  # the recorder must see the node's publisher before input starts
-        while "publisher matched" not in (tmp / "rec.log").read_text() and time.monotonic() < deadline:
-            assert node.poll() is None, "the node died:\n" + (tmp / "node.log").read_text()
-            time.sleep(0.2)
+        # the recorder must be matched with the node's publisher before any input starts: block on the
+        # line it prints from that DDS match (no sleep loop); its timeout ends the wait if it never comes
+        for line in rec.stdout:
+            if "publisher matched" in line:
+                break
+        else:
+            raise AssertionError("the recorder never matched the node:\n" + (tmp / "node.log").read_text())
+        assert node.poll() is None, "the node died:\n" + (tmp / "node.log").read_text()
         player = subprocess.run(
             [sys.executable, "-m", "simdistill_ros.nodes.bag_player", str(bag), "--rate", "0.5",
              "--wait-subscribers", "30", *player_args],
             env=env, cwd=ROOT, capture_output=True, text=True, timeout=90,
         )  # fmt: skip
         assert player.returncode == 0, player.stdout + player.stderr
-        rec.wait(timeout=70)
+        rest, _ = rec.communicate(timeout=70)
+        (tmp / "rec.log").write_text(rest)
         assert node.poll() is None, "the node died:\n" + (tmp / "node.log").read_text()
         node.send_signal(signal.SIGINT)
         code = node.wait(timeout=20)

@@ -78,12 +78,23 @@ def _perturbed(dataroot, split, shift_m=0.0, keep_every=1):
     return results_from_boxes(per_sample, poses)
 
 
-def test_perturbed_results_score_lower(dataroot, gt_report):
-    shifted = evaluate(dataroot, "all", _perturbed(dataroot, "all", shift_m=1.0), VERSION)
-    assert shifted.mean_ap < 0.9 and shifted.nd_score < gt_report.nd_score
-    assert shifted.tp_errors["trans_err"] > 0.5
+def test_perturbed_results_score_their_known_value(dataroot):
+    # Every box 0.75 m off: a match at the 1, 2 and 4 m thresholds, none at 0.5 m, so every class's AP
+    # is 3/4; the TP errors are taken at 2 m: trans_err 0.75, the others 0.
+    # NDS = (5 mAP + sum over the five TP metrics of (1 - err)) / 10 = (3.75 + 0.25 + 4) / 10 = 0.8
+    shifted = evaluate(dataroot, "all", _perturbed(dataroot, "all", shift_m=0.75), VERSION)
+    assert shifted.class_aps == pytest.approx({c: 0.75 for c in shifted.classes})
+    assert shifted.mean_ap == pytest.approx(0.75)
+    assert shifted.tp_errors["trans_err"] == pytest.approx(0.75)
+    assert shifted.nd_score == pytest.approx(0.8)
+    # Every other box dropped: precision 1 up to recall r, and the devkit's AP over 101 recall points
+    # above recall 0.1 with precision above 0.1 is (floor(100 r) - 10) / 90. The kept recalls are car 4/9,
+    # barrier 2/3, pedestrian 2/3, traffic_cone 1/3; the TP errors are 0, so NDS = (5 mAP + 5) / 10.
     halved = evaluate(dataroot, "all", _perturbed(dataroot, "all", keep_every=2), VERSION)
-    assert halved.mean_ap < 0.9 and halved.nd_score < gt_report.nd_score
+    expected = {"car": 34 / 90, "barrier": 56 / 90, "pedestrian": 56 / 90, "traffic_cone": 23 / 90}
+    assert halved.class_aps == pytest.approx(expected)
+    assert halved.mean_ap == pytest.approx(169 / 360)
+    assert halved.nd_score == pytest.approx((5 * 169 / 360 + 5) / 10)
 
 
 def test_results_json_format(dataroot, tmp_path):

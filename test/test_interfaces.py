@@ -1,10 +1,10 @@
 """vision_msgs in the rosbags typestore interoperates with rclpy messages built from the same files."""
 
-import random
 from pathlib import Path
 
 import numpy as np
 import pytest
+from ros_isolation import isolate_ros
 
 from simdistill_ros.interfaces import VISION_MSGS_DIR, typestore
 
@@ -60,18 +60,51 @@ def test_detection_array_round_trips_between_rosbags_and_rclpy():
     assert back.detections[0].bbox.center.position.y == 2.0
 
 
-def test_generated_types_publish_with_rclpy():
+def test_generated_types_go_over_dds_with_rclpy():
     rclpy = pytest.importorskip("rclpy")
     vision_msgs = pytest.importorskip("vision_msgs.msg")
     tf2_msgs = pytest.importorskip("tf2_msgs.msg")
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import DurabilityPolicy, QoSProfile
+
     ctx = rclpy.Context()
-    rclpy.init(context=ctx, domain_id=random.randint(1, 101))
+    rclpy.init(context=ctx, domain_id=isolate_ros())
     try:
-        node = rclpy.create_node("test_interfaces_publisher", context=ctx)
-        pub = node.create_publisher(vision_msgs.Detection3DArray, "detections", 1)
-        pub.publish(vision_msgs.Detection3DArray())
-        node.create_publisher(tf2_msgs.TFMessage, "tf", 1).publish(tf2_msgs.TFMessage())
+        node = rclpy.create_node("test_interfaces", context=ctx)
+        # transient local: a message published before the subscription matched is still delivered
+        qos = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        got: dict[str, object] = {}
+        node.create_subscription(vision_msgs.Detection3DArray, "detections", lambda m: got.update(det=m), qos)
+        node.create_subscription(tf2_msgs.TFMessage, "tf", lambda m: got.update(tf=m), qos)
+        det = vision_msgs.Detection3DArray()
+        det.header.frame_id = "base_link"
+        det.detections = [vision_msgs.Detection3D(id="7")]
+        det.detections[0].bbox.size.x = 4.0
+        node.create_publisher(vision_msgs.Detection3DArray, "detections", qos).publish(det)
+        tf = tf2_msgs.TFMessage()
+        tf.transforms = [_transform("base_link", "cam")]
+        node.create_publisher(tf2_msgs.TFMessage, "tf", qos).publish(tf)
+        executor = SingleThreadedExecutor(context=ctx)
+        executor.add_node(node)
+        # wait on message arrival (the executor blocks until a callback is ready), 10 s at most
+        for _ in range(100):
+            if len(got) == 2:
+                break
+            executor.spin_once(timeout_sec=0.1)
+        assert got["det"].header.frame_id == "base_link" and got["det"].detections[0].id == "7"
+        assert got["det"].detections[0].bbox.size.x == 4.0
+        assert got["tf"].transforms[0].child_frame_id == "cam"
         assert tf2_msgs.TF2Error.NO_ERROR == 0 and tf2_msgs.TF2Error.TRANSFORM_ERROR == 6
+        executor.shutdown()
         node.destroy_node()
     finally:
         rclpy.shutdown(context=ctx)
+
+
+def _transform(parent: str, child: str):
+    from geometry_msgs.msg import TransformStamped
+
+    t = TransformStamped()
+    t.header.frame_id, t.child_frame_id = parent, child
+    t.transform.rotation.w = 1.0
+    return t

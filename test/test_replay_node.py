@@ -4,7 +4,6 @@ the launch file and the parameters yaml agree with the node's declared parameter
 from __future__ import annotations
 
 import ast
-import random
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from replay_helpers import REPO, bags, env, replay_world
+from ros_isolation import isolate_ros
 
 LISTENER = """
 import sys, time, rclpy
@@ -39,10 +39,10 @@ def root(tmp_path_factory) -> Path:
 def test_node_replays_a_bag_and_a_listener_receives_the_teacher_detections(root: Path, tmp_path: Path):
     from simdistill_ros.targets.store import TargetStore
 
-    domain = {"ROS_DOMAIN_ID": str(random.randint(1, 101))}
+    domain = {"ROS_DOMAIN_ID": str(isolate_ros())}
     bag = next(b for b in bags(root) if "0022" in b)  # the sqlite3 bag
     listener = subprocess.Popen(
-        [sys.executable, "-c", LISTENER, "/teacher_replay_node/teacher_detections", "3", "90"],
+        [sys.executable, "-c", LISTENER, "/teacher_replay_node/teacher_detections", "3", "280"],
         env=env(**domain),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -69,9 +69,9 @@ def test_node_replays_a_bag_and_a_listener_receives_the_teacher_detections(root:
         env=env(**domain),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,  # generous: two suites side by side on 2 loaded cores took over 120 s
     )
-    stdout, stderr = listener.communicate(timeout=120)
+    stdout, stderr = listener.communicate(timeout=300)
     assert node.returncode == 0, node.stderr[-3000:]
     assert "3 frames stored" in node.stderr + node.stdout
     lines = [line.split() for line in stdout.splitlines() if line.startswith("MSG")]
@@ -104,7 +104,7 @@ def test_launch_file_and_yaml_match_the_node_parameters():
     assert args["bags"] is None and args["out"] is None  # required: nothing sensible to default to
     params = yaml.safe_load((REPO / "config" / "teacher_replay.yaml").read_text())["/**"]["ros__parameters"]
     context = rclpy.Context()
-    rclpy.init(context=context, domain_id=random.randint(1, 101))
+    rclpy.init(context=context, domain_id=isolate_ros())
     try:
         node = TeacherReplayNode(context=context)
         builtin = {"use_sim_time", "start_type_description_service"}

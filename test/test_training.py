@@ -8,13 +8,14 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 EXE = [sys.executable, "-m", "simdistill_ros.cli"]
 
 
-def run(*args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([*EXE, *args], capture_output=True, text=True, timeout=600, env=env)
+def run(
+    *args: str, env: dict | None = None, check: bool = True, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    proc = subprocess.run([*EXE, *args], capture_output=True, text=True, timeout=timeout, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(
             f"simdistill {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}"
@@ -44,7 +45,20 @@ def world(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def teacher(world: Path, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("teacher")
-    run("train", "teacher", "--data", str(world), "--out", str(out), "--epochs", "1", "--batch-size", "2")
+    # the fixture's own limit (pytest's per-test timeout covers test bodies only)
+    run(
+        "train",
+        "teacher",
+        "--data",
+        str(world),
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "2",
+        timeout=400,
+    )
     return out / "last"
 
 
@@ -154,10 +168,9 @@ def test_ddp_with_two_cpu_processes(world: Path, tmp_path: Path):
     proc = subprocess.run(
         [
             str(torchrun),
+            "--standalone",  # the rendezvous port is taken free from the OS
             "--nproc_per_node",
             "2",
-            "--master_port",
-            str(29500 + os.getpid() % 1000),
             "-m",
             "simdistill_ros.cli",
             "train",
@@ -179,5 +192,5 @@ def test_ddp_with_two_cpu_processes(world: Path, tmp_path: Path):
         env=env,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
-    assert (tmp_path / "last" / "model.safetensors").exists()
-    assert torch.distributed.is_available()
+    meta = json.loads((tmp_path / "last" / "meta.json").read_text())
+    assert meta["step"] == 2  # both ranks took both steps (the equal weights: test_training_exact.py)

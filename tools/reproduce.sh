@@ -1,91 +1,158 @@
 #!/usr/bin/env bash
-# The reproduction table on the synthetic benchmark: teacher, camera-only baseline, the student without
-# distillation, the SimDistill student and its ablations, all with the same data, schedule and seed, each
-# scored by the official devkit on the held-out val scenes. Finished runs are skipped, so the script can be
-# interrupted and re-run. Usage:
-#   tools/reproduce.sh                      # everything (about 2 h on 2 CPU cores)
-#   RUNS_ONLY="teacher baseline student" tools/reproduce.sh   # the shipped three only
-# Environment: DATA (data/synth), RUNS (runs/reproduce), EPOCHS (6), BATCH (4), SEED (0), DEVICE (auto),
-# JOBS (2: runs trained side by side), THREADS (1: torch threads per run). On a small CPU machine, single-thread
-# runs side by side beat one multi-thread run by far (a tiny-config step is 0.65 s with 1 thread, 4 s with 2
-# threads contending with anything else). Logs go to RUNS/NAME/train.log.
+# The fair reproduction table (issue 10): every arm gets the same number of optimizer steps on the same data
+# (world v2, config tiny_v2: ImageNet EfficientNet-Lite0 camera start), scored by the official devkit on
+# >= 400 val frames; the main arms with several seeds (mean +- sd), each ablation with one seed.
+#   1. baseline      camera-only, ImageNet-pretrained start                 (SEEDS)
+#   2. teacher       staged like BEVFusion: starts from baseline_s0's camera branch, decoder and head, then
+#                    trains LiDAR + fusion; its camera BEV is probed against the GT before and after
+#   3. baseline_warm camera-only, warm-started from the teacher like the student   (SEEDS)
+#   4. student_nodistill  student, same start (teacher), no distillation         (SEEDS)
+#   5. student       SimDistill student, same start, all four terms              (SEEDS)
+#   6. ablations     - IMD / CMD / MMD-F / MMD-P / GCM / warm start              (seed 0 only)
+# Resumable across sittings: each finished run writes RESULTS/NAME.json (metrics, per-class AP, AP at 0.5/1/2/4
+# m, steps, when trained; commit these, not the checkpoints) and is skipped afterwards. A later run that needs
+# a checkpoint no longer on disk (teacher, baseline_s0) re-trains it first. The table is assembled from the
+# JSONs alone into RESULTS/table.md.
+# Environment (defaults): DATA (data/fair_v2), RUNS (runs/fair), RESULTS (results/reproduce), CONFIG (tiny_v2),
+# WORLD (v2), STEPS (1000), BATCH (4), SEEDS ("0 1 2"), ARMS_ONLY (all), JOBS (2), THREADS (1), DEVICE (auto),
+# TRAIN_SCENES (100), VAL_SCENES (50), FRAMES (8), IMAGE_SIZE (224x400), DATA_SEED (1000), SIM, PY.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATA=${DATA:-data/synth}
-RUNS=${RUNS:-runs/reproduce}
-EPOCHS=${EPOCHS:-6}
+DATA=${DATA:-data/fair_v2}
+RUNS=${RUNS:-runs/fair}
+RESULTS=${RESULTS:-results/reproduce}
+CONFIG=${CONFIG:-tiny_v2}
+WORLD=${WORLD:-v2}
+STEPS=${STEPS:-1000}
 BATCH=${BATCH:-4}
-SEED=${SEED:-0}
+SEEDS=${SEEDS:-0 1 2}
 DEVICE=${DEVICE:-auto}
 JOBS=${JOBS:-2}
+TRAIN_SCENES=${TRAIN_SCENES:-100}
+VAL_SCENES=${VAL_SCENES:-50}
+FRAMES=${FRAMES:-8}
+IMAGE_SIZE=${IMAGE_SIZE:-224x400}
+DATA_SEED=${DATA_SEED:-1000}
+SIM=${SIM:-.venv/bin/simdistill}
+PY=${PY:-.venv/bin/python}
 export OMP_NUM_THREADS=${THREADS:-1}
-ALL="teacher baseline student_nodistill student ablate_cmd ablate_gcm ablate_init ablate_imd ablate_mmd_feat ablate_mmd_pred"
-RUNS_ONLY=${RUNS_ONLY:-$ALL}
-SIM=.venv/bin/simdistill
+ALL="teacher baseline baseline_warm student_nodistill student ablate_imd ablate_cmd ablate_mmd_feat ablate_mmd_pred ablate_gcm ablate_init"
+ARMS_ONLY=${ARMS_ONLY:-$ALL}
+mkdir -p "$RESULTS" "$RUNS"
 
 if [ ! -f "$DATA/v1.0-synth/splits.json" ]; then
-  echo "== synthesizing the benchmark into $DATA (100 scenes x 8 frames, 20 val scenes)"
-  $SIM synth --out "$DATA" --scenes 100 --frames-per-scene 8 --seed 1000 --image-size 160x400 \
-    --val-fraction 0.2 --overwrite
+  scenes=$((TRAIN_SCENES + VAL_SCENES))
+  echo "== synthesizing world $WORLD into $DATA ($scenes scenes x $FRAMES frames, $VAL_SCENES val scenes)"
+  $SIM synth --out "$DATA" --world "$WORLD" --scenes "$scenes" --frames-per-scene "$FRAMES" \
+    --seed "$DATA_SEED" --image-size "$IMAGE_SIZE" --val-fraction "$($PY -c "print($VAL_SCENES / $scenes)")" \
+    --overwrite
 fi
+VAL_FRAMES=$($PY -c "import json,sys; s=json.load(open(sys.argv[1]+'/synth.json')); print(len(s['split']['val'])*s['frames_per_scene'])" "$DATA")
+EXTRA=$(printf '{"steps": %d, "batch": %d, "config": "%s", "world": "%s", "data_seed": %d, "image_size": "%s", "val_frames": %d}' \
+  "$STEPS" "$BATCH" "$CONFIG" "$WORLD" "$DATA_SEED" "$IMAGE_SIZE" "$VAL_FRAMES")
 
-run() {  # run NAME MODEL [train args...]
-  local name=$1 model=$2
-  shift 2
-  case " $RUNS_ONLY " in *" $name "*) ;; *) return 0 ;; esac
-  local dir="$RUNS/$name"
-  if [ -f "$dir/eval/metrics_summary.json" ]; then
-    echo "== $name: done, skipped"
-    return 0
-  fi
-  local resume=()
-  [ -f "$dir/last/meta.json" ] && resume=(--resume)
+wanted() { case " $ARMS_ONLY " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+
+train_eval() {  # train_eval NAME ARM SEED MODEL [train args...]: train, evaluate, record RESULTS/NAME.json
+  local name=$1 arm=$2 seed=$3 model=$4
+  shift 4
+  local dir="$RUNS/$name" resume=()
+  [ -f "$dir/last/meta.json" ] && [ ! -f "$dir/done" ] && resume=(--resume)
   mkdir -p "$dir"
-  echo "== $name: training $model (log: $dir/train.log)"
-  $SIM train "$model" --config tiny --data "$DATA" --out "$dir" --epochs "$EPOCHS" --batch-size "$BATCH" \
-    --seed "$SEED" --device "$DEVICE" "${resume[@]}" "$@" >>"$dir/train.log" 2>&1
+  if [ ! -f "$dir/done" ]; then
+    echo "== $name: training $model, $STEPS steps, seed $seed (log: $dir/train.log)"
+    # --epochs only bounds the loop: every arm stops (and anneals its one-cycle schedule) at STEPS steps
+    $SIM train "$model" --config "$CONFIG" --data "$DATA" --out "$dir" --epochs 100000 --max-steps "$STEPS" \
+      --batch-size "$BATCH" --seed "$seed" --device "$DEVICE" "${resume[@]}" "$@" >>"$dir/train.log" 2>&1
+    touch "$dir/done"
+  fi
   $SIM evaluate --data "$DATA" --split val --model "$dir/last" --device "$DEVICE" --out "$dir/eval" \
     >"$dir/eval.log" 2>&1
+  $PY -m simdistill_ros.evaluation.table record --name "$name" --arm "$arm" --seed "$seed" --run "$dir" \
+    --out "$RESULTS/$name.json" --extra "$EXTRA"
   echo "== $name: $(grep -E '^(mAP|NDS)' "$dir/eval.log" | tr '\n' ' ')"
 }
 
-spawned=()
+run() {  # run NAME ARM SEED MODEL [args]: skipped when its result JSON exists
+  wanted "$2" || return 0
+  if [ -f "$RESULTS/$1.json" ]; then
+    echo "== $1: recorded in $RESULTS/$1.json, skipped"
+    return 0
+  fi
+  train_eval "$@"
+}
+
+ensure() {  # ensure NAME ARM SEED MODEL [args]: a checkpoint later runs start from; re-trained if gone
+  if [ -f "$RUNS/$1/done" ] && [ -f "$RUNS/$1/last/meta.json" ]; then
+    [ -f "$RESULTS/$1.json" ] || train_eval "$@"
+    return 0
+  fi
+  [ -f "$RESULTS/$1.json" ] && echo "== $1: checkpoint gone, re-training it (its record is replaced)"
+  train_eval "$@"
+}
+
 spawn() {  # run in the background, at most JOBS at a time
   while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
   run "$@" &
-  spawned+=("$1")
 }
 
-finished() {  # finished NAME...: fail unless each run has its evaluation (exit codes can be reaped early)
+finished() {  # fail unless each named run has its record (background exit codes can be reaped early)
   local name
   for name in "$@"; do
-    [ -f "$RUNS/$name/eval/metrics_summary.json" ] && continue
-    case " $RUNS_ONLY " in *" $name "*) ;; *) continue ;; esac
-    echo "$name failed; see $RUNS/$name/train.log and eval.log" >&2
-    exit 1
+    [ -f "$RESULTS/$name.json" ] || { echo "$name failed; see $RUNS/$name/train.log and eval.log" >&2; exit 1; }
   done
 }
 
-TEACHER="$RUNS/teacher/last"
-# The teacher first; the runs that need no teacher fill the other slots while it trains.
-spawn teacher teacher
-teacher_pid=$!
-spawn baseline baseline
-spawn student_nodistill student --disable distill
-wait "$teacher_pid" 2>/dev/null || true
-finished teacher
-# Every distilled student starts from the teacher's camera branch, fuser, decoder and head (--init-from);
-# the student without distillation and the "- initialisation" ablation start from scratch like the baseline.
-DISTILL=(--teacher "$TEACHER" --init-from "$TEACHER")
-spawn student student "${DISTILL[@]}"
-spawn ablate_cmd student "${DISTILL[@]}" --disable cmd
-spawn ablate_gcm student "${DISTILL[@]}" --disable gcm
-spawn ablate_init student --teacher "$TEACHER"
-spawn ablate_imd student "${DISTILL[@]}" --disable imd
-spawn ablate_mmd_feat student "${DISTILL[@]}" --disable mmd_feat
-spawn ablate_mmd_pred student "${DISTILL[@]}" --disable mmd_pred
-wait
-finished "${spawned[@]}"
+needs_teacher=0
+for a in baseline_warm student_nodistill student ablate_imd ablate_cmd ablate_mmd_feat ablate_mmd_pred ablate_gcm ablate_init; do
+  if wanted "$a"; then
+    for s in $SEEDS; do
+      case $a in ablate_*) n=$a ;; *) n=${a}_s$s ;; esac
+      [ -f "$RESULTS/$n.json" ] || needs_teacher=1
+    done
+  fi
+done
+if wanted teacher && [ ! -f "$RESULTS/teacher.json" ]; then needs_teacher=1; fi
 
+FIRST_SEED=${SEEDS%% *}
+CAMERA_STAGE="baseline_s$FIRST_SEED"
+TEACHER="$RUNS/teacher/last"
+if [ "$needs_teacher" = 1 ]; then
+  # BEVFusion's order: the camera-only model first (it is also the first baseline seed), then the teacher
+  # from its camera branch, decoder and head with the LiDAR branch and fuser added.
+  # the other baseline seeds one after the other in the background, beside the camera stage and teacher
+  (for s in $SEEDS; do [ "$s" = "$FIRST_SEED" ] || run "baseline_s$s" baseline "$s" baseline; done) &
+  ensure "$CAMERA_STAGE" baseline "$FIRST_SEED" baseline
+  ensure teacher teacher "$FIRST_SEED" teacher --init-from "$RUNS/$CAMERA_STAGE/last"
+  if [ ! -f "$RESULTS/teacher_probe.json" ]; then
+    $PY -m simdistill_ros.evaluation.bev_probe --model "$RUNS/$CAMERA_STAGE/last" --model "$TEACHER" \
+      --data "$DATA" --split val --frames 40 --out "$RESULTS/teacher_probe.json" >/dev/null
+  fi
+else
+  for s in $SEEDS; do spawn "baseline_s$s" baseline "$s" baseline; done
+fi
+START=(--init-from "$TEACHER")
+for s in $SEEDS; do
+  spawn "baseline_warm_s$s" baseline_warm "$s" baseline "${START[@]}"
+  spawn "student_nodistill_s$s" student_nodistill "$s" student "${START[@]}" --disable distill
+  spawn "student_s$s" student "$s" student --teacher "$TEACHER" "${START[@]}"
+done
+spawn ablate_imd ablate_imd "$FIRST_SEED" student --teacher "$TEACHER" "${START[@]}" --disable imd
+spawn ablate_cmd ablate_cmd "$FIRST_SEED" student --teacher "$TEACHER" "${START[@]}" --disable cmd
+spawn ablate_mmd_feat ablate_mmd_feat "$FIRST_SEED" student --teacher "$TEACHER" "${START[@]}" --disable mmd_feat
+spawn ablate_mmd_pred ablate_mmd_pred "$FIRST_SEED" student --teacher "$TEACHER" "${START[@]}" --disable mmd_pred
+spawn ablate_gcm ablate_gcm "$FIRST_SEED" student --teacher "$TEACHER" "${START[@]}" --disable gcm
+spawn ablate_init ablate_init "$FIRST_SEED" student --teacher "$TEACHER"
+wait
+
+expected=()
+for a in $ALL; do
+  wanted "$a" || continue
+  case $a in
+    teacher | ablate_*) expected+=("$a") ;;
+    *) for s in $SEEDS; do expected+=("${a}_s$s"); done ;;
+  esac
+done
+finished "${expected[@]}"
 echo
-.venv/bin/python -m simdistill_ros.evaluation.table "$RUNS" | tee "$RUNS/table.md"
+$PY -m simdistill_ros.evaluation.table fair "$RESULTS" | tee "$RESULTS/table.md"

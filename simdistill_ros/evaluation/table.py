@@ -1,7 +1,15 @@
-"""The reproduction table: one row per run, read from the devkit's metrics_summary.json files.
+"""The reproduction tables.
 
-`python -m simdistill_ros.evaluation.table RUNS_DIR` prints it as Markdown; rows come in the order of the
-paper's table (teacher, baselines, SimDistill, ablations) for whichever runs exist.
+The fair table (``tools/reproduce.sh``): every finished run is recorded as a small JSON under a results
+folder that is committed (``record``: metrics, per-class AP, AP per distance threshold, steps, seed, when it
+was trained; no checkpoint), and the table is assembled from those JSONs alone (``fair``), so a table can be
+trained over several sittings. Arms with several seeds are shown as mean +- sd.
+
+    python -m simdistill_ros.evaluation.table record --name student_s0 --arm student --seed 0 --run DIR ...
+    python -m simdistill_ros.evaluation.table fair RESULTS_DIR
+
+The first table (``tools/reproduce_v1.sh``, one seed per row): ``python -m simdistill_ros.evaluation.table
+legacy RUNS_DIR`` reads each run's metrics_summary.json; rows in the order of the paper's table.
 """
 
 from __future__ import annotations
@@ -9,6 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,11 +90,196 @@ def format_markdown(rows: list[Row], reference: str = "baseline") -> str:
     return "\n".join(lines)
 
 
+# --- the fair table, from committed result JSONs ------------------------------------------------------------
+
+# (arm, what the row is, modalities at inference, kind). "arm" rows have several seeds; an "ablation" row has
+# one seed and says so.
+FAIR_ARMS: tuple[tuple[str, str, str, str], ...] = (
+    (
+        "teacher",
+        "Teacher, staged (camera branch from the camera-only model, then LiDAR + fusion)",
+        "L+C",
+        "arm",
+    ),
+    ("baseline", "Camera-only baseline, ImageNet-pretrained start", "C", "arm"),
+    ("baseline_warm", "Camera-only baseline, warm-started from the teacher like the student", "C", "arm"),
+    ("student_nodistill", "Student, same start as SimDistill, no distillation", "C", "arm"),
+    ("student", "SimDistill student (IMD + CMD + MMD-F + MMD-P)", "C", "arm"),
+    ("ablate_imd", "  - IMD", "C", "ablation"),
+    ("ablate_cmd", "  - CMD", "C", "ablation"),
+    ("ablate_mmd_feat", "  - MMD-F", "C", "ablation"),
+    ("ablate_mmd_pred", "  - MMD-P", "C", "ablation"),
+    ("ablate_gcm", "  - GCM", "C", "ablation"),
+    ("ablate_init", "  - warm start (pretrained backbone only)", "C", "ablation"),
+)
+TP_KEYS = {
+    "mATE": "trans_err",
+    "mASE": "scale_err",
+    "mAOE": "orient_err",
+    "mAVE": "vel_err",
+    "mAAE": "attr_err",
+}
+THRESHOLDS = (0.5, 1.0, 2.0, 4.0)
+
+
+def metrics_from_summary(summary: dict) -> dict:
+    """The numbers a result JSON keeps from a devkit metrics_summary.json: mAP, NDS, TP errors, per-class AP
+    (mean over thresholds) and, per distance threshold, the class-mean AP and each class's AP."""
+    classes = summary.get("classes_evaluated") or sorted(summary["mean_dist_aps"])
+    label_aps = summary["label_aps"]
+    by_th: dict[str, float] = {}
+    class_by_th: dict[str, dict[str, float]] = {}
+    for th in THRESHOLDS:
+        key = str(th)
+        per_class = {c: float(label_aps[c][key]) for c in classes if key in label_aps.get(c, {})}
+        class_by_th[key] = per_class
+        by_th[key] = sum(per_class.values()) / len(per_class) if per_class else math.nan
+    tp = summary.get("tp_errors", {})
+    return {
+        "mAP": float(summary["mean_ap"]),
+        "NDS": float(summary["nd_score"]),
+        **{name: float(tp.get(key, math.nan)) for name, key in TP_KEYS.items()},
+        "class_ap": {c: float(summary["mean_dist_aps"][c]) for c in classes},
+        "ap_by_threshold": by_th,
+        "class_ap_by_threshold": class_by_th,
+    }
+
+
+def record_run(
+    out_file: Path, name: str, arm: str, seed: int, run_dir: Path, extra: dict | None = None
+) -> dict:
+    """Write ``out_file``: the metrics of ``run_dir/eval/metrics_summary.json`` plus what the run was (from
+    its checkpoint's meta.json and ``extra``: steps, config, world, data) and when it was trained."""
+    summary = json.loads((run_dir / "eval" / "metrics_summary.json").read_text())
+    meta_file = run_dir / "last" / "meta.json"
+    meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+    trained_at = time.strftime(
+        "%Y-%m-%dT%H:%MZ", time.gmtime(meta_file.stat().st_mtime if meta_file.is_file() else time.time())
+    )
+    record = {
+        "name": name,
+        "arm": arm,
+        "seed": seed,
+        "trained_at": trained_at,
+        "model_type": meta.get("model_type"),
+        "commit": meta.get("commit", ""),
+        "command": meta.get("command", ""),
+        **(extra or {}),
+        "metrics": metrics_from_summary(summary),
+    }
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_file.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    tmp.replace(out_file)
+    return record
+
+
+def load_records(results_dir: Path) -> list[dict]:
+    """Every run record (``*.json`` with a ``metrics`` key) under ``results_dir``, sorted by name."""
+    out = []
+    for f in sorted(results_dir.glob("*.json")):
+        data = json.loads(f.read_text())
+        if isinstance(data, dict) and "metrics" in data and "arm" in data:
+            out.append(data)
+    return out
+
+
+def _mean_sd(values: list[float], scale: float, digits: int) -> str:
+    if not values:
+        return ""
+    mean = statistics.fmean(values) * scale
+    if len(values) == 1:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} +- {statistics.stdev(values) * scale:.{digits}f}"
+
+
+def format_fair(records: list[dict], probes: list[dict] | None = None) -> str:
+    """Markdown: the main table (mean +- sd over seeds), per-class AP, and when each run was trained."""
+    by_arm: dict[str, list[dict]] = {}
+    for r in records:
+        by_arm.setdefault(r["arm"], []).append(r)
+    lines = [
+        "| model | input | seeds | mAP | NDS | AP@2m | AP@4m | mATE | mAOE |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    classes: list[str] = []
+    for arm, label, modality, kind in FAIR_ARMS:
+        runs = by_arm.get(arm, [])
+        if not runs:
+            continue
+        m = [r["metrics"] for r in runs]
+        seeds = ",".join(str(r["seed"]) for r in runs)
+        seeds_text = f"{len(runs)} ({seeds})" + (" one seed, ablation" if kind == "ablation" else "")
+        lines.append(
+            f"| {label} | {modality} | {seeds_text} | {_mean_sd([x['mAP'] for x in m], 100, 2)} | "
+            f"{_mean_sd([x['NDS'] for x in m], 100, 2)} | "
+            f"{_mean_sd([x['ap_by_threshold']['2.0'] for x in m], 100, 2)} | "
+            f"{_mean_sd([x['ap_by_threshold']['4.0'] for x in m], 100, 2)} | "
+            f"{_mean_sd([x['mATE'] for x in m], 1, 3)} | {_mean_sd([x['mAOE'] for x in m], 1, 3)} |"
+        )
+        for x in m:
+            classes += [c for c in x["class_ap"] if c not in classes]
+    out = "\n".join(lines)
+    if classes:
+        rows = [
+            "| model | " + " | ".join(classes) + " |",
+            "|---|" + "---:|" * len(classes),
+        ]
+        for arm, label, _, _ in FAIR_ARMS:
+            runs = by_arm.get(arm, [])
+            if runs:
+                cells = [
+                    _mean_sd(
+                        [r["metrics"]["class_ap"][c] for r in runs if c in r["metrics"]["class_ap"]], 100, 1
+                    )
+                    for c in classes
+                ]
+                rows.append(f"| {label.strip()} | " + " | ".join(cells) + " |")
+        out += (
+            "\n\nPer-class AP (mean over the 0.5/1/2/4 m thresholds; mean +- sd over seeds):\n\n"
+            + "\n".join(rows)
+        )
+    if probes:
+        out += "\n\nTeacher camera BEV vs ground truth (per-cell correlation, mean over val frames):\n"
+        for p in probes:
+            run = Path(p["model"]).parent.name or p["model"]  # RUNS/NAME/last -> NAME
+            spread = f"sd {p['corr_sd']:.3f}, {p['frames']} frames"
+            out += f"\n- {run} ({p['model_type']}): {p['corr_mean']:+.3f} ({spread})"
+    when = sorted({r["trained_at"][:10] for r in records})
+    out += "\n\nRuns trained on: " + ", ".join(
+        f"{d} ({sum(r['trained_at'].startswith(d) for r in records)} runs)" for d in when
+    )
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", type=Path, help="directory holding one sub-directory per run")
-    parser.add_argument("--reference", default="baseline", help="run the differences are taken to")
+    sub = parser.add_subparsers(dest="command", required=True)
+    rec = sub.add_parser("record", help="write one run's result JSON")
+    rec.add_argument("--name", required=True)
+    rec.add_argument("--arm", required=True, choices=[a for a, _, _, _ in FAIR_ARMS])
+    rec.add_argument("--seed", type=int, required=True)
+    rec.add_argument("--run", type=Path, required=True, help="run directory (last/, eval/)")
+    rec.add_argument("--out", type=Path, required=True, help="result JSON to write")
+    rec.add_argument("--extra", default="{}", help="JSON object merged into the record (steps, config, ...)")
+    fair = sub.add_parser("fair", help="assemble the fair table from result JSONs")
+    fair.add_argument("results", type=Path)
+    legacy = sub.add_parser("legacy", help="the one-seed table from run directories")
+    legacy.add_argument("runs", type=Path, help="directory holding one sub-directory per run")
+    legacy.add_argument("--reference", default="baseline", help="run the differences are taken to")
     args = parser.parse_args(argv)
+    if args.command == "record":
+        record_run(args.out, args.name, args.arm, args.seed, args.run, json.loads(args.extra))
+        return 0
+    if args.command == "fair":
+        records = load_records(args.results)
+        if not records:
+            print(f"no run records under {args.results}")
+            return 1
+        probe_file = args.results / "teacher_probe.json"
+        probes = json.loads(probe_file.read_text())["probes"] if probe_file.is_file() else None
+        print(format_fair(records, probes))
+        return 0
     rows = collect(args.runs)
     if not rows:
         print(f"no evaluated runs under {args.runs} (expected RUN/eval/metrics_summary.json)")

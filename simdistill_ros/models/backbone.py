@@ -105,3 +105,17 @@ class ResNet(nn.Module):
             if i > 0:
                 outs.append(x)
         return outs
+
+
+def build_backbone(cfg: BackboneConfig) -> nn.Module:
+    """The backbone ``cfg.kind`` names; it has ``out_channels`` (3 ints) and returns stride 8/16/32 maps."""
+    if cfg.kind == "resnet":
+        return ResNet(cfg)
+    if cfg.kind == "efficientnet_lite0":
+        from simdistill_ros.models.efficientnet import EfficientNetLite0, load_lite0_imagenet
+
+        model = EfficientNetLite0(cfg.frozen_stages)
+        if cfg.pretrained:
+            load_lite0_imagenet(model)
+        return model
+    raise ValueError(f"unknown backbone kind {cfg.kind!r}; use 'resnet' or 'efficientnet_lite0'")

@@ -7,6 +7,7 @@ flipped bytes in the weights are a clear error instead of silently wrong detecti
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -134,10 +135,15 @@ def load_checkpoint(
     if model_type not in MODEL_TYPES:
         raise CheckpointError(f"{root / META}: model_type {model_type!r} is not one of {sorted(MODEL_TYPES)}")
     config = _read_config(root / CONFIG)
+    # the checkpoint holds every weight: skip the ImageNet start (and its package) when rebuilding the model
+    build_config = dataclasses.replace(
+        config, backbone=dataclasses.replace(config.backbone, pretrained=False)
+    )
     try:
-        model = MODEL_TYPES[model_type](config)
+        model = MODEL_TYPES[model_type](build_config)
     except (ValueError, TypeError) as e:
         raise CheckpointError(f"{root / CONFIG}: cannot build a {model_type} model: {e}") from e
+    model.config = config
     _load_weights(model, root / WEIGHTS)
     return model.to(map_location).eval(), config, meta
 

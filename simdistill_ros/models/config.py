@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 Bound = tuple[float, float, float]
+BACKBONE_KINDS = ("resnet", "efficientnet_lite0")
 
 
 @dataclass
@@ -58,8 +59,17 @@ def _cells(bound: Bound) -> int:
 
 @dataclass
 class BackboneConfig:
-    """ResNet-style image backbone plus the FPN neck (one output at stride 8)."""
+    """Image backbone plus the FPN neck (one output at stride 8).
 
+    ``kind`` "resnet" (the default, what every checkpoint without this key was trained with) is built from
+    ``block``/``layers``/``widths``/``stem_*``; "efficientnet_lite0" is the fixed EfficientNet-Lite0
+    architecture (those fields are ignored), started from its ImageNet weights when ``pretrained`` and with
+    the stem and the first ``frozen_stages`` of its 7 stages frozen.
+    """
+
+    kind: str = "resnet"  # "resnet" | "efficientnet_lite0"
+    pretrained: bool = False  # efficientnet_lite0 only: load the ImageNet weights at construction
+    frozen_stages: int = 0  # efficientnet_lite0 only
     block: str = "basic"  # "basic" (ResNet-18/34) or "bottleneck" (ResNet-50)
     layers: tuple[int, ...] = (1, 1, 1, 1)
     widths: tuple[int, ...] = (16, 32, 64, 128)
@@ -114,6 +124,9 @@ class HeadConfig:
     # circle-NMS: a detection suppresses same-class ones whose centre is within this many metres (per
     # class, nuScenes order); CenterPoint's squared-distance thresholds 4, 6, 7, 6, 7, 1, .85, .85, .175, .175
     nms_radius: tuple[float, ...] = (2.0, 2.45, 2.65, 2.45, 2.65, 1.0, 0.92, 0.92, 0.42, 0.42)
+    # classes whose detections also suppress same-class ones with a centre inside their footprint (long
+    # vehicles give several peaks along their length); () = circle NMS only, what older checkpoints used
+    nms_footprint_classes: tuple[int, ...] = ()
 
 
 @dataclass
@@ -203,8 +216,16 @@ class ModelConfig:
             raise ValueError(
                 f"BEV grid {bx}x{by} is not divisible by the decoder's stride {2 ** (n_stages - 1)}"
             )
+        if self.backbone.kind not in BACKBONE_KINDS:
+            raise ValueError(f"backbone.kind {self.backbone.kind!r} is not one of {list(BACKBONE_KINDS)}")
+        if self.backbone.kind == "resnet" and (self.backbone.pretrained or self.backbone.frozen_stages):
+            raise ValueError("backbone.pretrained / frozen_stages need kind 'efficientnet_lite0'")
         if len(self.head.nms_radius) != self.head.num_classes:
             raise ValueError("head.nms_radius needs one radius per class")
+        if any(not 0 <= c < self.head.num_classes for c in self.head.nms_footprint_classes):
+            raise ValueError(
+                f"head.nms_footprint_classes must be class indices 0..{self.head.num_classes - 1}"
+            )
         for d in (self.backbone.neck_channels, self.sim_bev_channels):
             if d % 4:
                 raise ValueError(f"GCM width {d} must be a multiple of 4 (sine positional encoding)")
@@ -310,7 +331,28 @@ def nuscenes() -> ModelConfig:
     )
 
 
-PRESETS = {"tiny": tiny, "nuscenes": nuscenes}
+def tiny_v2() -> ModelConfig:
+    """The fair benchmark's CPU config: ``tiny`` with an ImageNet EfficientNet-Lite0 camera backbone (stem and
+    stages 1-3 frozen), a grid covering the devkit's class ranges ([-51.2, 51.2] m: cars, trucks, buses up
+    to 50 m from the ego) at 0.4 m splat cells -> a 128x128 working grid of 0.8 m cells, 0.5 m depth bins
+    over 1-53 m (104 bins), and footprint NMS for the five vehicle classes. A box centre is then regressed
+    within a 0.8 m cell and a depth bin is half a metre: a camera model can place a car within 1 m."""
+    return ModelConfig(
+        grid=BEVGridConfig(
+            xbound=(-51.2, 51.2, 0.4),
+            ybound=(-51.2, 51.2, 0.4),
+            zbound=(-10.0, 10.0, 20.0),
+            dbound=(1.0, 53.0, 0.5),
+            downsample=2,
+        ),
+        backbone=BackboneConfig(
+            kind="efficientnet_lite0", pretrained=True, frozen_stages=3, neck_channels=64
+        ),
+        head=HeadConfig(nms_footprint_classes=(0, 1, 2, 3, 4)),
+    )
+
+
+PRESETS = {"tiny": tiny, "tiny_v2": tiny_v2, "nuscenes": nuscenes}
 
 __all__ = [
     "BEVGridConfig",
@@ -325,4 +367,5 @@ __all__ = [
     "ViewTransformConfig",
     "nuscenes",
     "tiny",
+    "tiny_v2",
 ]

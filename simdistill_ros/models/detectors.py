@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from simdistill_ros.models.backbone import ResNet, conv_bn_relu
+from simdistill_ros.models.backbone import build_backbone, conv_bn_relu
 from simdistill_ros.models.bev_decoder import BEVDecoder
 from simdistill_ros.models.config import ModelConfig
 from simdistill_ros.models.fpn import FPN
@@ -26,7 +26,7 @@ class CameraBranch(nn.Module):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        self.backbone = ResNet(cfg.backbone)
+        self.backbone = build_backbone(cfg.backbone)
         self.neck = FPN(self.backbone.out_channels, cfg.backbone.neck_channels)
         vt = cfg.view_transform
         self.view_transform = LiftSplat(

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from simdistill_ros.models.backbone import conv_bn_relu
 from simdistill_ros.models.config import BEVGridConfig, HeadConfig
+from simdistill_ros.models.nms import per_class_nms
 from simdistill_ros.models.structures import Detections
 
 # regression maps, in the order their channels are concatenated into the 10-vector of a box
@@ -77,7 +78,8 @@ class CenterHead(nn.Module):
         nms: bool | None = None,
     ) -> list[Detections]:
         """Peaks of the sigmoid heatmaps (3x3 max-pool) -> per-sample Detections; optional per-class
-        circle NMS. ``None`` arguments take the HeadConfig values."""
+        NMS (``models.nms``: circle NMS, plus footprint suppression for ``nms_footprint_classes``).
+        ``None`` arguments take the HeadConfig values."""
         cfg = self.cfg
         return decode(
             outputs,
@@ -86,6 +88,7 @@ class CenterHead(nn.Module):
             cfg.max_detections if max_detections is None else max_detections,
             cfg.nms if nms is None else nms,
             cfg.nms_radius,
+            cfg.nms_footprint_classes,
         )
 
 
@@ -177,22 +180,6 @@ def gather_regression(outputs: dict[str, Tensor], indices: Tensor) -> Tensor:
     return flat.gather(2, indices[:, None, :].expand(-1, c, -1)).transpose(1, 2)
 
 
-def circle_nms(centres: Tensor, scores: Tensor, radius: float) -> Tensor:
-    """Greedy NMS on BEV centres (M, 2): keep the best, drop others within ``radius`` metres.
-    Returns kept indices sorted by descending score."""
-    order = scores.argsort(descending=True)
-    c = centres[order]
-    close = (torch.cdist(c, c) <= radius).cpu()
-    suppressed = torch.zeros(len(order), dtype=torch.bool)
-    keep = []
-    for i in range(len(order)):
-        if suppressed[i]:
-            continue
-        keep.append(i)
-        suppressed |= close[i]
-    return order[torch.tensor(keep, dtype=torch.long, device=order.device)]
-
-
 def decode(
     outputs: dict[str, Tensor],
     grid: BEVGridConfig,
@@ -200,6 +187,7 @@ def decode(
     max_detections: int,
     nms: bool,
     nms_radius: tuple[float, ...],
+    nms_footprint_classes: tuple[int, ...] = (),
 ) -> list[Detections]:
     """See ``CenterHead.decode``."""
     heat = outputs["heatmap"].float().sigmoid()
@@ -225,12 +213,7 @@ def decode(
         yaw = torch.atan2(r[:, 6], r[:, 7])
         boxes = torch.cat([x[:, None], y[:, None], r[:, 2:3], size, yaw[:, None], r[:, 8:10]], dim=1)
         if nms and len(scores) > 1:
-            kept = []
-            for c in labels.unique().tolist():
-                sel = (labels == c).nonzero().flatten()
-                kept.append(sel[circle_nms(boxes[sel, :2], scores[sel], nms_radius[c])])
-            kept_idx = torch.cat(kept)
-            kept_idx = kept_idx[scores[kept_idx].argsort(descending=True)]
+            kept_idx = per_class_nms(boxes, scores, labels, nms_radius, nms_footprint_classes)
             boxes, scores, labels = boxes[kept_idx], scores[kept_idx], labels[kept_idx]
         results.append(Detections(boxes[:max_detections], scores[:max_detections], labels[:max_detections]))
     return results

@@ -29,6 +29,10 @@ MEAN_SIZE: dict[str, tuple[float, float, float]] = {
 
 INSET = 0.03  # geometry inset from the annotated box (metres)
 GLASS = (0.10, 0.13, 0.17)
+WINDSCREEN = (0.04, 0.06, 0.09)  # darker than side glass: a camera sees into the unlit cabin
+HEADLIGHT = (1.0, 0.97, 0.86)
+TAILLIGHT = (0.78, 0.04, 0.04)
+GRILLE = (0.05, 0.05, 0.055)
 
 CAR_PAINT = (
     (0.92, 0.92, 0.90),
@@ -147,8 +151,14 @@ def sample_size(
     return mean_size(label, moving) * rng.uniform(1 - spread, 1 + spread, 3)
 
 
-def object_parts(label: str, size: np.ndarray, rng: np.random.Generator, moving: bool) -> list[Part]:
-    """The primitives of one object of class ``label`` and annotated ``size`` (length, width, height)."""
+def object_parts(
+    label: str, size: np.ndarray, rng: np.random.Generator, moving: bool, detail: bool = False
+) -> list[Part]:
+    """The primitives of one object of class ``label`` and annotated ``size`` (length, width, height).
+
+    ``detail`` gives cars, trucks and buses a front and a back a camera can tell apart (headlights, grille
+    and windscreen at +x, red tail lights at -x); it draws no random numbers, so the rest of a world is the
+    same with or without it."""
     s = _Shape(size)
     full = (0.0, 1.0)
     rubber = Material((0.04, 0.04, 0.045), reflectivity=0.05)
@@ -157,16 +167,37 @@ def object_parts(label: str, size: np.ndarray, rng: np.random.Generator, moving:
         body = Material(paint, pattern=Pattern.CAR_BODY, reflectivity=0.5)
         s.add((0.12, 0.3), (0.02, 0.98), (0.0, 0.32), rubber)
         s.add((0.7, 0.88), (0.02, 0.98), (0.0, 0.32), rubber)
-        s.add(full, full, (0.12, 0.56), body)
         cab_x = (0.18, 0.74) if rng.random() < 0.7 else (0.12, 0.9)  # saloon or estate/van
-        s.add(cab_x, (0.07, 0.93), (0.56, 1.0), Material(paint, GLASS, Pattern.CABIN, 1.0, 0.5, 0.15))
+        if detail:
+            # a long bonnet and a short boot (the cabin set back), so the silhouette is not symmetric either;
+            # body and cabin stop short of the lights and windscreen so that no two faces coincide
+            cab_x = (cab_x[0] - 0.06, cab_x[1] - 0.08)
+            s.add((0.01, 0.99), full, (0.12, 0.56), body)
+            s.add(
+                (cab_x[0], cab_x[1] - 0.02),
+                (0.07, 0.93),
+                (0.56, 1.0),
+                Material(paint, GLASS, Pattern.CABIN, 1.0, 0.5, 0.15),
+            )
+            s.add(
+                (cab_x[1] - 0.03, cab_x[1]), (0.1, 0.9), (0.58, 0.96), Material(WINDSCREEN, reflectivity=0.15)
+            )
+            _lights(s, front=(0.99, 1.0), back=(0.0, 0.01), z=(0.36, 0.5), grille_z=(0.18, 0.36))
+        else:
+            s.add(full, full, (0.12, 0.56), body)
+            s.add(cab_x, (0.07, 0.93), (0.56, 1.0), Material(paint, GLASS, Pattern.CABIN, 1.0, 0.5, 0.15))
     elif label == "truck":
         cab = _pick(rng, TRUCK_PAINT)
         cargo = _pick(rng, TRUCK_PAINT[:2]) if rng.random() < 0.6 else cab
         s.add((0.05, 0.95), (0.05, 0.95), (0.0, 0.2), rubber)
-        s.add((0.77, 1.0), full, (0.08, 0.82), Material(cab, GLASS, Pattern.TRUCK_CAB, 1.0, 0.5, 0.15))
+        if detail:
+            s.add((0.77, 0.99), full, (0.08, 0.82), Material(cab, GLASS, Pattern.TRUCK_CAB, 1.0, 0.5, 0.15))
+            s.add((0.99, 1.0), (0.08, 0.92), (0.5, 0.8), Material(WINDSCREEN, reflectivity=0.15))
+            _lights(s, front=(0.99, 1.0), back=(0.0, 0.005), z=(0.16, 0.24), grille_z=(0.24, 0.46))
+        else:
+            s.add((0.77, 1.0), full, (0.08, 0.82), Material(cab, GLASS, Pattern.TRUCK_CAB, 1.0, 0.5, 0.15))
         s.add(
-            (0.0, 0.75),
+            (0.005 if detail else 0.0, 0.75),
             full,
             (0.12, 1.0),
             Material(cargo, pattern=Pattern.CONTAINER, scale=0.5, reflectivity=0.55),
@@ -175,7 +206,13 @@ def object_parts(label: str, size: np.ndarray, rng: np.random.Generator, moving:
         paint = _pick(rng, BUS_PAINT)
         s.add((0.1, 0.22), (0.02, 0.98), (0.0, 0.2), rubber)
         s.add((0.74, 0.86), (0.02, 0.98), (0.0, 0.2), rubber)
-        s.add(full, full, (0.06, 1.0), Material(paint, GLASS, Pattern.BUS, rng.uniform(1.1, 1.6), 0.55, 0.15))
+        bus = Material(paint, GLASS, Pattern.BUS, rng.uniform(1.1, 1.6), 0.55, 0.15)
+        if detail:
+            s.add((0.005, 0.995), full, (0.06, 1.0), bus)
+            s.add((0.995, 1.0), (0.06, 0.94), (0.45, 0.92), Material(WINDSCREEN, reflectivity=0.15))
+            _lights(s, front=(0.995, 1.0), back=(0.0, 0.005), z=(0.12, 0.2), grille_z=(0.2, 0.32))
+        else:
+            s.add(full, full, (0.06, 1.0), bus)
     elif label == "trailer":
         paint = _pick(rng, TRUCK_PAINT)
         s.add((0.05, 0.3), (0.03, 0.97), (0.0, 0.3), rubber)
@@ -249,6 +286,16 @@ def object_parts(label: str, size: np.ndarray, rng: np.random.Generator, moving:
     else:
         raise ValueError(f"no shape for class {label!r}")
     return s.parts
+
+
+def _lights(
+    s: _Shape, front: tuple[float, float], back: tuple[float, float], z: tuple[float, float], grille_z: tuple
+) -> None:
+    """Two headlights and a dark grille on the front face, two red tail lights on the back face."""
+    for y in ((0.06, 0.26), (0.74, 0.94)):
+        s.add(front, y, z, Material(HEADLIGHT, reflectivity=0.8))
+        s.add(back, y, z, Material(TAILLIGHT, reflectivity=0.8))
+    s.add(front, (0.3, 0.7), grille_z, Material(GRILLE, reflectivity=0.3))
 
 
 def _rider(s: _Shape, rng: np.random.Generator, seat: float, helmet: bool) -> None:

@@ -35,6 +35,7 @@ def run_synth_command(args: argparse.Namespace) -> int:
         compressed=not args.raw_images,
         with_lidar=not args.no_lidar,
         val_fraction=args.val_fraction,
+        world=args.world,
     )
     print(
         f"wrote {summary['frames']} frames in {summary['scenes']} scenes to {out} "

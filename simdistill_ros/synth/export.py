@@ -20,7 +20,7 @@ from simdistill_ros.frames.bag_writer import SensorBagWriter
 from simdistill_ros.frames.topics import TopicNames
 from simdistill_ros.geometry import CameraRig, nuscenes_like_rig
 from simdistill_ros.synth.scenario import CameraEvent, EgoPoseEvent, LidarEvent, SampleEvent, SceneRecording
-from simdistill_ros.synth.world import WorldConfig, generate_scene
+from simdistill_ros.synth.world import WorldConfig, generate_scene, world_options
 
 VERSION = "v1.0-synth"
 
@@ -60,8 +60,12 @@ def synthesize(
     val_fraction: float = 0.5,
     rig: CameraRig | None = None,
     progress: bool = True,
+    world: str = "v1",
 ) -> dict:
-    """Render ``scenes`` scenes into ``out``; returns a summary (frames, seconds per frame)."""
+    """Render ``scenes`` scenes into ``out``; returns a summary (frames, seconds per frame). ``world`` names
+    a version of the synthetic world (``synth.world.WORLDS``)."""
+    options = world_options(world)
+
     rig = rig or nuscenes_like_rig(*image_size)
     topics = TopicNames() if compressed else TopicNames.raw()
     tables = NuScenesTableWriter(out, version=VERSION)
@@ -77,7 +81,9 @@ def synthesize(
         rng = np.random.default_rng([seed, i])
         # Distinct names and start stamps per scene: instance ids and stamps must not collide across scenes.
         start = 1_700_000_000_000_000_000 + ((seed % 1000) * 1000 + i % 1000) * 100_000_000_000
-        config = WorldConfig(duration_s=frames_per_scene / 12.0 + 0.25, name=name, start_stamp_ns=start)
+        config = WorldConfig(
+            duration_s=frames_per_scene / 12.0 + 0.25, name=name, start_stamp_ns=start, **options
+        )
         scene = generate_scene(rng, config)
         recording = SceneRecording(scene, rig, num_frames=frames_per_scene)
         sample_events: list[SampleEvent] = []
@@ -110,6 +116,7 @@ def synthesize(
     summary = {
         "version": VERSION,
         "seed": seed,
+        "world": world,
         "scenes": scenes,
         "frames_per_scene": frames_per_scene,
         "frames": n_frames,

@@ -63,6 +63,20 @@ class WorldConfig:
     lidar_probes: int = 9  # probe times spread over the scene, on the 20 Hz sweep grid
     start_stamp_ns: int = 1_700_000_000_000_000_000
     name: str = "synth-scene"
+    vehicle_detail: bool = False  # cars, trucks, buses with a distinct front and back (``object_parts``)
+
+
+# Named versions of the world. "v1" is the world every shipped model was trained on: never change its look.
+# "v2" (the fair benchmark) adds vehicles whose front and back a camera can tell apart; scenes, boxes and
+# random streams are otherwise those of v1 for the same seed.
+WORLDS: dict[str, dict[str, object]] = {"v1": {}, "v2": {"vehicle_detail": True}}
+
+
+def world_options(version: str) -> dict[str, object]:
+    """WorldConfig keyword arguments of a named world version; ValueError for an unknown one."""
+    if version not in WORLDS:
+        raise ValueError(f"unknown world {version!r}; one of {sorted(WORLDS)}")
+    return dict(WORLDS[version])
 
 
 # Placement ------------------------------------------------------------------------------------------------
@@ -369,7 +383,7 @@ def generate_scene(rng: np.random.Generator, config: WorldConfig | None = None) 
                 if occupancy.collides(centers, yaw, size[:2] / 2, margin):
                     continue
                 occupancy.add(centers, yaw, size[:2] / 2)
-                parts = object_parts(label, size, rng, moving=prop.speed > 0)
+                parts = object_parts(label, size, rng, moving=prop.speed > 0, detail=config.vehicle_detail)
                 placed.append(
                     (label, prop, size, yaw, np.array([center0[0], center0[1], size[2] / 2, *vel]), parts)
                 )

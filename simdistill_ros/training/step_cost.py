@@ -1,0 +1,115 @@
+"""Seconds per training step (forward, loss, backward, AdamW step) of teacher, baseline and student.
+
+The inputs are random images on the six-camera nuScenes-like rig, a random LiDAR sweep and a few boxes per
+frame: a step's cost does not depend on what the pixels show. Used to size ``make reproduce``.
+
+Run: ``python -m simdistill_ros.training.step_cost --config tiny_v2 --batch 4 --repeats 2``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from simdistill_ros.geometry import nuscenes_like_rig
+from simdistill_ros.models.config import PRESETS, ModelConfig
+from simdistill_ros.models.detectors import BaselineModel, StudentModel, TeacherModel
+from simdistill_ros.training.batch import Batch
+from simdistill_ros.training.objectives import (
+    BaselineObjective,
+    OnlineDistillationObjective,
+    TeacherObjective,
+)
+
+
+def random_batch(cfg: ModelConfig, batch: int, seed: int = 0) -> Batch:
+    """A batch of random images (nominal size of ``cfg``) on the nuScenes-like rig, 30k LiDAR points and
+    eight boxes of mixed classes per frame."""
+    g = torch.Generator().manual_seed(seed)
+    h, w = cfg.image_size
+    rig = nuscenes_like_rig(h, w)
+    k = torch.from_numpy(np.stack([c.intrinsics for c in rig.cameras])).float()
+    pose = torch.from_numpy(np.stack([c.cam_to_base.matrix() for c in rig.cameras])).float()
+    n = len(rig.cameras)
+    boxes, labels = [], []
+    for _ in range(batch):
+        xy = (torch.rand(8, 2, generator=g) - 0.5) * 60.0
+        size = torch.tensor([4.5, 1.9, 1.6]).expand(8, 3)
+        rest = torch.zeros(8, 3)
+        boxes.append(torch.cat([xy, torch.full((8, 1), 0.8), size, rest], dim=1))
+        labels.append(torch.arange(8) % cfg.head.num_classes)
+    points = [(torch.rand(30000, 4, generator=g) - 0.5) * torch.tensor([100.0, 100.0, 4.0, 1.0])]
+    return Batch(
+        images=torch.randn(batch, n, 3, h, w, generator=g),
+        intrinsics=k.expand(batch, n, 3, 3).clone(),
+        cam_to_base=pose.expand(batch, n, 4, 4).clone(),
+        points=points * batch,
+        boxes=boxes,
+        labels=labels,
+    )
+
+
+def step_seconds(cfg: ModelConfig, model_type: str, batch: int, repeats: int) -> dict[str, float]:
+    """Median wall and CPU seconds of one optimizer step of ``model_type`` after one warm-up step."""
+    torch.manual_seed(0)
+    if model_type == "teacher":
+        model, objective = TeacherModel(cfg), TeacherObjective(cfg)
+    elif model_type == "baseline":
+        model, objective = BaselineModel(cfg), BaselineObjective(cfg)
+    elif model_type == "student":
+        model, objective = StudentModel(cfg), OnlineDistillationObjective(cfg, TeacherModel(cfg))
+    else:
+        raise ValueError(f"unknown model type {model_type!r}")
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-4)
+    data = random_batch(cfg, batch)
+    wall, cpu = [], []
+    for i in range(repeats + 1):
+        t0, c0 = time.perf_counter(), time.process_time()
+        loss = objective(model, data)["loss"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if i:  # the first step builds the splat geometry and warms the allocator
+            wall.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
+    return {"wall_s": statistics.median(wall), "cpu_s": statistics.median(cpu)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="tiny_v2", choices=sorted(PRESETS))
+    parser.add_argument("--models", nargs="+", default=["baseline", "student", "teacher"])
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--frozen-stages", type=int, default=None, help="override backbone.frozen_stages (efficientnet_lite0)"
+    )
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    cfg = PRESETS[args.config]()
+    if args.frozen_stages is not None:
+        cfg.backbone.frozen_stages = args.frozen_stages
+    report = {
+        "config": args.config,
+        "batch": args.batch,
+        "threads": args.threads,
+        "frozen_stages": cfg.backbone.frozen_stages,
+    }
+    for model_type in args.models:
+        report[model_type] = {
+            k: round(v, 3) for k, v in step_seconds(cfg, model_type, args.batch, args.repeats).items()
+        }
+        print(json.dumps({model_type: report[model_type]}), flush=True)
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""The fair reproduction harness end to end on a micro configuration: one optimizer step per arm, a tiny
+world, two seeds. Every finished run leaves a result JSON, a second invocation trains nothing, and the table
+is assembled from the JSONs alone (mean +- sd over seeds, per-class AP, AP at 2 m and 4 m)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from simdistill_ros.evaluation.table import format_fair, load_records, metrics_from_summary
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _summary(mean_ap: float) -> dict:
+    aps = {"car": {"0.5": 0.0, "1.0": mean_ap, "2.0": 2 * mean_ap, "4.0": 3 * mean_ap}}
+    return {
+        "mean_ap": mean_ap,
+        "nd_score": 0.2,
+        "tp_errors": {"trans_err": 0.5, "scale_err": 0.3, "orient_err": 1.0, "vel_err": 1.0, "attr_err": 1.0},
+        "mean_dist_aps": {"car": mean_ap},
+        "label_aps": aps,
+        "classes_evaluated": ["car"],
+    }
+
+
+def test_table_mean_and_sd_from_records() -> None:
+    records = [
+        {
+            "name": f"student_s{s}",
+            "arm": "student",
+            "seed": s,
+            "trained_at": "2026-11-29T10:00Z",
+            "metrics": m,
+        }
+        for s, m in enumerate(metrics_from_summary(_summary(v)) for v in (0.10, 0.20, 0.30))
+    ]
+    records.append(
+        {
+            "name": "ablate_cmd",
+            "arm": "ablate_cmd",
+            "seed": 0,
+            "trained_at": "2026-11-30T09:00Z",
+            "metrics": metrics_from_summary(_summary(0.05)),
+        }
+    )
+    text = format_fair(records)
+    assert "| 3 (0,1,2) | 20.00 +- 10.00 |" in text  # mAP mean +- sd in points
+    assert "40.00 +- 20.00 | 60.00 +- 30.00" in text  # AP@2m, AP@4m
+    assert "one seed, ablation" in text
+    assert "2026-11-29 (3 runs), 2026-11-30 (1 runs)" in text
+
+
+@pytest.mark.timeout(900)
+def test_reproduce_micro_is_resumable(tmp_path: Path) -> None:
+    py = sys.executable
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "DATA": str(tmp_path / "data"),
+        "RUNS": str(tmp_path / "runs"),
+        "RESULTS": str(tmp_path / "results"),
+        "CONFIG": "tiny",
+        "STEPS": "1",
+        "BATCH": "1",
+        "SEEDS": "0 1",
+        "ARMS_ONLY": "teacher baseline student",
+        "TRAIN_SCENES": "1",
+        "VAL_SCENES": "1",
+        "FRAMES": "1",
+        "IMAGE_SIZE": "64x160",
+        "DEVICE": "cpu",
+        "SIM": f"{py} -m simdistill_ros.cli",
+        "PY": py,
+    }
+    first = subprocess.run(
+        ["bash", str(ROOT / "tools" / "reproduce.sh")], env=env, capture_output=True, text=True, cwd=ROOT
+    )
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    results = tmp_path / "results"
+    names = sorted(p.stem for p in results.glob("*.json"))
+    assert names == ["baseline_s0", "baseline_s1", "student_s0", "student_s1", "teacher", "teacher_probe"]
+    records = {r["name"]: r for r in load_records(results)}
+    assert all(r["steps"] == 1 and r["val_frames"] == 1 for r in records.values())
+    assert records["student_s1"]["seed"] == 1 and records["teacher"]["arm"] == "teacher"
+    assert "--init-from" in records["teacher"]["command"]  # staged: started from the camera-only model
+    probe = json.loads((results / "teacher_probe.json").read_text())["probes"]
+    assert len(probe) == 2 and all(-1.0 <= p["corr_mean"] <= 1.0 for p in probe)
+    table = (results / "table.md").read_text()
+    assert "SimDistill student" in table and "| 2 (0,1) |" in table and "AP@2m" in table
+    again = subprocess.run(
+        ["bash", str(ROOT / "tools" / "reproduce.sh")], env=env, capture_output=True, text=True, cwd=ROOT
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "training" not in again.stdout
+    assert again.stdout.count("skipped") == 4  # baseline_s0/s1, student_s0/s1
+
+
+def test_bev_probe_correlation() -> None:
+    import torch
+
+    from simdistill_ros.evaluation.bev_probe import bev_gt_correlation
+
+    heat = torch.zeros(2, 3, 8, 8)
+    heat[:, 1, 2, 3] = 1.0
+    heat[:, 2, 6, 6] = 0.5
+    bev = torch.zeros(2, 4, 8, 8)
+    bev[0, 0] = heat[0].amax(0) * 3.0  # energy where the objects are
+    bev[1, :, 0, 0] = 1.0  # energy elsewhere
+    same, elsewhere = bev_gt_correlation(bev, heat)
+    assert same == pytest.approx(1.0)
+    assert elsewhere < 0.0
+    assert bev_gt_correlation(torch.ones(1, 4, 8, 8), heat[:1]) == [0.0]  # a constant map carries nothing
