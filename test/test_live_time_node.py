@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from _detector_helpers import synth_world, tiny_student_checkpoint
+from ros_isolation import isolate_ros
 
 pytest.importorskip("rclpy")
 pytest.importorskip("vision_msgs.msg")
@@ -23,6 +24,7 @@ _spec.loader.exec_module(live_faults)
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> tuple[Path, Path]:
+    isolate_ros()  # the node and the publisher inherit this process's own domain id, localhost only
     tmp = tmp_path_factory.mktemp("live_time")
     return synth_world(tmp / "world", frames=1, cameras=2), tiny_student_checkpoint(tmp / "student")
 
