@@ -5,11 +5,13 @@ node and a publisher process are in test_live_time_node.py."""
 
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from simdistill_ros.detection.core import FrameResult
 from simdistill_ros.detection.live import (
     AHEAD,
     BEFORE_JUMP,
@@ -22,11 +24,14 @@ from simdistill_ros.detection.live import (
     WARN,
     CameraSync,
     FrameQueue,
+    LiveDetector,
     LiveInput,
     PipelineStats,
     StampGate,
     StaticTransforms,
 )
+from simdistill_ros.detection.parameters import PARAMETERS, detector_params
+from simdistill_ros.frames.images import COMPRESSED_FORMAT, encode_jpeg
 from simdistill_ros.frames.sync import ApproximateTimeSync
 from simdistill_ros.frames.tf_tree import ExtrapolationError, TransformTree
 from simdistill_ros.geometry import Transform
@@ -230,3 +235,82 @@ def test_transforms_forget_their_dynamic_history_and_keep_the_static_edges():
     static.add("base_link", "CAM_FRONT", Transform())
     static.clear()
     np.testing.assert_allclose(static.lookup("base_link", "CAM_FRONT", 0), np.eye(4))
+
+
+class _RecordingCore:
+    """The detector core's interface the live pipeline uses; records the frames it is given."""
+
+    model_type, device, score_threshold, max_detections = "student", "cpu", 0.2, 100
+
+    def __init__(self) -> None:
+        self.stamps: list[int] = []
+
+    def detect(self, cameras: list, stamp_ns: int) -> FrameResult:
+        self.stamps.append(stamp_ns)
+        return FrameResult(stamp_ns, [], 0.0, 0.0, False)
+
+
+def _camera_set(stamp_ns: int) -> list[tuple[tuple[str, str], SimpleNamespace]]:
+    sec, nanosec = divmod(stamp_ns, SEC)
+    out = []
+    for cam in CAMS[:2]:
+        header = SimpleNamespace(stamp=SimpleNamespace(sec=sec, nanosec=nanosec), frame_id=cam)
+        k = [100.0, 0, 50, 0, 100.0, 40, 0, 0, 1]
+        out.append((("info", cam), SimpleNamespace(header=header, k=k, height=80, width=100)))
+        data = encode_jpeg(np.full((80, 100, 3), 90, np.uint8)).tobytes()
+        out.append((("image", cam), SimpleNamespace(header=header, format=COMPRESSED_FORMAT, data=data)))
+    return out
+
+
+def test_the_live_detector_keeps_a_frame_for_late_transforms_and_a_time_jump_discards_it():
+    values = {name: p.ros_default for name, p in PARAMETERS.items()}
+    params = detector_params({**values, "camera_names": CAMS[:2], "frame_queue_size": 10})
+    tree, published, logs, cleared = StaticTransforms(), [], [], []
+    lookup = lambda frame_id, stamp: tree.lookup("base_link", frame_id, stamp)  # noqa: E731
+    core = _RecordingCore()
+    det = LiveDetector(
+        core,
+        params,
+        CameraSync(CAMS[:2], 0.06, 10),
+        lookup,
+        lambda f, cams, result, t0: published.append(f.stamp_ns),
+        lambda level, text: logs.append((level, text)),
+        lambda: cleared.append(True),
+    )
+    det.start()
+    try:
+        for key, msg in _camera_set(T0):  # no transforms yet: the frame waits
+            det.add(key, T0, msg, clock_ns=T0)
+        _wait_for(lambda: len(det.tf_wait) == 1)
+        assert published == [] and any("frame waits" in text for _, text in logs)
+        for cam in CAMS[:2]:
+            tree.add("base_link", cam, Transform(translation=np.array([0.0, 0.0, 1.5])))
+        det.retry_waiting()  # what the node does when transforms arrive
+        _wait_for(lambda: published == [T0])
+        assert core.stamps == [T0] and len(det.tf_wait) == 0
+
+        tree.clear()  # static edges stay; a frame of an unknown camera frame waits again
+        later = T0 + PERIOD
+        for key, msg in _camera_set(later):
+            msg.header.frame_id = "not_in_tf"
+            det.add(key, later, msg, clock_ns=later)
+        _wait_for(lambda: len(det.tf_wait) == 1)
+        det.clock_jumped(-30 * SEC)  # the old timeline's waiting frame goes with the reset
+        assert len(det.tf_wait) == 0 and cleared == [True] and det.stats.dropped(TIME_JUMP) == 1
+        assert any("1 frames and 0 messages discarded" in text for _, text in logs)
+
+        det.set_live({"max_stamp_ahead": 1.0, "score_threshold": 0.5})  # live: from the next message on
+        assert core.score_threshold == 0.5 and det.params.max_stamp_ahead == 1.0
+        key, msg = _camera_set(later)[0]
+        det.add(key, later + 5 * SEC, msg, clock_ns=later)
+        assert det.stats.dropped(AHEAD) == 1
+        assert any("max_stamp_ahead 1 s" in text for _, text in logs)
+    finally:
+        assert det.stop().startswith("2 frames synced")
+
+
+def _wait_for(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
