@@ -1,5 +1,6 @@
 """The live detection pipeline without ROS: a frame queue that drops the oldest frame, the worker thread
-that runs it, and the timing and diagnostic statistics. ``detector_node`` only wires ROS to it.
+that runs it, and the timing and diagnostic statistics, composed by :class:`LiveDetector` (stamp checks,
+synchroniser, the wait for late transforms, live parameters). ``detector_node`` only wires ROS to it.
 
 Real time: when the model is busy, a newer frame is worth more than an old one, so a full queue drops its
 oldest frame. One failing frame is counted and reported, never fatal: the worker keeps serving.
