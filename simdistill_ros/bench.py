@@ -220,10 +220,10 @@ def bench_node(repeats: int, backend: str = "torch", image_hw: tuple[int, int] =
                 t.transform.rotation.x, t.transform.rotation.y = q.x, q.y
                 t.transform.rotation.z, t.transform.rotation.w = q.z, q.w
                 tfs.append(t)
-            node._on_tf_static(TFMessage(transforms=tfs))
+            node._on_tf(TFMessage(transforms=tfs), True)
             decode_ms: list[float] = []
             results: list = []
-            decoder, detect = node._decode, node._core.detect
+            decoder, detect = node._live.decode, node._live.core.detect
 
             def timed_decode(*a, **kw):  # the node's own decoder, timed
                 t0 = time.perf_counter()
@@ -236,7 +236,7 @@ def bench_node(repeats: int, backend: str = "torch", image_hw: tuple[int, int] =
                 return results[-1]
 
             timed_decode.close = decoder.close  # node.stop() closes its decoder
-            node._decode, node._core.detect = timed_decode, recorded_detect
+            node._live.decode, node._live.core.detect = timed_decode, recorded_detect
             for i in range(repeats + 2):
                 stamp = 1_000_000_000 + i * 83_333_333
                 before = node.stats.published

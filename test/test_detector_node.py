@@ -143,7 +143,7 @@ def test_two_raw_cameras_on_other_topics_survive_malformed_images(tmp_path: Path
     ]  # fmt: skip
     frames, log, code = run_live(tmp_path, ckpt, bad, 2, node_args, ["--clock", "--remap", *remaps])
     assert code == 0, log
-    assert "bad input, frame skipped" in log and "CAM_FRONT_RIGHT" in log, log
+    assert "bad input: camera 'CAM_FRONT_RIGHT'" in log and "dropped: 2 bad input" in log, log
     assert len(frames) == 2, log
     live = sorted(frames, key=lambda f: f["stamp_ns"])
     assert_same_boxes(live[0]["boxes"], offline[0])

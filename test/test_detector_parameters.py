@@ -109,7 +109,10 @@ def test_live_checks_accept_good_values_and_refuse_read_only_names():
     assert check_live("score_threshold", 0.5) == "" and check_live("max_detections", 1) == ""
     assert check_live("max_detections", 0) == "max_detections must be >= 1, got 0"
     assert "model is read-only" in check_live("model", "baseline_tiny")
+    assert check_live("max_stamp_ahead", 0.0) == ""  # 0: the check is off
+    refused = "max_stamp_ahead must be >= 0 seconds (0: no check), got -1.0"
+    assert check_live("max_stamp_ahead", -1.0) == refused
     assert {n for n, p in PARAMETERS.items() if p.live} == {
-        "score_threshold", "max_detections", "frame_queue_size", "camera_timeout", "diagnostics_period",
-        "debug_image_rate",
+        "score_threshold", "max_detections", "max_stamp_ahead", "frame_queue_size", "camera_timeout",
+        "diagnostics_period", "debug_image_rate",
     }  # fmt: skip

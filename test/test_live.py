@@ -15,7 +15,9 @@ import pytest
 
 from simdistill_ros.detection.core import CameraFrame, FrameInputError
 from simdistill_ros.detection.live import (
+    BUSY,
     ERROR,
+    NO_TF,
     OK,
     WARN,
     CameraSync,
@@ -89,26 +91,30 @@ def test_the_worker_processes_in_order_and_survives_a_failing_frame():
 
 def test_statistics_give_the_diagnostic_level_rate_and_means():
     stats = PipelineStats(["CAM_FRONT", "CAM_BACK"])
-    for k in range(5):
-        stats.frame_synced(100.0 + 0.1 * k, dropped=k == 4)
+    logs = [stats.frame_synced(100.0 + 0.1 * k, dropped=k == 4) for k in range(5)]
+    assert logs[:4] == [None] * 4 and logs[4][0] == WARN and logs[4][1].startswith(BUSY)
     stats.image_seen("CAM_FRONT", 100.4)
     stats.image_seen("CAM_BACK", 100.4)
     stats.frame_published(10.0, 20.0)
     stats.frame_published(30.0, 40.0)
-    level, message, values = stats.diagnostics(100.5, camera_timeout=1.0, dropped_sync=3, model="m")
-    assert (level, message) == (OK, "ok")
+    level, message, values = stats.diagnostics(100.5, camera_timeout=1.0, model="m")
+    assert level == WARN and message.startswith(f"{BUSY}: the model is slower")  # a drop: never silent
     assert values["frames synced"] == "5" and values["frames published"] == "2"
-    assert values["frames dropped (busy)"] == "1" and values["frames dropped (sync)"] == "3"
+    assert values[f"dropped: {BUSY}"] == "1"
     assert values["input rate (Hz)"] == "10.00"
     assert values["processing time (ms)"] == "20.0" and values["pipeline latency (ms)"] == "30.0"
-    level, message, values = stats.diagnostics(102.0, camera_timeout=1.0, dropped_sync=0, model="m")
+    assert stats.diagnostics(104.0, camera_timeout=10.0, model="m")[:2] == (WARN, message)
+    assert stats.diagnostics(106.0, camera_timeout=10.0, model="m")[:2] == (OK, "ok")  # 5 s without a drop
+    level, message, values = stats.diagnostics(106.0, camera_timeout=1.0, model="m")
     assert level == WARN and message == "stale cameras: CAM_FRONT, CAM_BACK"
-    stats.frame_failed("base_link <- CAM_FRONT: unknown", tf=True)
-    level, message, _ = stats.diagnostics(100.5, camera_timeout=1.0, dropped_sync=0, model="m")
-    assert level == ERROR and message == "missing transform: base_link <- CAM_FRONT: unknown"
-    stats.frame_published(1.0, 1.0)  # a published frame clears the transform error
-    assert stats.diagnostics(100.5, 1.0, 0, "m")[0] == OK
-    assert "3 published, 1 failed, 1 dropped while busy, 7 reference" in stats.summary(7)
+    stats.frame_failed("base_link <- CAM_FRONT: unknown", 106.0, reason=NO_TF)
+    level, message, _ = stats.diagnostics(106.5, camera_timeout=1.0, model="m")
+    assert level == ERROR and message == f"{NO_TF}: base_link <- CAM_FRONT: unknown"
+    summary = stats.summary()
+    assert summary.startswith(
+        "5 frames synced, 2 published, 1 failed, dropped: 1 model busy (frame queue full)"
+    )
+    assert summary.endswith(f", 1 {NO_TF}")
 
 
 def _header(stamp_ns: int, frame_id: str) -> SimpleNamespace:

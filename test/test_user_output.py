@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from simdistill_ros.detection.live import BUSY, NO_SET, TIME_JUMP, PipelineStats
 from simdistill_ros.evaluation.demo_report import (
     DemoRun,
     card_reference,
@@ -111,12 +112,18 @@ def test_card_reference_reads_the_shipped_student_card():
 
 
 def test_node_counts_reads_the_stopped_line():
-    log = (
-        "[INFO] [1.0] [simdistill_detector]: started\n"
-        "[INFO] [9.0] [simdistill_detector]: stopped: 6 frames synced, 5 published, 1 failed, "
-        "2 dropped while busy, 3 reference images without a set\n"
-    )
+    stats = PipelineStats(["CAM_FRONT"])  # the node's own summary line
+    for _ in range(6):
+        stats.frame_synced(1.0, False)
+    stats.published = 5
+    stats.frame_failed("boom", 1.0)
+    stats.drop(BUSY, "x", 1.0, n=2)
+    stats.drop(NO_SET, "y", 1.0, n=3)
+    stats.drop(TIME_JUMP, "z", 1.0)
+    log = f"[INFO] [1.0] [node]: started\n[INFO] [9.0] [node]: stopped: {stats.summary()}\n"
     assert node_counts(log) == {"synced": 6, "published": 5, "failed": 1, "dropped_busy": 2, "unmatched": 3}
+    clean = "stopped: 4 frames synced, 4 published, 0 failed, dropped: none"
+    assert node_counts(clean) == {"synced": 4, "published": 4, "failed": 0, "dropped_busy": 0, "unmatched": 0}
     assert node_counts("nothing here") == {}
 
 
@@ -124,8 +131,7 @@ def test_collect_demo_run_reads_a_demo_directory(tmp_path: Path):
     live = tmp_path / "live"
     (live / "eval").mkdir(parents=True)
     (live / "node.log").write_text(
-        "stopped: 6 frames synced, 6 published, 0 failed, 0 dropped while busy, "
-        "1 reference images without a set"
+        "stopped: 6 frames synced, 6 published, 0 failed, dropped: 1 no complete camera set"
     )
     (live / "detections.json").write_text(json.dumps({"frames": [{}, {}, {}]}))
     (live / "eval" / "metrics_summary.json").write_text(json.dumps({"mean_ap": 0.25, "nd_score": 0.2}))

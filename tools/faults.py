@@ -493,6 +493,41 @@ def _damaged_shard(ws: Workspace):
     return r.status, "damaged frames replayed again", warning.strip()
 
 
+# the live node: time faults (tools/live_faults.py; test/test_live_time_node.py checks them in detail) -------
+LIVE = "live node: "  # the prefix of these rows' names
+
+
+def _load_live_faults():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("simdistill_live_faults", ROOT / "tools" / "live_faults.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(spec.name, module)  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return sys.modules[spec.name]
+
+
+live_faults = _load_live_faults()
+
+
+def _register_live(live_case) -> None:
+    @case(LIVE + live_case.name, "alive", "^" + re.escape(live_case.reason) + ": ")
+    def _run(ws: Workspace):
+        work = ws.root / "live" / str(live_faults.CASES.index(live_case))
+        o = live_faults.run_case(live_case, ws.bag, ws.student("live"), work)
+        diag = "WARN/ERROR" if o.diagnosed else "no diagnostics"
+        outcome = f"{o.detected_after}/{o.sent_after} after, {diag}"
+        logged = [ln.split("]: ", 1)[-1] for ln in o.reason_lines]
+        reason = logged[0] if len(logged) == 1 else f"logged {len(logged)} times: {(logged or ['-'])[0]}"
+        if not (o.recovered and o.diagnosed):  # the row must not pass on its log line alone
+            reason = f"NOT RECOVERED: {reason}"
+        return ("alive" if o.alive else "died"), outcome, reason
+
+
+for _c in live_faults.CASES:
+    _register_live(_c)
+
+
 # the table -------------------------------------------------------------------------------------------------
 def run_cases(ws: Workspace, cases: list[Case], on_row: Callable[[Row], None] | None = None) -> list[Row]:
     rows = []

@@ -1,8 +1,16 @@
 """The live detection pipeline without ROS: a frame queue that drops the oldest frame, the worker thread
-that runs it, and the timing and diagnostic statistics. ``detector_node`` only wires ROS to it.
+that runs it, and the timing and diagnostic statistics, composed by :class:`LiveDetector` (stamp checks,
+synchroniser, the wait for late transforms, live parameters). ``detector_node`` only wires ROS to it.
 
 Real time: when the model is busy, a newer frame is worth more than an old one, so a full queue drops its
 oldest frame. One failing frame is counted and reported, never fatal: the worker keeps serving.
+
+Time as ROS handles it: a stamp far ahead of the node's clock is refused before it reaches the
+synchroniser (one such set would make it wait for, or pass over, every later frame); when time jumps
+back (a bag loop, a restarted simulation: the ROS clock or the reference camera's stamps), the
+synchroniser, the frame queue and the transform history start afresh. Every dropped frame or message is
+counted under its reason, the reason reaches /diagnostics as WARN or ERROR, and its first occurrence is
+logged (later ones at most every ``LOG_THROTTLE_S``).
 """
 
 from __future__ import annotations
@@ -13,23 +21,40 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import torch
 
-from simdistill_ros.detection.core import CameraFrame, DetectorCore, FrameInputError
+from simdistill_ros.detection.core import CameraFrame, DetectorCore, FrameInputError, FrameResult
 from simdistill_ros.detection.parameters import NUSCENES_CAMERAS, DetectorParams, StartupError
 from simdistill_ros.detection.pictures import frame_picture
 from simdistill_ros.frames.images import decode_compressed, image_to_rgb
-from simdistill_ros.frames.messages import transform_from_msg
+from simdistill_ros.frames.messages import stamp_to_ns, transform_from_msg
 from simdistill_ros.frames.sync import ApproximateTimeSync
 from simdistill_ros.frames.tf_tree import TransformTree
 from simdistill_ros.geometry import Box3D, PinholeCamera, Transform
 
 # Diagnostic levels (diagnostic_msgs/DiagnosticStatus: OK, WARN, ERROR)
 OK, WARN, ERROR = 0, 1, 2
+LOG_THROTTLE_S = 5.0  # a drop reason is logged when first seen, then at most this often
+RECENT_S = 5.0  # a drop reason keeps /diagnostics at WARN/ERROR this long after it last happened
+# A stream never runs backwards by this much (messages of one topic arrive in order); a bag loop or a
+# restarted simulation does. Smaller jumps recover by themselves within this time (the late stamps are
+# refused by the synchroniser until the stamps pass the old ones).
+JUMP_BACK_NS = 500_000_000
+TF_WAIT_FRAMES = 16  # frames kept while their transforms have not arrived (a late /tf_static)
+
+# Why frames or messages are dropped (the /diagnostics keys and log lines name these).
+AHEAD = "stamp ahead of the clock"
+BEFORE_JUMP = "stamp from before a time jump"
+TIME_JUMP = "time jumped back"
+NO_SET = "no complete camera set"
+BUSY = "model busy (frame queue full)"
+BAD_INPUT = "bad input"
+NO_TF = "missing transform"
+FAILED = "processing error"
 
 
 @dataclass
@@ -92,11 +117,28 @@ class FrameQueue:
                 return None
             return self._items.popleft()
 
+    def clear(self) -> int:
+        """Drop every waiting frame; returns how many."""
+        with self._cv:
+            n = len(self._items)
+            self._items.clear()
+            return n
+
     def close(self) -> None:
         """Wake every waiting ``get`` (which then returns None)."""
         with self._cv:
             self._closed = True
             self._cv.notify_all()
+
+
+@dataclass
+class _Reason:
+    level: int
+    count: int = 0
+    last: float = 0.0  # time.monotonic() of the last occurrence
+    detail: str = ""
+    logged: float | None = None  # when it was last logged
+    unlogged: int = 0  # occurrences since then
 
 
 @dataclass
@@ -109,8 +151,6 @@ class PipelineStats:
     synced: int = 0
     published: int = 0
     failed: int = 0
-    dropped_busy: int = 0
-    tf_error: str = ""
     last_error: str = ""
 
     def __post_init__(self) -> None:
@@ -118,49 +158,82 @@ class PipelineStats:
         self.processing_ms: deque[float] = deque(maxlen=self.window)
         self.latency_ms: deque[float] = deque(maxlen=self.window)
         self.last_image: dict[str, float] = {c: 0.0 for c in self.cameras}
+        self.reasons: dict[str, _Reason] = {}
+
+    @property
+    def dropped_busy(self) -> int:
+        return self.dropped(BUSY)
+
+    def dropped(self, reason: str) -> int:
+        """How many frames or messages were dropped for ``reason`` so far."""
+        with self.lock:
+            r = self.reasons.get(reason)
+            return r.count if r else 0
+
+    def drop(
+        self, reason: str, detail: str, now: float, level: int = WARN, n: int = 1
+    ) -> tuple[int, str] | None:
+        """Count ``n`` drops for ``reason``; (level, log line) when it is to be logged now: its first
+        occurrence, then at most every ``LOG_THROTTLE_S`` (saying how many happened in between)."""
+        if n <= 0:
+            return None
+        with self.lock:
+            r = self.reasons.setdefault(reason, _Reason(level))
+            r.level, r.count, r.last, r.detail = max(r.level, level), r.count + n, now, detail
+            r.unlogged += n
+            if r.logged is not None and now - r.logged < LOG_THROTTLE_S:
+                return None
+            more = (
+                f" ({r.unlogged - 1} more since the last report)"
+                if r.logged is not None and r.unlogged > 1
+                else ""
+            )
+            r.logged, r.unlogged = now, 0
+            return r.level, f"{reason}: {detail}{more}"
 
     def image_seen(self, camera: str, now: float) -> None:
         with self.lock:
             self.last_image[camera] = now
 
-    def frame_synced(self, now: float, dropped: bool) -> None:
+    def frame_synced(self, now: float, dropped: bool) -> tuple[int, str] | None:
+        """A synchronised frame was queued (``dropped``: the queue's oldest frame made room for it)."""
         with self.lock:
             self.synced += 1
             self.sync_times.append(now)
-            self.dropped_busy += int(dropped)
+        if dropped:
+            return self.drop(
+                BUSY, "the model is slower than the input: the oldest waiting frame was dropped", now
+            )
+        return None
 
     def frame_published(self, processing_ms: float, latency_ms: float) -> None:
         with self.lock:
             self.published += 1
-            self.tf_error = ""
             self.processing_ms.append(processing_ms)
             self.latency_ms.append(latency_ms)
 
-    def frames_dropped(self, n: int) -> None:
+    def frames_dropped(self, n: int, detail: str, now: float) -> tuple[int, str] | None:
         """Frames dropped by a smaller ``frame_queue_size`` (counted as dropped while busy)."""
-        with self.lock:
-            self.dropped_busy += n
+        return self.drop(BUSY, detail, now, n=n)
 
-    def frame_failed(self, error: str, tf: bool = False) -> None:
+    def frame_failed(self, error: str, now: float, reason: str = FAILED) -> tuple[int, str] | None:
+        """A frame the worker could not finish: ``reason`` NO_TF, BAD_INPUT or FAILED (an exception)."""
         with self.lock:
             self.failed += 1
-            if tf:
-                self.tf_error = error
-            else:
-                self.last_error = error
+            self.last_error = error
+        return self.drop(reason, error, now, ERROR if reason in (NO_TF, FAILED) else WARN)
 
-    def summary(self, dropped_sync: int) -> str:
+    def summary(self) -> str:
         """One line of counts, for the log when the node stops."""
         with self.lock:
-            return (
-                f"{self.synced} frames synced, {self.published} published, {self.failed} failed, "
-                f"{self.dropped_busy} dropped while busy, {dropped_sync} reference images without a set"
-            )
+            drops = ", ".join(f"{r.count} {name}" for name, r in self.reasons.items())
+            counts = f"{self.synced} frames synced, {self.published} published, {self.failed} failed"
+            return f"{counts}, dropped: {drops or 'none'}"
 
-    def diagnostics(
-        self, now: float, camera_timeout: float, dropped_sync: int, model: str
-    ) -> tuple[int, str, dict[str, str]]:
-        """(level, message, key-value pairs) of the pipeline's state for /diagnostics."""
+    def diagnostics(self, now: float, camera_timeout: float, model: str) -> tuple[int, str, dict[str, str]]:
+        """(level, message, key-value pairs) of the pipeline's state for /diagnostics: the worst drop
+        reason of the last ``RECENT_S`` seconds (WARN or ERROR, with its last detail), else stale
+        cameras (WARN), else OK."""
         with self.lock:
             rate = 0.0
             recent = [t for t in self.sync_times if now - t < 5.0]
@@ -171,8 +244,6 @@ class PipelineStats:
                 "frames synced": self.synced,
                 "frames published": self.published,
                 "frames failed": self.failed,
-                "frames dropped (sync)": dropped_sync,
-                "frames dropped (busy)": self.dropped_busy,
                 "input rate (Hz)": f"{rate:.2f}",
                 "processing time (ms)": f"{np.mean(self.processing_ms):.1f}" if self.processing_ms else "n/a",
                 "pipeline latency (ms)": f"{np.mean(self.latency_ms):.1f}" if self.latency_ms else "n/a",
@@ -180,9 +251,14 @@ class PipelineStats:
                 "model": model,
                 "last error": self.last_error or "none",
             }
-            tf_error = self.tf_error
-        if tf_error:
-            level, message = ERROR, f"missing transform: {tf_error}"
+            values.update({f"dropped: {name}": r.count for name, r in self.reasons.items()})
+            active = sorted(
+                ((r.level, name, r.detail) for name, r in self.reasons.items() if now - r.last < RECENT_S),
+                key=lambda x: -x[0],
+            )
+        if active:
+            level = active[0][0]
+            message = "; ".join(f"{name}: {detail}" for _, name, detail in active)
         elif stale:
             level, message = WARN, f"stale cameras: {', '.join(stale)}"
         else:
@@ -215,7 +291,7 @@ class Worker:
             try:
                 self.process(item)
             except Exception as err:  # noqa: BLE001 - one frame must never take the pipeline down
-                self.stats.frame_failed(f"{type(err).__name__}: {err}")
+                self.stats.frame_failed(f"{type(err).__name__}: {err}", time.monotonic())
                 self.on_error(item, err)
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -312,6 +388,15 @@ def optional_module(name: str) -> Any | None:
         return None
 
 
+def camera_sync(cameras: list[str], slop_s: float, queue_size: int) -> tuple[Any, str]:
+    """The synchroniser and its name: message_filters' where installed (fed through the stamp checks,
+    not by its own subscribers), else the project's :class:`CameraSync`."""
+    mf = optional_module("message_filters")
+    if mf is not None:
+        return MessageFiltersSync(mf, cameras, slop_s, queue_size), "message_filters"
+    return CameraSync(cameras, slop_s, queue_size), "ApproximateTimeSync"
+
+
 class ImageDecoder:
     """Decodes the cameras of a frame side by side (OpenCV releases the GIL while decoding)."""
 
@@ -364,10 +449,174 @@ class CameraSync:
             out.append(SyncedFrame(s.stamp_ns, images, infos, max(s.item(k)[1] for k in s.messages)))
         return out
 
+    def reset(self) -> int:
+        """Forget every waiting message (a time jump); returns how many."""
+        with self._lock:
+            return self._sync.reset()
+
     @property
     def dropped(self) -> int:
         """Reference-camera images that never completed a set."""
         return int(self._sync.dropped[("image", self.cameras[0])])
+
+
+class MessageFiltersSync:
+    """message_filters' ``ApproximateTimeSynchronizer`` (the module is passed in: it needs ROS) behind
+    :class:`CameraSync`'s interface. Messages enter through one ``SimpleFilter`` per topic, so that the
+    stamp checks run before it; a reset builds a new synchroniser (it has no public way to empty one)."""
+
+    dropped = 0  # message_filters does not count what it drops
+
+    def __init__(self, mf: Any, cameras: list[str], slop_s: float, queue_size: int) -> None:
+        self._mf, self.cameras = mf, list(cameras)
+        self._slop, self._queue_size = float(slop_s), int(queue_size)
+        self._keys = [("image", n) for n in self.cameras] + [("info", n) for n in self.cameras]
+        self._lock = threading.Lock()
+        self._out: list[SyncedFrame] = []
+        self._now = 0.0
+        # Older releases define SimpleFilter in the package, newer ones in message_filters.simple_filter.
+        self._simple_filter = getattr(mf, "SimpleFilter", None)
+        if self._simple_filter is None:
+            self._simple_filter = optional_module("message_filters.simple_filter").SimpleFilter
+        self.reset()
+
+    def reset(self) -> int:
+        with self._lock:
+            self._inputs = {k: self._simple_filter() for k in self._keys}
+            sync = self._mf.ApproximateTimeSynchronizer(
+                [self._inputs[k] for k in self._keys], self._queue_size, self._slop
+            )
+            sync.registerCallback(self._on_set)
+            self._sync = sync
+        return 0
+
+    def _on_set(self, *msgs: Any) -> None:
+        n = len(self.cameras)
+        stamp = msgs[0].header.stamp
+        stamp_ns = int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+        self._out.append(SyncedFrame(stamp_ns, list(msgs[:n]), list(msgs[n:]), self._now))
+
+    def add(self, key: tuple[str, str], stamp_ns: int, msg: Any, now: float) -> list[SyncedFrame]:
+        with self._lock:
+            self._out, self._now = [], now
+            self._inputs[key].signalMessage(msg)
+            return self._out
+
+
+class StampGate:
+    """Decides, per message, whether its stamp may enter the synchroniser. No ROS, no clock of its own.
+
+    - More than ``max_ahead_ns`` ahead of the node's clock (``clock_ns``; skipped while the clock is 0, as
+      ROS time is before the first /clock message; ``max_ahead_ns <= 0`` turns the check off): refused.
+    - A stamp of the reference camera (its image or CameraInfo) more than ``jump_ns`` behind its newest
+      one: time jumped back; the caller resets, the message is kept and starts the new timeline.
+      Messages stamped like the old timeline (late arrivals from before the jump) are refused until the
+      new timeline has passed it.
+    """
+
+    ACCEPT, RESET, REFUSE = "accept", "reset", "refuse"
+
+    def __init__(self, reference: str, max_ahead_ns: int, jump_ns: int = JUMP_BACK_NS) -> None:
+        self.reference, self.max_ahead_ns, self.jump_ns = reference, int(max_ahead_ns), int(jump_ns)
+        self._newest: int | None = None  # newest reference stamp of the current timeline
+        self._jumped_from: int | None = None  # newest reference stamp before the last jump
+
+    def forget(self) -> None:
+        """The clock jumped back: the next reference stamp starts a new timeline."""
+        self._newest, self._jumped_from = None, None
+
+    def check(self, key: tuple[str, str], stamp_ns: int, clock_ns: int) -> tuple[str, str, str]:
+        """(ACCEPT | RESET | REFUSE, reason, detail) for a message of ``key`` = (kind, camera)."""
+        if self.max_ahead_ns > 0 and clock_ns > 0 and stamp_ns - clock_ns > self.max_ahead_ns:
+            ahead = (stamp_ns - clock_ns) / 1e9
+            bound = f"max_stamp_ahead {self.max_ahead_ns / 1e9:g} s"
+            detail = f"{_name(key)} stamped {ahead:.3f} s ahead of the clock ({bound})"
+            return self.REFUSE, AHEAD, detail
+        newest, old = self._newest, self._jumped_from
+        if old is not None and newest is not None and newest + self.jump_ns < stamp_ns <= old + self.jump_ns:
+            ahead = (stamp_ns - newest) / 1e9
+            return (
+                self.REFUSE,
+                BEFORE_JUMP,
+                f"{_name(key)} stamped {ahead:.3f} s ahead of the newest reference",
+            )
+        if key[1] != self.reference:
+            return self.ACCEPT, "", ""
+        if newest is not None and stamp_ns < newest - self.jump_ns:
+            self._jumped_from, self._newest = newest, stamp_ns
+            return self.RESET, TIME_JUMP, f"{_name(key)} stamps jumped back {(newest - stamp_ns) / 1e9:.3f} s"
+        self._newest = stamp_ns if newest is None else max(newest, stamp_ns)
+        if old is not None and self._newest > old + self.jump_ns:
+            self._jumped_from = None  # the new timeline has passed the old one
+        return self.ACCEPT, "", ""
+
+
+def _name(key: Any) -> str:
+    return f"{key[1]} {key[0]}" if isinstance(key, tuple) and len(key) == 2 else str(key)
+
+
+Log = tuple[int, str]  # (level, line) for the node's logger
+
+
+class LiveInput:
+    """Camera messages -> :class:`StampGate` -> synchroniser (:class:`CameraSync` or
+    :class:`MessageFiltersSync`) -> :class:`FrameQueue`, counting every drop in ``stats``. A time jump
+    (of the stamps, or of the ROS clock through :meth:`clock_jumped`) empties the synchroniser and the
+    queue and calls ``on_jump`` (which clears the transforms and may return how many more frames it
+    discarded). Thread-safe; methods return the lines to log."""
+
+    def __init__(
+        self,
+        sync: Any,
+        frames: FrameQueue,
+        stats: PipelineStats,
+        max_ahead_s: float,
+        on_jump: Callable[[], int | None] = lambda: None,
+    ) -> None:
+        self.sync, self.frames, self.stats, self.on_jump = sync, frames, stats, on_jump
+        self.gate = StampGate(sync.cameras[0], int(max_ahead_s * 1e9))
+        self._lock = threading.Lock()
+
+    def add(self, key: tuple[str, str], stamp_ns: int, msg: Any, clock_ns: int, now: float) -> list[Log]:
+        """One image (``key`` ("image", camera)) or CameraInfo (("info", camera)) message."""
+        logs: list[Log | None] = []
+        if key[0] == "image":
+            self.stats.image_seen(key[1], now)
+        with self._lock:
+            verdict, reason, detail = self.gate.check(key, stamp_ns, clock_ns)
+            if verdict == StampGate.REFUSE:
+                return [x for x in [self.stats.drop(reason, detail, now)] if x]
+            if verdict == StampGate.RESET:
+                logs.append(self._reset(detail, now))
+            before = self.sync.dropped
+            frames = self.sync.add(key, stamp_ns, msg, now)
+            lost = self.sync.dropped - before
+        if lost:
+            detail = f"{lost} {self.sync.cameras[0]} image(s) found no image of every camera within sync_slop"
+            logs.append(self.stats.drop(NO_SET, detail, now, n=lost))
+        for f in frames:
+            logs.append(self.stats.frame_synced(now, self.frames.put(f)))
+        return [x for x in logs if x]
+
+    def set_max_ahead(self, max_ahead_s: float) -> None:
+        """A new ``max_stamp_ahead`` (a live parameter), for the next message."""
+        with self._lock:
+            self.gate.max_ahead_ns = int(max_ahead_s * 1e9)
+
+    def clock_jumped(self, delta_ns: int, now: float) -> list[Log]:
+        """The ROS clock jumped back by ``-delta_ns`` (rclpy's jump callback)."""
+        with self._lock:
+            self.gate.forget()
+            log = self._reset(f"the ROS clock jumped back {-delta_ns / 1e9:.3f} s", now)
+        return [log] if log else []
+
+    def _reset(self, detail: str, now: float) -> Log | None:
+        pending = self.sync.reset()
+        queued = self.frames.clear() + (self.on_jump() or 0)
+        lost = f"{queued} frames and {pending} messages discarded"
+        return self.stats.drop(
+            TIME_JUMP, f"{detail}: synchroniser, frame queue and transforms reset ({lost})", now
+        )
 
 
 class Transforms:
@@ -383,6 +632,11 @@ class Transforms:
         """A static transform; raises ValueError for one the tree cannot take."""
         with self._lock:
             self._tree.add_static(parent, child, transform)
+
+    def clear(self) -> None:
+        """Forget the dynamic transforms (a time jump); the static ones stay, as in tf2."""
+        with self._lock:
+            self._tree.clear()
 
     def add_dynamic(self, parent: str, child: str, transform: Transform, stamp_ns: int) -> None:
         """A /tf sample; raises ValueError for one the tree cannot take."""
@@ -503,3 +757,141 @@ class LivePipeline:
         for f in self.waiting.take_all():
             out += self.process(f, stamp_of)
         return out
+
+
+_RETRY = object()  # queued to make the worker retry the frames waiting for transforms
+
+
+class LiveDetector:
+    """What ``detector_node`` runs, without ROS: messages -> :class:`LiveInput` (stamp checks,
+    synchroniser) -> :class:`FrameQueue` -> :class:`Worker` thread -> decoding, transforms (a frame whose
+    transforms have not arrived waits in a :class:`TfWaitQueue`), the detector -> ``publish``. Every drop
+    is counted in ``stats``; lines to log go to ``log(level, text)``, throttled. The node passes its ROS
+    parts in: the synchroniser, ``lookup(frame_id, stamp_ns)`` -> (4, 4) into the base frame (LookupError
+    when unknown), ``clear_tf`` for a time jump, and ``publish(frame, cameras, result, started)``, called on
+    the worker thread."""
+
+    def __init__(
+        self,
+        core: DetectorCore,
+        params: DetectorParams,
+        sync: Any,
+        lookup: Callable[[str, int], np.ndarray],
+        publish: Callable[[SyncedFrame, list[CameraFrame], FrameResult, float], None],
+        log: Callable[[int, str], None],
+        clear_tf: Callable[[], None] = lambda: None,
+        tf_wait: int = TF_WAIT_FRAMES,
+    ) -> None:
+        self.core, self.params, self.lookup, self.publish, self._log = core, params, lookup, publish, log
+        self._clear_tf = clear_tf
+        self.stats = PipelineStats(params.camera_names)
+        self.frames = FrameQueue(params.frame_queue_size)
+        self.tf_wait = TfWaitQueue(tf_wait)
+        self.input = LiveInput(sync, self.frames, self.stats, params.max_stamp_ahead, self._time_jumped)
+        self.decode = ImageDecoder(len(params.camera_names), params.compressed)
+        self.debug_throttle = Throttle(params.debug_image_rate)
+        # Lines that name no drop reason (a frame waits for tf, an exception): one per LOG_THROTTLE_S at most
+        self._wait_log, self._fail_log, self._picture_log = (Throttle(1 / LOG_THROTTLE_S) for _ in range(3))
+        self.worker = Worker(self.frames, self._process, self.stats, self._failed)
+
+    def start(self) -> None:
+        self.worker.start()
+
+    def stop(self) -> str:
+        """Stop the worker and the decoders; the summary line of the run."""
+        self.worker.stop()
+        self.decode.close()
+        return self.stats.summary()
+
+    # executor thread --------------------------------------------------------------------------------------
+    def add(self, key: tuple[str, str], stamp_ns: int, msg: Any, clock_ns: int) -> None:
+        """One camera message (``key`` = ("image" or "info", camera)), the node's clock at ``clock_ns``."""
+        self._emit(self.input.add(key, stamp_ns, msg, clock_ns, time.monotonic()))
+
+    def clock_jumped(self, delta_ns: int) -> None:
+        """The ROS clock jumped back (rclpy's jump callback)."""
+        self._emit(self.input.clock_jumped(delta_ns, time.monotonic()))
+
+    def retry_waiting(self) -> None:
+        """Frames that wait for transforms get another try on the worker (when it has nothing else)."""
+        if len(self.tf_wait) and not len(self.frames):
+            self.frames.put(_RETRY)
+
+    def set_live(self, values: dict[str, Any]) -> None:
+        """Apply live parameters (already accepted by ``parameters.check_live``)."""
+        self.params = replace(self.params, **values)  # one swap: the worker sees the old or the new
+        if "score_threshold" in values:
+            self.core.score_threshold = float(values["score_threshold"])
+        if "max_detections" in values:
+            self.core.max_detections = int(values["max_detections"])
+        if "max_stamp_ahead" in values:
+            self.input.set_max_ahead(float(values["max_stamp_ahead"]))
+        if "frame_queue_size" in values:
+            n = self.frames.resize(int(values["frame_queue_size"]))
+            detail = (
+                f"frame_queue_size set to {values['frame_queue_size']}: the oldest waiting frames dropped"
+            )
+            self._emit([self.stats.frames_dropped(n, detail, time.monotonic())])
+        if "debug_image_rate" in values:
+            self.debug_throttle.rate = float(values["debug_image_rate"])
+
+    def diagnostics(self) -> tuple[int, str, dict[str, str]]:
+        model = f"{self.params.model} ({self.core.model_type}, {self.core.device})"
+        return self.stats.diagnostics(time.monotonic(), self.params.camera_timeout, model)
+
+    def _time_jumped(self) -> int:
+        """Transforms and the frames waiting for them belong to the old timeline; how many frames went."""
+        self._clear_tf()
+        return len(self.tf_wait.take_all())
+
+    def _emit(self, lines: list[tuple[int, str] | None]) -> None:
+        for line in lines:
+            if line:
+                self._log(*line)
+
+    # worker thread ----------------------------------------------------------------------------------------
+    def _process(self, item: SyncedFrame | object) -> None:
+        # Frames that waited for transforms go first (oldest first); one still unknown to tf waits on.
+        for waiting in self.tf_wait.take_all():
+            self._process_frame(waiting, retry=True)
+        if item is not _RETRY:
+            self._process_frame(item)
+
+    def _process_frame(self, f: SyncedFrame, retry: bool = False) -> None:
+        started = time.monotonic()
+        names = self.params.camera_names
+        try:
+            decoded = self.decode(names, f.images)
+            cameras = camera_frames(names, f.images, f.infos, decoded, self.lookup, stamp_to_ns)
+        except LookupError as err:  # transforms not (yet) known, e.g. a late /tf_static: the frame waits
+            dropped = self.tf_wait.dropped
+            self.tf_wait.put(f)
+            if self.tf_wait.dropped > dropped:
+                detail = f"waited too long for transforms: {err}"
+                self._emit([self.stats.frame_failed(detail, time.monotonic(), NO_TF)])
+            elif not retry and self._wait_log.ready(time.monotonic()):
+                self._log(WARN, f"missing transform, frame waits ({len(self.tf_wait)} waiting): {err}")
+            return
+        except FrameInputError as err:  # bad input: skip the frame
+            return self._emit([self.stats.frame_failed(str(err), time.monotonic(), BAD_INPUT)])
+        self.publish(f, cameras, self.core.detect(cameras, f.stamp_ns), started)
+
+    def debug_picture(
+        self, cameras: list[CameraFrame], boxes: list[Box3D], wanted: bool
+    ) -> np.ndarray | None:
+        """The ``~/debug/image`` picture when ``wanted`` (a subscriber) and ``debug_image_rate`` allows; its
+        failure is no failure of the frame (the detections are out already): logged, None."""
+        if not wanted or not self.debug_throttle.ready(time.monotonic()):
+            return None
+        try:
+            return debug_picture(cameras, boxes)
+        except Exception as err:  # noqa: BLE001 - PIL and the camera model raise their own types
+            if self._picture_log.ready(time.monotonic()):
+                self._log(WARN, f"no ~/debug/image for this frame: {type(err).__name__}: {err}")
+            return None
+
+    def _failed(self, item: Any, err: BaseException) -> None:
+        """An exception from one frame (already counted by the worker): logged, throttled."""
+        if self._fail_log.ready(time.monotonic()):
+            stamp = getattr(item, "stamp_ns", "?")
+            self._log(ERROR, f"frame at {stamp} ns failed: {type(err).__name__}: {err}")

@@ -80,6 +80,11 @@ _DECLARED: dict[str, tuple] = {
     "max_detections": (100, "At most this many detections per frame (highest scores).", LIVE),
     "sync_slop": (0.06, "Seconds: every image of a frame lies within this of the reference camera's."),
     "sync_queue_size": (10, "Messages kept per topic while waiting for a synchronised set."),
+    "max_stamp_ahead": (
+        10.0,
+        "Seconds: images stamped further ahead of the node's clock are refused (0: no check).",
+        LIVE,
+    ),
     "frame_queue_size": (
         2,
         "Synchronised frames waiting for the model; the oldest is dropped when full.",
@@ -106,6 +111,7 @@ _LIVE_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "score_threshold": (lambda v: 0.0 <= v <= 1.0, "between 0 and 1"),
     "max_detections": (lambda v: v >= 1, ">= 1"),
     "frame_queue_size": (lambda v: v >= 1, ">= 1"),
+    "max_stamp_ahead": (lambda v: v >= 0, ">= 0 seconds (0: no check)"),
     "camera_timeout": (lambda v: v > 0, "> 0 seconds"),
     "diagnostics_period": (lambda v: v > 0, "> 0 seconds"),
     "debug_image_rate": (lambda v: v >= 0, ">= 0 (0: off)"),
@@ -136,6 +142,7 @@ class DetectorParams:
     max_detections: int
     sync_slop: float
     sync_queue_size: int
+    max_stamp_ahead: float
     frame_queue_size: int
     detections_topic: str
     markers_topic: str
@@ -195,6 +202,7 @@ def detector_params(values: dict[str, Any]) -> DetectorParams:
         max_detections=int(values["max_detections"]),
         sync_slop=float(values["sync_slop"]),
         sync_queue_size=int(values["sync_queue_size"]),
+        max_stamp_ahead=float(values["max_stamp_ahead"]),
         frame_queue_size=int(values["frame_queue_size"]),
         detections_topic=str(values["detections_topic"]),
         markers_topic=str(values["markers_topic"]),

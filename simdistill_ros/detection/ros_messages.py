@@ -95,3 +95,19 @@ def image_msg(rgb: Any, stamp_ns: int, frame_id: str) -> Any:
     return Image(
         header=header_msg(stamp_ns, frame_id), height=h, width=w, encoding="rgb8", step=w * 3, data=data
     )
+
+
+def diagnostic_array_msg(
+    level: int, name: str, message: str, hardware_id: str, values: dict[str, str], stamp_ns: int
+) -> Any:
+    """diagnostic_msgs/DiagnosticArray with one status; ``level`` 0 OK, 1 WARN, 2 ERROR."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+    status = DiagnosticStatus(
+        level=(DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR)[level],
+        name=name,
+        message=message,
+        hardware_id=hardware_id,
+        values=[KeyValue(key=k, value=v) for k, v in values.items()],
+    )
+    return DiagnosticArray(header=header_msg(stamp_ns, ""), status=[status])

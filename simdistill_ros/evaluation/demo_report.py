@@ -72,12 +72,15 @@ def node_counts(log_text: str) -> dict[str, int]:
         ("synced", r"(\d+) frames synced"),
         ("published", r"(\d+) published"),
         ("failed", r"(\d+) failed"),
-        ("dropped_busy", r"(\d+) dropped while busy"),
-        ("unmatched", r"(\d+) reference images without a set"),
     ):
         m = re.search(pattern, line)
         if m:
             counts[key] = int(m.group(1))
+    drops = re.search(r"dropped: (.*)$", line)
+    if drops:  # the node's drop reasons (detection.live's BUSY, NO_SET): "<count> <reason>, ..." or "none"
+        by_reason = {reason: int(n) for n, reason in re.findall(r"(\d+) ([^,]+)", drops.group(1))}
+        counts["dropped_busy"] = by_reason.get("model busy (frame queue full)", 0)
+        counts["unmatched"] = by_reason.get("no complete camera set", 0)
     return counts
 
 

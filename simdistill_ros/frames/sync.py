@@ -116,6 +116,19 @@ class ApproximateTimeSync:
         self._latest[key] = stamp_ns if latest is None else max(latest, stamp_ns)
         return self._process(final=False)
 
+    def reset(self) -> int:
+        """Forget every queued message and stamp (after a backwards time jump: the horizons of the old
+        timeline would otherwise refuse every new message until the stamps catch up). Returns the messages
+        discarded; they are counted in ``dropped``, and the counters are kept."""
+        discarded = 0
+        for k, q in self._queues.items():
+            self.dropped[k] += len(q)
+            discarded += len(q)
+            q.clear()
+            self._latest[k] = None
+            self._horizon[k] = None
+        return discarded
+
     def flush(self) -> list[SyncedSet]:
         """End of input: emit every set that can still be completed, drop (and count) the rest."""
         out = self._process(final=True)

@@ -101,6 +101,13 @@ class TransformTree:
             del edge.stamps[:cut]
             del edge.transforms[:cut]
 
+    def clear(self) -> None:
+        """Forget the history of every dynamic edge and keep the static ones, as tf2's buffer does when
+        time jumps back (samples of two timelines would otherwise be interpolated together)."""
+        for edge in self._edges.values():
+            edge.stamps.clear()
+            edge.transforms.clear()
+
     # queries -------------------------------------------------------------------------------------------
     @property
     def frames(self) -> list[str]:
@@ -137,6 +144,8 @@ class TransformTree:
         if edge.static is not None:
             return edge.static
         stamps = edge.stamps
+        if not stamps:  # cleared by a time jump, no sample since
+            raise ExtrapolationError(f"no transform {edge.parent!r} -> {child!r} since time jumped back")
         if stamp_ns is None:  # latest, like tf2's Time(0)
             return edge.transforms[-1]
         i = bisect.bisect_left(stamps, stamp_ns)
