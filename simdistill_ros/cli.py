@@ -94,11 +94,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         default=EVAL_SCORE_THRESHOLD,
         help="detection score threshold (with --model)",
     )
-    p.add_argument(
-        "--no-verify",
-        action="store_true",
-        help="load checkpoints without checking their weights against the sha256 in meta.json",
-    )
+    _add_no_verify(p)
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -150,11 +146,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--pseudo-label-threshold", type=float, default=0.3, help="teacher score for a pseudo-label box"
     )
-    p.add_argument(
-        "--no-verify",
-        action="store_true",
-        help="load checkpoints without checking their weights against the sha256 in meta.json",
-    )
+    _add_no_verify(p)
     _add_sensor_flags(p)
 
 
@@ -182,11 +174,7 @@ def _add_detect(sub: argparse._SubParsersAction) -> None:
         default=DEFAULT_SCORE_THRESHOLD,
         help=f"minimum score kept (default {DEFAULT_SCORE_THRESHOLD}, as the node)",
     )
-    p.add_argument(
-        "--no-verify",
-        action="store_true",
-        help="load checkpoints without checking their weights against the sha256 in meta.json",
-    )
+    _add_no_verify(p)
     p.add_argument("--strict", action="store_true", help="exit 1 when any frame was skipped")
     _add_sensor_flags(p)
 
@@ -196,7 +184,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
         "export",
         help="export a camera-only model (baseline, student) to ONNX: images + splat geometry -> head maps",
     )
-    p.add_argument("--model", default="student_tiny", help="checkpoint directory or shipped model name")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="checkpoint directory or shipped model name")
     p.add_argument("--out", required=True, help="output .onnx file")
     p.add_argument(
         "--cameras", type=int, default=6, help="cameras of the example input (the graph takes any number)"
@@ -223,13 +211,17 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--verify", action="store_true", help="check every shard of --out (sha256), print size and read speed"
     )
+    _add_no_verify(p)
+    p.add_argument("--strict", action="store_true", help="exit 1 when any frame was skipped")
+    _add_sensor_flags(p)
+
+
+def _add_no_verify(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-verify",
         action="store_true",
         help="load checkpoints without checking their weights against the sha256 in meta.json",
     )
-    p.add_argument("--strict", action="store_true", help="exit 1 when any frame was skipped")
-    _add_sensor_flags(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
