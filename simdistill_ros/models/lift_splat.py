@@ -157,11 +157,6 @@ class LiftSplat(nn.Module):
         """Base-frame position of every frustum point: (B, N, D, fH*fW, 3)."""
         return frustum_points(self.grid, intrinsics, cam_to_base, image_hw, feat_hw)
 
-    def _compute_indices(
-        self, intrinsics: Tensor, cam_to_base: Tensor, image_hw: tuple[int, int], feat_hw: tuple[int, int]
-    ) -> Tensor:
-        return frustum_cells(self.grid, intrinsics, cam_to_base, image_hw, feat_hw)
-
     # --- lift / splat -----------------------------------------------------------------------------------
     def lift(self, feats: Tensor) -> tuple[Tensor, Tensor]:
         """feats (B*N, C_in, fH, fW) -> depth (B*N, D, fH, fW) softmax, context (B*N, fH, fW, C)."""
