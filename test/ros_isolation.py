@@ -4,6 +4,7 @@ exits), so a second copy of the suite, or anything else on the network, cannot a
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import os
 import tempfile
@@ -32,6 +33,7 @@ def claim_domain_id() -> int:
             f.close()
             continue
         _claim = (domain, f)
+        atexit.register(f.close)  # closed (and unlocked) explicitly: no ResourceWarning at exit
         return domain
     raise RuntimeError(f"all ROS domain ids {DOMAIN_IDS.start}-{DOMAIN_IDS.stop - 1} are held by other tests")
 
