@@ -221,3 +221,39 @@ def test_each_term_reads_its_own_bev(which: str, field: str) -> None:
     after = distillation_losses(student, teacher, targets, mask, weights, CODE_WEIGHTS)
     moved = {k for k in before if not torch.equal(before[k], after[k])}
     assert moved == {PERTURBATIONS[(which, field)]}
+
+
+# --- edge cases of the normalisations -------------------------------------------------------------------
+def test_mmd_heatmap_weights_each_element_by_its_own_gap() -> None:
+    student = t([[LN3, 0.0]])[None]  # p = 0.75, 0.5
+    teacher = t([[0.0, 0.0]])[None]  # targets 0.5, 0.5: element 1 matches, its weight is 0
+    e0 = -(0.5 * math.log(0.75) + 0.5 * math.log(0.25)) * 0.0625
+    assert mmd_heatmap_loss(student, teacher, torch.tensor(1)).item() == pytest.approx(e0)
+
+
+def test_mmd_box_is_divided_by_the_number_of_objects() -> None:
+    student = _head([1.0, 0, 0, 0, 0, 0, 0, 0, 0, 0], [0.5, 2.0, 0, 0, 0, 0, 0, 0, 3.0, 0])
+    teacher = _head([0.0] * 10, [0.0] * 10)
+    targets = _box_targets([0.0] * 10)
+    targets.mask = torch.tensor([[True, True]])  # now cell 0 is an object too: smooth-L1(1) = 0.5
+    loss = mmd_box_loss(student, teacher, targets, CODE_WEIGHTS)
+    assert loss.item() == pytest.approx((0.125 + 1.5 + 0.5 + 0.5) / 2)
+
+
+def test_cmd_normaliser_is_at_least_one() -> None:
+    student = t([[1.0, 2.0]], [[3.0, 5.0]])[None]
+    mask = t([[0.25, 0.0]])[None]  # 0.25 x 2 channels = 0.5 foreground elements: divided by 1, not 0.5
+    assert cmd_loss(student, torch.zeros(1, 2, 1, 2), mask).item() == pytest.approx(0.25 * (1 + 9))
+
+
+@pytest.mark.parametrize("missing", ["student", "teacher"])
+def test_cmd_without_a_lidar_bev_is_refused(missing: str) -> None:
+    student, teacher, targets = _outputs(0), _outputs(1), _targets()
+    (student if missing == "student" else teacher).lidar_bev = None
+    mask = foreground_mask(targets.heatmap)
+    with pytest.raises(
+        ValueError, match="^CMD needs the student's simulated-LiDAR BEV and the teacher's LiDAR BEV$"
+    ):
+        distillation_losses(student, teacher, targets, mask, LossWeights(), CODE_WEIGHTS)
+    w = LossWeights(use_cmd=False)
+    assert "cmd" not in distillation_losses(student, teacher, targets, mask, w, CODE_WEIGHTS)
