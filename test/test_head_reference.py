@@ -288,3 +288,9 @@ def test_gather_regression_reads_each_field_at_each_index() -> None:
     assert got.shape == (1, 3, 10)
     assert got[0, 0].tolist() == list(range(10)) and got[0, 1].tolist() == list(range(10, 20))
     assert got[0, 2].abs().sum() == 0
+
+
+def test_targets_of_an_empty_batch() -> None:
+    t = build_targets([], [], GRID, head_cfg())
+    assert t.heatmap.shape == (0, 3, NX, NY) and t.indices.shape == (0, 4) and t.reg.shape == (0, 4, 10)
+    assert t.heatmap.device.type == "cpu" and t.num_objects.item() == 0

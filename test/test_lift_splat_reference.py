@@ -65,3 +65,27 @@ def test_depth_is_a_distribution_over_bins_and_the_geometry_is_the_cached_one() 
     assert torch.allclose(out.depth.sum(dim=2), torch.ones(1, 6, 4, 8))
     assert out.geometry is ls.splat_geometry(k, pose, (H, W), (H // 8, W // 8))
     assert out.bev.shape == (1, 4, 10, 10)
+
+
+def test_lift_splat_layers_follow_the_arguments() -> None:
+    ls = LiftSplat(GRID, in_channels=8, context_channels=4, out_channels=6)
+    assert ls.context_channels == 4 and ls.num_bins == 5 and ls.cache_size == 8
+
+    def conv3(m: torch.nn.Module, cin: int, cout: int, stride: int = 1) -> None:
+        conv = m[0]
+        assert (conv.in_channels, conv.out_channels) == (cin, cout)
+        assert conv.kernel_size == (3, 3) and conv.padding == (1, 1) and conv.stride == (stride, stride)
+
+    conv3(ls.depthnet[0], 8, 64)  # the default depth-net width
+    last = ls.depthnet[1]
+    assert (last.in_channels, last.out_channels, last.kernel_size) == (64, 5 + 4, (1, 1))
+    assert len(ls.downsample) == 3
+    conv3(ls.downsample[0], 4, 4)
+    conv3(ls.downsample[1], 4, 6, stride=GRID.downsample)
+    conv3(ls.downsample[2], 6, 6)
+    # no buffers but BatchNorm statistics: nothing calibration-dependent is saved with the weights
+    assert {n.rsplit(".", 1)[1] for n, _ in ls.named_buffers()} == {
+        "running_mean",
+        "running_var",
+        "num_batches_tracked",
+    }

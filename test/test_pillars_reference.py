@@ -1,8 +1,8 @@
 """The LiDAR pillar encoder against values worked out by hand: its layers, the nine per-point features,
 which points it keeps, and the pillar canvas (max over a pillar's points, x down the rows, y across).
 
-The grid is asymmetric (x from -6 to 10 m in 1 m cells, y from -5 to 3 m in 0.5 m cells) so that a swapped
-axis, bound or cell size changes a value."""
+The grid is asymmetric (x from -6 to 10 m in 2 m cells, y from -5 to 4 m in 0.5 m cells: 8 x 18 splat
+cells) so that a swapped axis, bound or cell size changes a value."""
 
 from __future__ import annotations
 
@@ -13,17 +13,17 @@ from torch import nn
 from simdistill_ros.models.config import BEVGridConfig, PillarConfig
 from simdistill_ros.models.pillars import POINT_FEATURES, PillarEncoder
 
-GRID = BEVGridConfig(xbound=(-6.0, 10.0, 1.0), ybound=(-5.0, 3.0, 0.5), zbound=(-3.0, 5.0, 8.0), downsample=2)
-SX, SY = 16, 16  # splat cells; the working grid is 8 x 8
+GRID = BEVGridConfig(xbound=(-6.0, 10.0, 2.0), ybound=(-5.0, 4.0, 0.5), zbound=(-3.0, 5.0, 8.0), downsample=2)
+SX, SY = 8, 18  # splat cells; the working grid is 4 x 9
 
-# two points in splat cell (6, 7) (centre (0.5, -1.25)), one in cell (0, 15) (centre (-5.5, 2.75))
+# two points in splat cell (3, 7) (centre (1.0, -1.25)), one in cell (0, 15) (centre (-5.0, 2.75))
 P1 = [0.25, -1.5, 1.0, 0.3]
 P2 = [0.75, -1.25, 3.0, 0.7]
 P3 = [-5.2, 2.9, -2.0, 1.0]
-# x/10, y/5, z/4 | intensity | (x - cx)/1, (y - cy)/0.5 | x, y, z minus the pillar mean (0.5, -1.375, 2)
-F1 = [0.025, -0.3, 0.25, 0.3, -0.25, -0.5, -0.25, -0.125, -1.0]
-F2 = [0.075, -0.25, 0.75, 0.7, 0.25, 0.0, 0.25, 0.125, 1.0]
-F3 = [-0.52, 0.58, -0.5, 1.0, 0.3, 0.3, 0.0, 0.0, 0.0]
+# x/10, y/5, z/4 | intensity | (x - cx)/2, (y - cy)/0.5 | x, y, z minus the pillar mean (0.5, -1.375, 2)
+F1 = [0.025, -0.3, 0.25, 0.3, -0.375, -0.5, -0.25, -0.125, -1.0]
+F2 = [0.075, -0.25, 0.75, 0.7, -0.125, 0.0, 0.25, 0.125, 1.0]
+F3 = [-0.52, 0.58, -0.5, 1.0, -0.1, 0.3, 0.0, 0.0, 0.0]
 
 
 def encoder(**kw) -> PillarEncoder:
@@ -56,8 +56,11 @@ def test_pillar_layers_follow_the_config() -> None:
     ]
     assert all(c.padding == (1, 1) for c in convs) and enc.out_channels == 6
     assert len(encoder(num_convs=1).convs) == 1
-    # raw coordinates scaled by the larger bound of each axis, z by 4 m
+    # raw coordinates scaled by the larger bound of each axis, z by 4 m; not saved with the weights
     assert enc.coord_scale.tolist() == [10.0, 5.0, 4.0]
+    mirrored = BEVGridConfig(xbound=(-10.0, 6.0, 2.0), ybound=(-4.0, 5.0, 0.5), downsample=2)
+    assert PillarEncoder(mirrored, PillarConfig()).coord_scale.tolist() == [10.0, 5.0, 4.0]
+    assert not any("coord_scale" in k for k in enc.state_dict())
 
 
 def test_point_features_by_hand() -> None:
@@ -69,7 +72,7 @@ def test_points_outside_the_grid_or_not_finite_are_dropped() -> None:
     outside = [
         [10.0, 0.0, 0.0, 1.0],  # x at the far bound
         [-6.01, 0.0, 0.0, 1.0],
-        [0.0, 3.0, 0.0, 1.0],  # y at the far bound
+        [0.0, 4.0, 0.0, 1.0],  # y at the far bound
         [0.0, -5.01, 0.0, 1.0],
         [0.0, 0.0, 5.0, 1.0],  # z at the top bound
         [0.0, 0.0, -3.01, 1.0],
@@ -78,11 +81,12 @@ def test_points_outside_the_grid_or_not_finite_are_dropped() -> None:
     ]
     corner = [-6.0, -5.0, -3.0, 0.5]  # the near bounds are inside: splat cell (0, 0)
     extra = [[9.9, 2.9, 4.9, 0.2, 123.0]]  # a fifth column is ignored
-    features, canvas, _ = capture(encoder().eval(), [torch.tensor(outside + [corner]), torch.tensor(extra)])
+    clouds = [torch.tensor(outside + [corner], dtype=torch.float64), torch.tensor(extra, dtype=torch.float64)]
+    features, canvas, _ = capture(encoder().eval(), clouds)  # float64 clouds are taken as float32
     assert features.shape == (2, 9)
     assert features[0, :4].tolist() == pytest.approx([-0.6, -1.0, -0.75, 0.5])
     assert features[0, 4:6].tolist() == pytest.approx([-0.5, -0.5])  # half a cell from the centre
-    assert features[1, 4:6].tolist() == pytest.approx([0.4, 0.3])  # cell (15, 15), centre (9.5, 2.75)
+    assert features[1, 4:6].tolist() == pytest.approx([0.45, 0.3])  # cell (7, 15), centre (9.0, 2.75)
     assert canvas.shape == (2, 4, SX, SY)
 
 
@@ -95,11 +99,11 @@ def test_canvas_is_the_max_over_each_pillar_in_its_cell() -> None:
     _, canvas, out = capture(enc, [torch.tensor([P1, P2]), torch.tensor([P3, P2])])
     scale = (1 + enc.pfn[1].eps) ** -0.5  # eval BatchNorm with its initial statistics
     expected = torch.zeros(2, 4, SX, SY)
-    expected[0, 0, 6, 7], expected[0, 1, 6, 7] = 0.7 * scale, 0.75 * scale  # max(0.3, 0.7), max(1, 3) / 4
+    expected[0, 0, 3, 7], expected[0, 1, 3, 7] = 0.7 * scale, 0.75 * scale  # max(0.3, 0.7), max(1, 3) / 4
     expected[1, 0, 0, 15] = 1.0 * scale  # P3's height is negative: ReLU leaves 0
-    expected[1, 0, 6, 7], expected[1, 1, 6, 7] = 0.7 * scale, 0.75 * scale
+    expected[1, 0, 3, 7], expected[1, 1, 3, 7] = 0.7 * scale, 0.75 * scale
     assert torch.allclose(canvas, expected)
-    assert out.shape == (2, 6, 8, 8)
+    assert out.shape == (2, 6, 4, 9)
 
 
 def test_an_empty_or_one_point_cloud_keeps_every_parameter_in_the_graph() -> None:

@@ -99,13 +99,6 @@ class LiftSplat(nn.Module):
             conv_bn_relu(context_channels, out_channels, 3, stride=ds),
             conv_bn_relu(out_channels, out_channels, 3),
         )
-        d0, _, dstep = grid.dbound
-        # bin centres, metres
-        self.register_buffer(
-            "depth_values",
-            d0 + (torch.arange(self.num_bins, dtype=torch.float32) + 0.5) * dstep,
-            persistent=False,
-        )
         self.cache_size = cache_size
         self._cache: OrderedDict[tuple, SplatGeometry] = OrderedDict()
         self.cache_hits = 0
