@@ -124,7 +124,14 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "--lr",
         type=float,
         default=None,
-        help="peak one-cycle learning rate (default: 2e-3 tiny, 2e-4 nuscenes)",
+        help="peak one-cycle learning rate (default: 2e-3 tiny and tiny_v2, 2e-4 nuscenes)",
+    )
+    p.add_argument(
+        "--backbone-lr-scale",
+        type=float,
+        default=None,
+        help="the camera backbone's peak learning rate as a share of --lr (default: 0.1 for an "
+        "ImageNet-pretrained backbone, as in tiny_v2; 1 otherwise)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last")

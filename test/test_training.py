@@ -194,3 +194,58 @@ def test_ddp_with_two_cpu_processes(world: Path, tmp_path: Path):
     assert proc.returncode == 0, proc.stderr[-4000:]
     meta = json.loads((tmp_path / "last" / "meta.json").read_text())
     assert meta["step"] == 2  # both ranks took both steps (the equal weights: test_training_exact.py)
+
+
+def test_a_pretrained_backbone_learns_at_a_tenth_of_the_rate() -> None:
+    import argparse
+
+    import torch
+
+    from simdistill_ros.models.config import tiny, tiny_v2
+    from simdistill_ros.models.detectors import BaselineModel
+    from simdistill_ros.training.command import backbone_lr_scale
+    from simdistill_ros.training.loop import OptimConfig, param_groups
+
+    model = BaselineModel(tiny_v2())
+    backbone = {id(p) for p in model.camera.backbone.parameters() if p.requires_grad}
+    fast, slow = param_groups(model, None, OptimConfig(lr=2e-3, backbone_lr_scale=0.1))
+    assert (fast["lr"], slow["lr"]) == (2e-3, pytest.approx(2e-4))
+    assert {id(p) for p in slow["params"]} == backbone
+    assert not backbone & {id(p) for p in fast["params"]}
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert sum(p.numel() for g in (fast, slow) for p in g["params"]) == trainable  # frozen stages left out
+    # one group at the full rate when the scale is 1
+    assert [g["lr"] for g in param_groups(model, None, OptimConfig(lr=1e-3))] == [1e-3]
+    # the CLI's default follows the preset's backbone; an explicit value wins
+    ns = argparse.Namespace
+    assert backbone_lr_scale(ns(config="tiny_v2", backbone_lr_scale=None)) == 0.1
+    assert backbone_lr_scale(ns(config="tiny", backbone_lr_scale=None)) == 1.0
+    assert backbone_lr_scale(ns(config="tiny_v2", backbone_lr_scale=0.5)) == 0.5
+    assert tiny_v2().backbone.pretrained and not tiny().backbone.pretrained
+    # the one-cycle schedule peaks at each group's own rate
+    opt = torch.optim.AdamW([fast, slow])
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[2e-3, 2e-4], total_steps=10, pct_start=0.5)
+    for _ in range(4):  # the peak is step pct_start * total_steps - 1
+        opt.step(), sched.step()
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([2e-3, 2e-4])
+
+
+def test_every_preset_has_a_training_schedule() -> None:
+    import argparse
+
+    from simdistill_ros.models.config import PRESETS
+    from simdistill_ros.training.command import optim_config
+
+    for name in PRESETS:  # `simdistill train --config tiny_v2` once failed here with a KeyError
+        args = argparse.Namespace(
+            config=name,
+            epochs=None,
+            batch_size=None,
+            lr=None,
+            seed=0,
+            workers=0,
+            max_steps=None,
+            backbone_lr_scale=None,
+        )
+        cfg = optim_config(args)
+        assert cfg.lr > 0 and cfg.backbone_lr_scale == (0.1 if PRESETS[name]().backbone.pretrained else 1.0)

@@ -40,7 +40,10 @@ from simdistill_ros.training.store_dataset import (
 # Peak one-cycle learning rate per config preset. The nuScenes-scale models use the reference 2e-4; the tiny
 # models train from scratch in about a thousand steps, where 2e-4 leaves them far from converged (teacher on
 # 72 frames, train loss after 3 epochs: 4.3 at 2e-4 against 3.0 at 2e-3).
-DEFAULT_LR = {"tiny": 2e-3, "nuscenes": 2e-4}
+DEFAULT_LR = {"tiny": 2e-3, "tiny_v2": 2e-3, "nuscenes": 2e-4}
+# A pretrained (ImageNet) camera backbone is fine-tuned at a tenth of the peak rate, as detectors commonly
+# fine-tune pretrained backbones; one trained from scratch learns at the full rate.
+PRETRAINED_BACKBONE_LR_SCALE = 0.1
 
 
 def optim_config(args: argparse.Namespace) -> OptimConfig:
@@ -52,7 +55,15 @@ def optim_config(args: argparse.Namespace) -> OptimConfig:
         seed=args.seed,
         workers=args.workers,
         max_steps=args.max_steps,
+        backbone_lr_scale=backbone_lr_scale(args),
     )
+
+
+def backbone_lr_scale(args: argparse.Namespace) -> float:
+    """``--backbone-lr-scale``, or 0.1 for a preset whose backbone starts from ImageNet, else 1."""
+    if getattr(args, "backbone_lr_scale", None) is not None:
+        return args.backbone_lr_scale
+    return PRETRAINED_BACKBONE_LR_SCALE if PRESETS[args.config]().backbone.pretrained else 1.0
 
 
 def data_hash(dataroot: Path, version: str = "v1.0-synth") -> str:

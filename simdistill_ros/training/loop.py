@@ -47,12 +47,28 @@ class OptimConfig:
     seed: int = 0
     workers: int = 0
     max_steps: int | None = None
+    # peak learning rate of the camera backbone's parameters as a share of ``lr``: a pretrained backbone is
+    # fine-tuned gently while the BEV layers behind it learn from scratch at the full rate
+    backbone_lr_scale: float = 1.0
 
 
 # An objective maps a batch (already on the device) to named loss terms; "loss" is their weighted total.
 Objective = Callable[[object], dict[str, torch.Tensor]]
 # Saves a checkpoint of the (unwrapped) model with extra metadata, atomically.
 SaveFn = Callable[[Path, dict], None]
+
+
+def param_groups(model: nn.Module, trainable: Iterable[nn.Parameter] | None, cfg: OptimConfig) -> list[dict]:
+    """AdamW parameter groups: the trainable parameters of any ``backbone`` module at ``lr *
+    backbone_lr_scale``, all others at ``lr`` (one group when the scale is 1). Empty groups are left out."""
+    params = [p for p in (trainable or model.parameters()) if p.requires_grad]
+    if cfg.backbone_lr_scale == 1.0:
+        return [{"params": params, "lr": cfg.lr}]
+    in_backbone = {id(p) for name, p in model.named_parameters() if "backbone" in name.split(".")}
+    slow = [p for p in params if id(p) in in_backbone]
+    fast = [p for p in params if id(p) not in in_backbone]
+    groups = [{"params": fast, "lr": cfg.lr}, {"params": slow, "lr": cfg.lr * cfg.backbone_lr_scale}]
+    return [g for g in groups if g["params"]]
 
 
 def _move(batch: object, device: torch.device) -> object:
@@ -79,8 +95,9 @@ def train(
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed + ctx.rank)
     model.to(ctx.device)
-    params = [p for p in (trainable or model.parameters()) if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    groups = param_groups(model, trainable, cfg)
+    params = [p for g in groups for p in g["params"]]
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if ctx.enabled:
         sampler = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank, seed=cfg.seed)
     else:
@@ -101,7 +118,7 @@ def train(
         total_steps = min(total_steps, cfg.max_steps)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer,
-        max_lr=cfg.lr,
+        max_lr=[g["lr"] for g in groups],
         total_steps=max(total_steps, 1),
         pct_start=cfg.pct_start,
         div_factor=10.0,
