@@ -177,13 +177,14 @@ def test_invalid_boxes_are_dropped_and_the_rest_capped() -> None:
         ]
     )
     labels = torch.tensor([0, 0, 0, 0, 0, 0, 0, -1, 3, 1, 0, 0])
-    t = build_targets([boxes, boxes[:0]], [labels, labels[:0]], GRID, cfg)
-    assert t.indices.tolist() == [[0, (NX - 1) * NY + NY - 1], [0, 0]]
-    assert t.mask.tolist() == [[True, True], [False, False]]
-    assert t.labels.tolist() == [[1, 0], [0, 0]]
+    # an empty sample first: it gets no targets, and the samples after it still get theirs
+    t = build_targets([boxes[:0], boxes], [labels[:0], labels], GRID, cfg)
+    assert t.indices.tolist() == [[0, 0], [0, (NX - 1) * NY + NY - 1]]
+    assert t.mask.tolist() == [[False, False], [True, True]]
+    assert t.labels.tolist() == [[0, 0], [1, 0]]
     assert t.labels.dtype == t.indices.dtype == torch.int64 and t.mask.dtype == torch.bool
-    assert t.heatmap[1].abs().sum() == 0  # an empty sample has no targets
-    assert t.heatmap[0, 1, 0, 0] == 1.0 and t.heatmap[0, 0, NX - 1, NY - 1] == 1.0
+    assert t.heatmap[0].abs().sum() == 0
+    assert t.heatmap[1, 1, 0, 0] == 1.0 and t.heatmap[1, 0, NX - 1, NY - 1] == 1.0
 
 
 def test_head_build_targets_uses_its_grid_and_config() -> None:
