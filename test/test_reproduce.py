@@ -65,6 +65,9 @@ def test_reproduce_micro_is_resumable(tmp_path: Path) -> None:
         "DATA": str(tmp_path / "data"),
         "RUNS": str(tmp_path / "runs"),
         "RESULTS": str(tmp_path / "results"),
+        "FRESH": str(tmp_path / "fresh"),
+        "FRESH_SCENES": "1",
+        "FRESH_SEED": "7",
         "CONFIG": "tiny",
         "STEPS": "1",
         "BATCH": "1",
@@ -87,18 +90,36 @@ def test_reproduce_micro_is_resumable(tmp_path: Path) -> None:
     assert names == ["baseline_s0", "baseline_s1", "student_s0", "student_s1", "teacher", "teacher_probe"]
     records = {r["name"]: r for r in load_records(results)}
     assert all(r["steps"] == 1 and r["val_frames"] == 1 for r in records.values())
+    # every run is also scored on the fresh world, a val-only world of another seed
+    assert all(
+        "metrics_fresh" in r and r["fresh_seed"] == 7 and r["fresh_frames"] == 1 for r in records.values()
+    )
+    assert json.loads((tmp_path / "fresh" / "synth.json").read_text())["split"]["train"] == []
     assert records["student_s1"]["seed"] == 1 and records["teacher"]["arm"] == "teacher"
     assert "--init-from" in records["teacher"]["command"]  # staged: started from the camera-only model
     probe = json.loads((results / "teacher_probe.json").read_text())["probes"]
     assert len(probe) == 2 and all(-1.0 <= p["corr_mean"] <= 1.0 for p in probe)
     table = (results / "table.md").read_text()
     assert "SimDistill student" in table and "| 2 (0,1) |" in table and "AP@2m" in table
+    assert "On a fresh world (seed 7, 1 frames; no model saw it)" in table
     again = subprocess.run(
         ["bash", str(ROOT / "tools" / "reproduce.sh")], env=env, capture_output=True, text=True, cwd=ROOT
     )
     assert again.returncode == 0, again.stderr[-3000:]
     assert "training" not in again.stdout
     assert again.stdout.count("skipped") == 4  # baseline_s0/s1, student_s0/s1
+    assert "| fresh world mAP" not in again.stdout  # nothing re-scored
+    # a record from before the fresh world gets its fresh-world metrics while the run is still on disk
+    record_file = results / "student_s1.json"
+    old = json.loads(record_file.read_text())
+    del old["metrics_fresh"]
+    record_file.write_text(json.dumps(old))
+    third = subprocess.run(
+        ["bash", str(ROOT / "tools" / "reproduce.sh")], env=env, capture_output=True, text=True, cwd=ROOT
+    )
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert "training" not in third.stdout and third.stdout.count("| fresh world mAP") == 1
+    assert "metrics_fresh" in json.loads(record_file.read_text())
 
 
 def test_bev_probe_correlation() -> None:

@@ -9,13 +9,17 @@
 #   4. student_nodistill  student, same start (teacher), no distillation         (SEEDS)
 #   5. student       SimDistill student, same start, all four terms              (SEEDS)
 #   6. ablations     - IMD / CMD / MMD-F / MMD-P / GCM / warm start              (seed 0 only)
-# Resumable across sittings: each finished run writes RESULTS/NAME.json (metrics, per-class AP, AP at 0.5/1/2/4
-# m, steps, when trained; commit these, not the checkpoints) and is skipped afterwards. A later run that needs
+# Every run is scored on val and on a fresh world (FRESH_SCENES val-only scenes, seed FRESH_SEED) that no model
+# trained or was chosen on.
+# Resumable across sittings: each finished run writes RESULTS/NAME.json (metrics on val and on the fresh world,
+# per-class AP, AP at 0.5/1/2/4 m, steps, when trained; commit these, not the checkpoints) and is skipped
+# afterwards; a record without fresh-world metrics gets them added while its checkpoint is still on disk. A later run that needs
 # a checkpoint no longer on disk (teacher, baseline_s0) re-trains it first. The table is assembled from the
 # JSONs alone into RESULTS/table.md.
 # Environment (defaults): DATA (data/fair_v2), RUNS (runs/fair), RESULTS (results/reproduce), CONFIG (tiny_v2),
 # WORLD (v2), STEPS (1000), BATCH (4), SEEDS ("0 1 2"), ARMS_ONLY (all), JOBS (2), THREADS (1), DEVICE (auto),
-# TRAIN_SCENES (100), VAL_SCENES (50), FRAMES (8), IMAGE_SIZE (224x400), DATA_SEED (1000), SIM, PY.
+# TRAIN_SCENES (100), VAL_SCENES (50), FRAMES (8), IMAGE_SIZE (224x400), DATA_SEED (1000), FRESH
+# (data/fair_v2_fresh), FRESH_SCENES (25), FRESH_SEED (2000), SIM, PY.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-data/fair_v2}
@@ -33,6 +37,9 @@ VAL_SCENES=${VAL_SCENES:-50}
 FRAMES=${FRAMES:-8}
 IMAGE_SIZE=${IMAGE_SIZE:-224x400}
 DATA_SEED=${DATA_SEED:-1000}
+FRESH=${FRESH:-data/fair_v2_fresh}
+FRESH_SCENES=${FRESH_SCENES:-25}
+FRESH_SEED=${FRESH_SEED:-2000}
 SIM=${SIM:-.venv/bin/simdistill}
 PY=${PY:-.venv/bin/python}
 export OMP_NUM_THREADS=${THREADS:-1}
@@ -47,9 +54,16 @@ if [ ! -f "$DATA/v1.0-synth/splits.json" ]; then
     --seed "$DATA_SEED" --image-size "$IMAGE_SIZE" --val-fraction "$($PY -c "print($VAL_SCENES / $scenes)")" \
     --overwrite
 fi
-VAL_FRAMES=$($PY -c "import json,sys; s=json.load(open(sys.argv[1]+'/synth.json')); print(len(s['split']['val'])*s['frames_per_scene'])" "$DATA")
-EXTRA=$(printf '{"steps": %d, "batch": %d, "config": "%s", "world": "%s", "data_seed": %d, "image_size": "%s", "val_frames": %d}' \
-  "$STEPS" "$BATCH" "$CONFIG" "$WORLD" "$DATA_SEED" "$IMAGE_SIZE" "$VAL_FRAMES")
+if [ ! -f "$FRESH/v1.0-synth/splits.json" ]; then
+  echo "== synthesizing the fresh world $WORLD into $FRESH ($FRESH_SCENES val-only scenes, seed $FRESH_SEED)"
+  $SIM synth --out "$FRESH" --world "$WORLD" --scenes "$FRESH_SCENES" --frames-per-scene "$FRAMES" \
+    --seed "$FRESH_SEED" --image-size "$IMAGE_SIZE" --val-fraction 1.0 --overwrite
+fi
+val_frames() { $PY -c "import json,sys; s=json.load(open(sys.argv[1]+'/synth.json')); print(len(s['split']['val'])*s['frames_per_scene'])" "$1"; }
+VAL_FRAMES=$(val_frames "$DATA")
+FRESH_FRAMES=$(val_frames "$FRESH")
+EXTRA=$(printf '{"steps": %d, "batch": %d, "config": "%s", "world": "%s", "data_seed": %d, "image_size": "%s", "val_frames": %d, "fresh_seed": %d, "fresh_frames": %d}' \
+  "$STEPS" "$BATCH" "$CONFIG" "$WORLD" "$DATA_SEED" "$IMAGE_SIZE" "$VAL_FRAMES" "$FRESH_SEED" "$FRESH_FRAMES")
 
 wanted() { case " $ARMS_ONLY " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
@@ -68,15 +82,35 @@ train_eval() {  # train_eval NAME ARM SEED MODEL [train args...]: train, evaluat
   fi
   $SIM evaluate --data "$DATA" --split val --model "$dir/last" --device "$DEVICE" --out "$dir/eval" \
     >"$dir/eval.log" 2>&1
+  score_fresh "$name" "$arm" "$seed"
+}
+
+score_fresh() {  # score_fresh NAME ARM SEED: score RUNS/NAME on the fresh world, (re)write RESULTS/NAME.json
+  local name=$1 arm=$2 seed=$3 dir="$RUNS/$1"
+  $SIM evaluate --data "$FRESH" --split val --model "$dir/last" --device "$DEVICE" --out "$dir/eval_fresh" \
+    >"$dir/eval_fresh.log" 2>&1
   $PY -m simdistill_ros.evaluation.table record --name "$name" --arm "$arm" --seed "$seed" --run "$dir" \
     --out "$RESULTS/$name.json" --extra "$EXTRA"
-  echo "== $name: $(grep -E '^(mAP|NDS)' "$dir/eval.log" | tr '\n' ' ')"
+  echo "== $name: val $(grep -E '^(mAP|NDS)' "$dir/eval.log" | tr '\n' ' ')| fresh world $(grep -E '^(mAP|NDS)' "$dir/eval_fresh.log" | tr '\n' ' ')"
+}
+
+has_fresh() { grep -q '"metrics_fresh"' "$RESULTS/$1.json"; }
+
+fresh_if_missing() {  # a record from before the fresh world: add its fresh-world metrics if the run is on disk
+  if ! has_fresh "$1"; then
+    if [ -f "$RUNS/$1/last/meta.json" ] && [ -f "$RUNS/$1/eval/metrics_summary.json" ]; then
+      score_fresh "$@"
+    else
+      echo "== $1: no fresh-world metrics and its checkpoint is gone from $RUNS; re-train it for them"
+    fi
+  fi
 }
 
 run() {  # run NAME ARM SEED MODEL [args]: skipped when its result JSON exists
   wanted "$2" || return 0
   if [ -f "$RESULTS/$1.json" ]; then
     echo "== $1: recorded in $RESULTS/$1.json, skipped"
+    fresh_if_missing "$1" "$2" "$3"
     return 0
   fi
   train_eval "$@"
@@ -84,7 +118,7 @@ run() {  # run NAME ARM SEED MODEL [args]: skipped when its result JSON exists
 
 ensure() {  # ensure NAME ARM SEED MODEL [args]: a checkpoint later runs start from; re-trained if gone
   if [ -f "$RUNS/$1/done" ] && [ -f "$RUNS/$1/last/meta.json" ]; then
-    [ -f "$RESULTS/$1.json" ] || train_eval "$@"
+    if [ -f "$RESULTS/$1.json" ]; then fresh_if_missing "$1" "$2" "$3"; else train_eval "$@"; fi
     return 0
   fi
   [ -f "$RESULTS/$1.json" ] && echo "== $1: checkpoint gone, re-training it (its record is replaced)"

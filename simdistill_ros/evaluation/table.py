@@ -148,9 +148,12 @@ def metrics_from_summary(summary: dict) -> dict:
 def record_run(
     out_file: Path, name: str, arm: str, seed: int, run_dir: Path, extra: dict | None = None
 ) -> dict:
-    """Write ``out_file``: the metrics of ``run_dir/eval/metrics_summary.json`` plus what the run was (from
-    its checkpoint's meta.json and ``extra``: steps, config, world, data) and when it was trained."""
+    """Write ``out_file``: the metrics of ``run_dir/eval/metrics_summary.json`` (val) and, when the run was
+    also scored there, of ``run_dir/eval_fresh/metrics_summary.json`` (a world with a seed no model saw),
+    plus what the run was (from its checkpoint's meta.json and ``extra``: steps, config, world, data) and
+    when it was trained."""
     summary = json.loads((run_dir / "eval" / "metrics_summary.json").read_text())
+    fresh_file = run_dir / "eval_fresh" / "metrics_summary.json"
     meta_file = run_dir / "last" / "meta.json"
     meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
     trained_at = time.strftime(
@@ -167,6 +170,8 @@ def record_run(
         **(extra or {}),
         "metrics": metrics_from_summary(summary),
     }
+    if fresh_file.is_file():
+        record["metrics_fresh"] = metrics_from_summary(json.loads(fresh_file.read_text()))
     out_file.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_file.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
@@ -193,21 +198,17 @@ def _mean_sd(values: list[float], scale: float, digits: int) -> str:
     return f"{mean:.{digits}f} +- {statistics.stdev(values) * scale:.{digits}f}"
 
 
-def format_fair(records: list[dict], probes: list[dict] | None = None) -> str:
-    """Markdown: the main table (mean +- sd over seeds), per-class AP, and when each run was trained."""
-    by_arm: dict[str, list[dict]] = {}
-    for r in records:
-        by_arm.setdefault(r["arm"], []).append(r)
+def _summary_table(by_arm: dict[str, list[dict]], key: str) -> str:
+    """The main table of ``format_fair`` over the records' ``key`` metrics (val or fresh world)."""
     lines = [
         "| model | input | seeds | mAP | NDS | AP@2m | AP@4m | mATE | mAOE |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    classes: list[str] = []
     for arm, label, modality, kind in FAIR_ARMS:
         runs = by_arm.get(arm, [])
         if not runs:
             continue
-        m = [r["metrics"] for r in runs]
+        m = [r[key] for r in runs]
         seeds = ",".join(str(r["seed"]) for r in runs)
         seeds_text = f"{len(runs)} ({seeds})" + (" one seed, ablation" if kind == "ablation" else "")
         lines.append(
@@ -217,9 +218,26 @@ def format_fair(records: list[dict], probes: list[dict] | None = None) -> str:
             f"{_mean_sd([x['ap_by_threshold']['4.0'] for x in m], 100, 2)} | "
             f"{_mean_sd([x['mATE'] for x in m], 1, 3)} | {_mean_sd([x['mAOE'] for x in m], 1, 3)} |"
         )
-        for x in m:
-            classes += [c for c in x["class_ap"] if c not in classes]
-    out = "\n".join(lines)
+    return "\n".join(lines)
+
+
+def format_fair(records: list[dict], probes: list[dict] | None = None) -> str:
+    """Markdown: the main table (mean +- sd over seeds) on val and, for the runs also scored there, on a
+    fresh world; per-class AP (val), and when each run was trained."""
+    by_arm: dict[str, list[dict]] = {}
+    for r in records:
+        by_arm.setdefault(r["arm"], []).append(r)
+    classes: list[str] = []
+    for r in records:
+        classes += [c for c in r["metrics"]["class_ap"] if c not in classes]
+    out = _summary_table(by_arm, "metrics")
+    fresh = {arm: [r for r in runs if "metrics_fresh" in r] for arm, runs in by_arm.items()}
+    if any(fresh.values()):
+        seeds = sorted({str(r.get("fresh_seed", "?")) for runs in fresh.values() for r in runs})
+        frames = sorted({str(r.get("fresh_frames", "?")) for runs in fresh.values() for r in runs})
+        where = f"seed {', '.join(seeds)}, {', '.join(frames)} frames"
+        out += f"\n\nOn a fresh world ({where}; no model saw it):\n\n"
+        out += _summary_table(fresh, "metrics_fresh")
     if classes:
         rows = [
             "| model | " + " | ".join(classes) + " |",
@@ -259,7 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     rec.add_argument("--name", required=True)
     rec.add_argument("--arm", required=True, choices=[a for a, _, _, _ in FAIR_ARMS])
     rec.add_argument("--seed", type=int, required=True)
-    rec.add_argument("--run", type=Path, required=True, help="run directory (last/, eval/)")
+    rec.add_argument(
+        "--run", type=Path, required=True, help="run directory (last/, eval/, optionally eval_fresh/)"
+    )
     rec.add_argument("--out", type=Path, required=True, help="result JSON to write")
     rec.add_argument("--extra", default="{}", help="JSON object merged into the record (steps, config, ...)")
     fair = sub.add_parser("fair", help="assemble the fair table from result JSONs")
