@@ -165,6 +165,8 @@ if [ "$needs_teacher" = 1 ]; then
 else
   for s in $SEEDS; do spawn "baseline_s$s" baseline "$s" baseline; done
 fi
+# a teacher recorded before the fresh world (the branch above skips a recorded teacher)
+if wanted teacher && [ -f "$RESULTS/teacher.json" ]; then fresh_if_missing teacher teacher "$FIRST_SEED"; fi
 START=(--init-from "$TEACHER")
 for s in $SEEDS; do
   spawn "baseline_warm_s$s" baseline_warm "$s" baseline "${START[@]}"
