@@ -4,17 +4,10 @@ results, bad splits, a corrupt store index and a damaged shard."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
+from tool_modules import load_tool
 
-ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("simdistill_faults", ROOT / "tools" / "faults.py")
-faults = importlib.util.module_from_spec(_spec)
-sys.modules["simdistill_faults"] = faults
-_spec.loader.exec_module(faults)
+faults = load_tool("faults")
 
 
 @pytest.fixture(scope="module")

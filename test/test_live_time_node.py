@@ -4,22 +4,17 @@ frame sent a second after the fault, report the reason on /diagnostics as WARN a
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 from _detector_helpers import synth_world, tiny_student_checkpoint
 from ros_isolation import isolate_ros
+from tool_modules import load_tool
 
 pytest.importorskip("rclpy")
 pytest.importorskip("vision_msgs.msg")
 
-ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("simdistill_live_faults", ROOT / "tools" / "live_faults.py")
-live_faults = importlib.util.module_from_spec(_spec)
-sys.modules["simdistill_live_faults"] = live_faults
-_spec.loader.exec_module(live_faults)
+live_faults = load_tool("live_faults")
 
 
 @pytest.fixture(scope="module")
