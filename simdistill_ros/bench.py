@@ -54,8 +54,7 @@ def bench_models(
 ) -> list[dict]:
     """Teacher, baseline and student (random weights) on one input; the camera-only ones also through
     their ONNX export on onnxruntime (CPU), timed alternately with torch so that a busy machine slows both
-    alike. The student is also timed with the splat it uses under autograd and in the ONNX graph (gather
-    + scatter-add) in place of the sparse product: the cost of that step."""
+    alike."""
     from simdistill_ros.geometry import nuscenes_like_rig
     from simdistill_ros.models import BaselineModel, CameraInputs, StudentModel, TeacherModel
     from simdistill_ros.models.config import PRESETS
@@ -86,14 +85,6 @@ def bench_models(
             forward()
         flops = counter.get_total_flops()
         timed = {"torch": forward}
-        if cls is StudentModel:
-            model.requires_grad_(False)
-
-            def scatter_splat(model=model) -> None:  # grad mode on, nothing to record: the scatter splat
-                with torch.enable_grad():
-                    model(cams)
-
-            timed["torch_scatter_splat"] = scatter_splat
         if onnx and cls is not TeacherModel and device.type == "cpu":
             timed["onnxruntime"] = onnxruntime_forward(model, cfg, cams)
         ms = interleaved_medians(timed, repeats)
@@ -107,8 +98,6 @@ def bench_models(
             "GFLOP": round(flops / 1e9, 2),
             "GFLOP_per_s": round(flops / ms["torch"] / 1e6, 1),
         }
-        if "torch_scatter_splat" in ms:
-            row["scatter_splat_ms"] = round(ms["torch_scatter_splat"], 2)
         if "onnxruntime" in ms:
             row["onnxruntime_ms"] = round(ms["onnxruntime"], 2)
             row["onnxruntime_GFLOP_per_s"] = round(flops / ms["onnxruntime"] / 1e6, 1)
@@ -430,12 +419,6 @@ def print_models(report: dict) -> None:
         if "onnxruntime_ms" in s and "onnxruntime_ms" in b:
             text += f"; onnxruntime {s['onnxruntime_ms'] / b['onnxruntime_ms']:.2f}x time"
         print(text)
-        if "scatter_splat_ms" in s:
-            print(
-                f"student on {dev} with the gather + scatter-add splat (training, ONNX) in place of the "
-                f"sparse product: {s['scatter_splat_ms']:.1f} ms, "
-                f"{s['scatter_splat_ms'] / s['median_ms']:.2f}x the student's time"
-            )
     if "synth_s_per_frame_224x400" in report:
         print(
             f"synthetic renderer: {report['synth_s_per_frame_224x400']} s per six-camera 224x400 frame; "

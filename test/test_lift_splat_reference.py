@@ -1,5 +1,6 @@
-"""Lift-splat's bookkeeping against values worked out by hand: the sorted splat plan of a hand-made index
-list, the per-calibration geometry cache (least recently used out first), and the depth distribution."""
+"""Lift-splat's bookkeeping against values worked out by hand: the per-column splat plan of a hand-made
+index list, the splat against the per-point sum on tilted cameras, the per-calibration geometry cache (least
+recently used out first), and the depth distribution."""
 
 from __future__ import annotations
 
@@ -15,17 +16,20 @@ H, W = 32, 64
 
 
 def test_splat_plan_of_a_hand_made_index_list() -> None:
-    # 2 cameras x 2 depth bins x 3 pixels = 12 frustum points; 6 cells, 6 is the dump cell (outside)
-    indices = torch.tensor([3, 0, 3, 6, 0, 1, 6, 4, 0, 6, 6, 6])
-    plan = SplatGeometry.from_indices(indices, num_cells=6, depth_bins=2, pixels=3)
-    # by cell, and within a cell in point order: cell 0 <- 1, 4, 8; 1 <- 5; 3 <- 0, 2; 4 <- 7
-    assert plan.point.tolist() == [1, 4, 8, 5, 0, 2, 7]
-    assert plan.cell.tolist() == [0, 0, 0, 1, 3, 3, 4]
-    # pixel = camera * 3 + point % 3, camera = point // 6
-    assert plan.pixel.tolist() == [1, 1, 5, 2, 0, 2, 4]
-    # row pointers over all six cells, the empty cells 2 and 5 included
-    assert plan.crow.tolist() == [0, 3, 4, 4, 6, 7, 7]
+    # 2 cameras x 2 depth bins x (2 rows x 2 columns) = 16 frustum points, flat ((n*D + d)*fH + v)*fW + u;
+    # cells 0-5, 6 is the dump cell (outside the grid)
+    indices = torch.tensor([3, 0, 3, 6, 3, 1, 6, 0, 4, 4, 6, 6, 6, 6, 2, 6])
+    plan = SplatGeometry.from_indices(indices, num_cells=6, depth_bins=2, feat_hw=(2, 2))
+    assert plan.point.tolist() == [0, 1, 2, 4, 5, 7, 8, 9, 14]  # the in-grid points, in order
+    # columns (camera, u): 0 = (0, 0) reaches cell 3; 1 = (0, 1) cells 0 and 1; 2 = (1, 0) cells 2 and 4;
+    # 3 = (1, 1) cell 4. So J = 2, and a column's cells are numbered in ascending order
+    assert plan.slot_cell.tolist() == [3, 6, 0, 1, 2, 4, 4, 6]
+    # slot = (column * J + j) * fH + row; points 0 and 4 (pixel (0, 0), depth bins 0 and 1) share one
+    assert plan.slot.tolist() == [0, 4, 1, 0, 6, 5, 10, 12, 9]
     assert plan.indices is indices
+    # no point in the grid: one dump slot per column
+    empty = SplatGeometry.from_indices(torch.full((16,), 6), num_cells=6, depth_bins=2, feat_hw=(2, 2))
+    assert empty.point.numel() == 0 and empty.slot_cell.tolist() == [6, 6, 6, 6]
 
 
 def _rig(shift: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -89,3 +93,46 @@ def test_lift_splat_layers_follow_the_arguments() -> None:
         "running_var",
         "num_batches_tracked",
     }
+
+
+def _tilted(pose: torch.Tensor, pitch: float, yaw: float) -> torch.Tensor:
+    """cam_to_base poses turned, in each camera's optical frame, about x (pitch) and then y (yaw)."""
+    cx, sx, cy, sy = np.cos(pitch), np.sin(pitch), np.cos(yaw), np.sin(yaw)
+    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    turn = torch.eye(4)
+    turn[:3, :3] = torch.from_numpy(rx @ ry).float()
+    return pose @ turn
+
+
+def test_column_splat_equals_the_per_point_sum() -> None:
+    """The splat (one product per image column) against the textbook one, every in-grid frustum point's
+    depth x context added into its cell: values and gradients, on cameras pitched and turned so that a
+    column's rows spread over several cells and some depth bins of one pixel share a cell."""
+    grid = BEVGridConfig(xbound=(-20.0, 20.0, 1.0), ybound=(-20.0, 20.0, 1.0), dbound=(1.0, 21.0, 0.5))
+    ls = LiftSplat(grid, in_channels=8, context_channels=5, out_channels=5, depthnet_channels=8)
+    k, pose = _rig(0.0)
+    pose = _tilted(pose, 0.4, 0.2)
+    fh, fw = H // 8, W // 8
+    geom = ls.splat_geometry(k, pose, (H, W), (fh, fw))
+    cells_per_column = geom.slot_cell.numel() // (6 * fw)
+    assert cells_per_column > grid.num_depth_bins  # rows of a column reach different cells
+    same_cell = geom.slot.numel() - geom.slot.unique().numel()
+    assert same_cell > 0  # two depth bins of one pixel in one cell: their probabilities add
+    depth = torch.rand(6, grid.num_depth_bins, fh, fw, requires_grad=True)
+    context = torch.randn(6, fh, fw, 5, requires_grad=True)
+    got = ls.splat(depth, context, geom, 1)
+
+    sx, sy = grid.splat_shape
+    vol = depth[..., None] * context[:, None]  # (6, D, fH, fW, 5)
+    want = torch.zeros(sx * sy + 1, 5).index_add(0, geom.indices, vol.reshape(-1, 5))[:-1]
+    want = want.view(1, sx, sy, 5).permute(0, 3, 1, 2)
+    assert want.abs().sum() > 1.0
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    probe = torch.randn_like(got)
+    g_got = torch.autograd.grad((got * probe).sum(), (depth, context))
+    g_want = torch.autograd.grad((want * probe).sum(), (depth, context))
+    for a, b in zip(g_got, g_want):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    with torch.no_grad():  # the same without autograd
+        torch.testing.assert_close(ls.splat(depth, context, geom, 1), want.detach(), atol=1e-5, rtol=1e-5)

@@ -18,7 +18,7 @@ import torch
 from simdistill_ros.errors import UserError
 from simdistill_ros.models.checkpoint import load_checkpoint, resolve_model_path
 from simdistill_ros.models.config import ModelConfig
-from simdistill_ros.models.export import OPSET, OUTPUT_NAMES, export_onnx, read_metadata
+from simdistill_ros.models.export import INPUT_NAMES, OPSET, OUTPUT_NAMES, export_onnx, read_metadata
 
 BACKENDS = ("torch", "onnxruntime")
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
@@ -52,7 +52,7 @@ def exported_path(checkpoint: str | os.PathLike) -> Path:
     digest = hashlib.sha256()
     for name in ("model.safetensors", "config.json"):
         digest.update((root / name).read_bytes())
-    digest.update(f"{torch.__version__} opset {OPSET}".encode())
+    digest.update(f"{torch.__version__} opset {OPSET} inputs {INPUT_NAMES}".encode())
     path = cache_dir() / f"{root.name}-{digest.hexdigest()[:16]}.onnx"
     if not path.exists():
         net, cfg, _ = load_checkpoint(root)
@@ -79,13 +79,21 @@ class OnnxRuntimeRunner:
         wanted = [p for p in GPU_PROVIDERS if p in available] if device == "cuda" else []
         self.providers = wanted + ["CPUExecutionProvider"]
         self.session = ort.InferenceSession(str(self.path), opts, providers=self.providers)
+        inputs = tuple(i.name for i in self.session.get_inputs())
+        if inputs != INPUT_NAMES:
+            raise UserError(
+                f"{self.path}: its inputs are {', '.join(inputs)}, this version feeds "
+                f"{', '.join(INPUT_NAMES)} (the file was exported by an older simdistill_ros): export it "
+                "again with `simdistill export`"
+            )
 
     @property
     def config_image_hw(self) -> tuple[int, int]:
         return int(self.config.image_size[0]), int(self.config.image_size[1])
 
     def __call__(self, images: np.ndarray, geometry: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-        """images (1, N, 3, H, W) float32 normalised; geometry: splat_point/pixel/cell (M,) int64."""
+        """images (1, N, 3, H, W) float32 normalised; geometry: the splat geometry's three int64 index
+        vectors (:func:`~simdistill_ros.models.export.geometry_inputs`)."""
         outs = self.session.run(list(OUTPUT_NAMES), {"images": images, **geometry})
         return {name: torch.from_numpy(o) for name, o in zip(OUTPUT_NAMES, outs)}
 

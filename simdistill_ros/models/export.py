@@ -5,10 +5,11 @@ geometry depends only on the calibration, so it stays outside the graph: the cal
 rig (:func:`simdistill_ros.models.lift_splat.splat_geometry`) and feeds its three index vectors. Decoding
 and NMS stay in Python (:func:`simdistill_ros.models.head.decode`).
 
-Inputs: ``images`` (1, N, 3, H, W) float32 (N dynamic), ``splat_point``, ``splat_pixel``, ``splat_cell``
-(M,) int64 (M dynamic). Outputs: ``heatmap`` (1, K, X, Y) logits and ``offset``, ``height``, ``size``,
-``rot``, ``vel`` as in :class:`~simdistill_ros.models.head.CenterHead`. The model's config and type travel
-in the file's metadata (``simdistill.config``, ``simdistill.model_type``, ``simdistill.feature_hw``).
+Inputs: ``images`` (1, N, 3, H, W) float32 (N dynamic), ``splat_point``, ``splat_slot`` (M,) int64 and
+``splat_slot_cell`` (N*fW*J,) int64 (M and J dynamic: see :class:`SplatGeometry`). Outputs: ``heatmap``
+(1, K, X, Y) logits and ``offset``, ``height``, ``size``, ``rot``, ``vel`` as in
+:class:`~simdistill_ros.models.head.CenterHead`. The model's config and type travel in the file's metadata
+(``simdistill.config``, ``simdistill.model_type``, ``simdistill.feature_hw``).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from simdistill_ros.models.head import REG_FIELDS
 from simdistill_ros.models.lift_splat import SplatGeometry, splat_geometry
 from simdistill_ros.models.structures import CameraInputs
 
-INPUT_NAMES = ("images", "splat_point", "splat_pixel", "splat_cell")
+INPUT_NAMES = ("images", "splat_point", "splat_slot", "splat_slot_cell")
 OUTPUT_NAMES = ("heatmap",) + tuple(name for name, _ in REG_FIELDS)
 OPSET = 18  # GridSample (16+) and ScatterND with reduction "add" (16+)
 
@@ -39,7 +40,7 @@ OPSET = 18  # GridSample (16+) and ScatterND with reduction "add" (16+)
 class ExportableDetector(nn.Module):
     """A baseline or student with the splat geometry as tensor inputs.
 
-    forward: images (1, N, 3, H, W), splat_point / splat_pixel / splat_cell (M,) int64
+    forward: images (1, N, 3, H, W), splat_point / splat_slot (M,) int64, splat_slot_cell (N*fW*J,) int64
         -> (heatmap, offset, height, size, rot, vel), each (1, C, X, Y)
     """
 
@@ -51,12 +52,12 @@ class ExportableDetector(nn.Module):
         self.model = model
 
     def forward(
-        self, images: Tensor, splat_point: Tensor, splat_pixel: Tensor, splat_cell: Tensor
+        self, images: Tensor, splat_point: Tensor, splat_slot: Tensor, splat_slot_cell: Tensor
     ) -> tuple[Tensor, ...]:
         b, n = images.shape[:2]
         # the calibration enters only through the geometry; the models read just (B, N) from these
         cams = CameraInputs(images, images.new_zeros(b, n, 3, 3), images.new_zeros(b, n, 4, 4))
-        out = self.model(cams, SplatGeometry(splat_point, splat_pixel, splat_cell))
+        out = self.model(cams, SplatGeometry(splat_point, splat_slot, splat_slot_cell))
         return tuple(out.head[name] for name in OUTPUT_NAMES)
 
 
@@ -67,7 +68,11 @@ def feature_hw(image_hw: tuple[int, int]) -> tuple[int, int]:
 
 def geometry_inputs(geometry: SplatGeometry) -> dict[str, Tensor]:
     """The graph's geometry inputs of a :class:`SplatGeometry`."""
-    return {"splat_point": geometry.point, "splat_pixel": geometry.pixel, "splat_cell": geometry.cell}
+    return {
+        "splat_point": geometry.point,
+        "splat_slot": geometry.slot,
+        "splat_slot_cell": geometry.slot_cell,
+    }
 
 
 def sample_inputs(config: ModelConfig, num_cameras: int = 6) -> dict[str, Tensor]:
@@ -92,14 +97,16 @@ def export_onnx(
     """Write ``model`` (baseline or student, eval mode, CPU) as ONNX to ``out``; returns the path.
 
     Uses the dynamo exporter (``torch.onnx.export(..., dynamo=True)``, needs onnxscript); the camera
-    count N and the number of in-grid frustum points M are dynamic, the image size is the config's.
+    count N, the number of in-grid frustum points M and of column slots are dynamic, the image size is
+    the config's.
     """
     import onnx
 
     wrapper = ExportableDetector(model.eval().cpu())
     inputs = sample_inputs(config, num_cameras)
     n, m = torch.export.Dim("cameras", min=1, max=64), torch.export.Dim("points", min=2)
-    dims = {"images": {1: n}, "splat_point": {0: m}, "splat_pixel": {0: m}, "splat_cell": {0: m}}
+    slots = torch.export.Dim("slots", min=2)
+    dims = {"images": {1: n}, "splat_point": {0: m}, "splat_slot": {0: m}, "splat_slot_cell": {0: slots}}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings(), torch.no_grad():

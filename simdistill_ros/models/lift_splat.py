@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -19,30 +18,47 @@ class SplatGeometry:
     """Where every frustum point of one rig lands: depends only on calibration and sizes, so it is cached
     per calibration (and fed to an exported ONNX graph as inputs).
 
-    indices: (B*N*D*fH*fW,) int64 flat splat cell (b, x, y) of every frustum point; B*X*Y (the dump cell)
-        for points outside the grid.
-    point: (M,) int64 the frustum points inside the grid, flat (B, N, D, fH, fW) index, sorted by cell.
-    pixel: (M,) int64 their feature pixel, flat (B, N, fH, fW) index.
-    cell: (M,) int64 their splat cell, flat (B, X, Y) index, ascending.
-    crow: (B*X*Y + 1,) int64 row pointers: the points of cell k are ``point[crow[k]:crow[k + 1]]``.
+    The splat runs per image column: the frustum points of one feature column (b, n, u), all rows and
+    depths, reach a few BEV cells (about one per depth bin for a level camera). Numbering the distinct
+    cells of each column j = 0..J-1, the column's splat is a (J, fH) @ (fH, C) product whose matrix holds
+    the depth probabilities: J*fH entries where the point list has D*fH.
+
+    point: (M,) int64 the frustum points inside the grid, flat (B, N, D, fH, fW) index, ascending.
+    slot: (M,) int64 where each point's depth probability is summed: flat (B*N*fW, J, fH) index of its
+        column, its cell's number j within the column, and its row.
+    slot_cell: (B*N*fW*J,) int64 the splat cell, flat (B, X, Y), of every (column, j); B*X*Y (the dump
+        cell) where a column reaches fewer than J cells.
+    indices: (B*N*D*fH*fW,) int64 flat splat cell of every frustum point; B*X*Y for points outside the
+        grid (None in an exported graph).
     """
 
     point: Tensor
-    pixel: Tensor
-    cell: Tensor
-    crow: Tensor | None = None  # None in an exported graph (no sparse splat there)
+    slot: Tensor
+    slot_cell: Tensor
     indices: Tensor | None = None
 
     @classmethod
-    def from_indices(cls, indices: Tensor, num_cells: int, depth_bins: int, pixels: int) -> SplatGeometry:
-        """``num_cells`` = B*X*Y (the dump index); ``pixels`` = fH*fW per camera."""
-        valid = (indices < num_cells).nonzero().flatten()
-        cell, order = torch.sort(indices[valid], stable=True)
-        point = valid[order]
-        pixel = torch.div(point, depth_bins * pixels, rounding_mode="floor") * pixels + point % pixels
-        counts = torch.bincount(cell, minlength=num_cells)
-        crow = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
-        return cls(point, pixel, cell, crow, indices)
+    def from_indices(
+        cls, indices: Tensor, num_cells: int, depth_bins: int, feat_hw: tuple[int, int]
+    ) -> SplatGeometry:
+        """``num_cells`` = B*X*Y (the dump index); ``feat_hw`` = (fH, fW) of every camera."""
+        fh, fw = feat_hw
+        per_camera = depth_bins * fh * fw
+        num_columns = indices.numel() // per_camera * fw
+        point = (indices < num_cells).nonzero().flatten()
+        cell = indices[point]
+        column = torch.div(point, per_camera, rounding_mode="floor") * fw + point % fw
+        row = torch.div(point, fw, rounding_mode="floor") % fh
+        # the distinct (column, cell) pairs, sorted by column and then cell; j counts within a column
+        pairs, pair_of_point = torch.unique(column * (num_cells + 1) + cell, return_inverse=True)
+        pair_column = torch.div(pairs, num_cells + 1, rounding_mode="floor")
+        counts = torch.bincount(pair_column, minlength=num_columns)
+        width = max(int(counts.max()), 1) if pairs.numel() else 1
+        j = torch.arange(pairs.numel(), device=pairs.device) - (counts.cumsum(0) - counts)[pair_column]
+        pair_slot = pair_column * width + j
+        slot_cell = torch.full((num_columns * width,), num_cells, dtype=torch.long, device=indices.device)
+        slot_cell[pair_slot] = pairs % (num_cells + 1)
+        return cls(point, pair_slot[pair_of_point] * fh + row, slot_cell, indices)
 
 
 @dataclass
@@ -66,11 +82,11 @@ class LiftSplat(nn.Module):
     The frustum -> cell indices depend only on calibration and sizes; they are cached per calibration
     (keyed by a hash of the calibration tensors' bytes), so a fixed rig computes them once.
 
-    The splat sums, per BEV cell, depth x context over the frustum points that land in it. Without
-    gradients on the CPU it is one sparse (cells x pixels) @ (pixels x C) product whose pattern is the
-    cached geometry and whose values are the depth probabilities: it never materialises the
-    (points x C) outer product, which made the splat the model's most expensive step. With gradients,
-    on other devices and in ONNX export it gathers the in-grid points and scatter-adds them.
+    The splat sums, per BEV cell, depth x context over the frustum points that land in it. It never
+    materialises that (points x C) outer product, which made the splat the model's most expensive step:
+    per image column, the depth probabilities are summed into a (cells of the column x rows) matrix that
+    multiplies the column's (rows x C) context, and the products are added into their cells (see
+    :class:`SplatGeometry`). Exact, with or without autograd, and the same ops in the ONNX graph.
 
     forward: feats (B*N, C_in, fH, fW), intrinsics (B, N, 3, 3), cam_to_base (B, N, 4, 4), image_hw
         -> LiftSplatOutput
@@ -137,9 +153,7 @@ class LiftSplat(nn.Module):
 
     def _plan(self, indices: Tensor, batch_size: int, feat_hw: tuple[int, int]) -> SplatGeometry:
         sx, sy = self.grid.splat_shape
-        return SplatGeometry.from_indices(
-            indices, batch_size * sx * sy, self.num_bins, feat_hw[0] * feat_hw[1]
-        )
+        return SplatGeometry.from_indices(indices, batch_size * sx * sy, self.num_bins, feat_hw)
 
     def clear_cache(self) -> None:
         self._cache.clear()
@@ -166,23 +180,16 @@ class LiftSplat(nn.Module):
         depth (B*N, D, fH, fW), context (B*N, fH, fW, C); ``geometry`` a :class:`SplatGeometry` or its
         flat ``indices``."""
         sx, sy = self.grid.splat_shape
+        bn, fh, fw, c = context.shape
         if isinstance(geometry, Tensor):
-            geometry = self._plan(geometry, batch_size, (depth.shape[-2], depth.shape[-1]))
-        c = context.shape[-1]
-        ctx = context.reshape(-1, c)
+            geometry = self._plan(geometry, batch_size, (fh, fw))
         # index_select, not [], so that the ONNX graph gets Gather (GatherND is several times slower)
-        weights = depth.reshape(-1).index_select(0, geometry.point)  # (M,) depth of every in-grid point
+        weights = depth.reshape(-1).index_select(0, geometry.point).to(context.dtype)  # (M,)
+        matrices = weights.new_zeros(geometry.slot_cell.numel() * fh).index_add_(0, geometry.slot, weights)
+        columns = context.permute(0, 2, 1, 3).reshape(bn * fw, fh, c)  # (B*N*fW, fH, C)
+        sums = torch.bmm(matrices.view(bn * fw, -1, fh), columns).reshape(-1, c)  # (B*N*fW*J, C)
         cells = batch_size * sx * sy
-        if geometry.crow is not None and _sparse_splat(ctx):
-            with warnings.catch_warnings():  # "sparse CSR support is in beta": these ops are plain
-                warnings.simplefilter("ignore", UserWarning)
-                w = torch.sparse_csr_tensor(
-                    geometry.crow, geometry.pixel, weights.to(ctx.dtype), (cells, ctx.shape[0])
-                )
-            out = torch.sparse.mm(w, ctx)
-        else:
-            vol = weights[:, None].to(ctx.dtype) * ctx.index_select(0, geometry.pixel)  # (M, C)
-            out = vol.new_zeros(cells, c).index_add_(0, geometry.cell, vol)
+        out = sums.new_zeros(cells + 1, c).index_add_(0, geometry.slot_cell, sums)[:cells]
         return out.view(batch_size, sx, sy, c).permute(0, 3, 1, 2).contiguous()
 
     def forward(
@@ -264,21 +271,7 @@ def splat_geometry(
     ``image_hw``, features of ``feat_hw``. Not cached (``LiftSplat.splat_geometry`` caches)."""
     sx, sy = grid.splat_shape
     idx = frustum_cells(grid, intrinsics, cam_to_base, image_hw, feat_hw)
-    return SplatGeometry.from_indices(
-        idx, intrinsics.shape[0] * sx * sy, grid.num_depth_bins, feat_hw[0] * feat_hw[1]
-    )
-
-
-def _sparse_splat(context: Tensor) -> bool:
-    """Whether the splat runs as a sparse matrix product: inference on the CPU (its sparse kernels are
-    fast and exact for fp32), not under autograd or in ONNX export (no sparse ops there)."""
-    return (
-        context.device.type == "cpu"
-        and context.dtype in (torch.float32, torch.float64)
-        and not torch.is_grad_enabled()
-        and not torch.onnx.is_in_onnx_export()
-        and not torch.compiler.is_compiling()
-    )
+    return SplatGeometry.from_indices(idx, intrinsics.shape[0] * sx * sy, grid.num_depth_bins, feat_hw)
 
 
 def _tensor_digest(t: Tensor) -> bytes:
