@@ -100,3 +100,28 @@ def test_reparenting_replaces_the_edge():
     assert tree.lookup("b", "c").translation[0] == 2
     with pytest.raises(LookupError, match="not connected"):
         tree.lookup("a", "c")
+
+
+def test_static_lookups_are_composed_once_and_forgotten_when_an_edge_changes():
+    tree = make_tree()
+    tree.add_static("CAM_FRONT", "CAM_FRONT_optical", Transform.from_xyz_yaw(0.0, 0.1, 0.0, 0.0))
+    first = tree.lookup("base_link", "CAM_FRONT_optical", 1500)
+    assert tree.lookup("base_link", "CAM_FRONT_optical", 99) is first  # static: the same at every time
+    map_cam = tree.lookup("map", "CAM_FRONT", 1500)
+    assert tree.lookup("map", "CAM_FRONT", 1500) is not map_cam  # through a dynamic edge: composed again
+    # a static edge replaced
+    tree.add_static("CAM_FRONT", "CAM_FRONT_optical", Transform.from_xyz_yaw(0.0, 0.3, 0.0, 0.0))
+    close(
+        tree.lookup("base_link", "CAM_FRONT_optical"),
+        camera_mount(1.5, 0.0, 1.5, 0.0) @ Transform.from_xyz_yaw(0.0, 0.3, 0.0, 0.0),
+    )
+    # the same edge now dynamic: its samples count, and nothing static is remembered for it
+    tree.add("CAM_FRONT", "CAM_FRONT_optical", Transform.from_xyz_yaw(0.0, 0.5, 0.0, 0.0), 1000)
+    tree.add("CAM_FRONT", "CAM_FRONT_optical", Transform.from_xyz_yaw(0.0, 0.7, 0.0, 0.0), 2000)
+    close(
+        tree.lookup("base_link", "CAM_FRONT_optical", 1500),
+        camera_mount(1.5, 0.0, 1.5, 0.0) @ Transform.from_xyz_yaw(0.0, 0.6, 0.0, 0.0),
+    )
+    # re-parented under another static frame
+    tree.add_static("LIDAR_TOP", "CAM_FRONT_optical", Transform())
+    close(tree.lookup("base_link", "CAM_FRONT_optical", 1500), Transform.from_xyz_yaw(0.9, 0.0, 1.8, 0.1))

@@ -63,6 +63,9 @@ class TransformTree:
         self.cache_ns = int(cache_ns)
         self._edges: dict[str, _Edge] = {}  # child -> edge to its parent
         self._frames: set[str] = set()
+        # Lookups whose every edge is static, composed once (a camera rig's extrinsics: the same every
+        # frame); forgotten whenever an edge is added, replaced or turns dynamic.
+        self._static_lookups: dict[tuple[str, str], Transform] = {}
 
     # building ------------------------------------------------------------------------------------------
     def _edge(self, parent: str, child: str) -> _Edge:
@@ -75,6 +78,7 @@ class TransformTree:
             # Re-parenting replaces the old edge, as the latest tf publisher wins in tf2.
             edge = _Edge(parent)
             self._edges[child] = edge
+            self._static_lookups.clear()
         self._frames.update((parent, child))
         return edge
 
@@ -82,12 +86,15 @@ class TransformTree:
         """``transform`` maps ``child`` into ``parent`` at all times."""
         edge = self._edge(parent, child)
         edge.static = transform
+        self._static_lookups.clear()
         edge.stamps.clear()
         edge.transforms.clear()
 
     def add(self, parent: str, child: str, transform: Transform, stamp_ns: int) -> None:
         """A dynamic sample: ``transform`` maps ``child`` into ``parent`` at ``stamp_ns``."""
         edge = self._edge(parent, child)
+        if edge.static is not None:
+            self._static_lookups.clear()
         edge.static = None
         stamp_ns = int(stamp_ns)
         i = bisect.bisect_left(edge.stamps, stamp_ns)
@@ -174,6 +181,9 @@ class TransformTree:
         target, source = self._resolve(target), self._resolve(source)
         if target == source:
             return Transform()
+        known = self._static_lookups.get((target, source))
+        if known is not None:
+            return known
         up_s, up_t = self._chain(source), self._chain(target)
         common = next((f for f in up_s if f in up_t), None)
         if common is None:
@@ -187,4 +197,8 @@ class TransformTree:
         to_common_t = Transform()  # target -> common
         for child in up_t[: up_t.index(common)]:
             to_common_t = self._edge_at(child, stamp_ns, tolerance_ns) @ to_common_t
-        return to_common_t.inverse() @ to_common_s
+        out = to_common_t.inverse() @ to_common_s
+        path = up_s[: up_s.index(common)] + up_t[: up_t.index(common)]
+        if all(self._edges[child].static is not None for child in path):
+            self._static_lookups[(target, source)] = out
+        return out
