@@ -245,7 +245,7 @@ class _RecordingCore:
     def __init__(self) -> None:
         self.stamps: list[int] = []
 
-    def detect(self, cameras: list, stamp_ns: int) -> FrameResult:
+    def detect(self, cameras: list, stamp_ns: int, ready: list | None = None) -> FrameResult:
         self.stamps.append(stamp_ns)
         return FrameResult(stamp_ns, [], 0.0, 0.0, False)
 

@@ -11,6 +11,7 @@ from simdistill_ros.geometry import nuscenes_like_rig
 from simdistill_ros.models.preprocess import (
     PRINCIPAL_ROW,
     camera_input,
+    normalize_image,
     normalize_images,
     resize_affine,
     warp_image,
@@ -124,3 +125,25 @@ def test_normalisation_is_imagenet_mean_and_std_channels_first():
     assert x.shape == (1, 2, 3, 4, 5)
     expected = (1.0 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor([0.229, 0.224, 0.225])
     torch.testing.assert_close(x[0, 1, :, 2, 3], expected)
+
+
+def test_normalisation_equals_the_textbook_formula_per_pixel_and_channel():
+    images = torch.randint(
+        0, 256, (2, 3, 5, 7, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+    )
+    x = normalize_images(images)
+    mean = torch.tensor([0.485, 0.456, 0.406])
+    std = torch.tensor([0.229, 0.224, 0.225])
+    want = ((images.float() / 255.0 - mean) / std).permute(0, 1, 4, 2, 3)
+    torch.testing.assert_close(x, want, atol=1e-6, rtol=1e-6)
+    assert x.dtype == torch.float32 and x.is_contiguous()
+
+
+def test_one_camera_normalisation_equals_the_batched_one_bit_for_bit():
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (2, 24, 40, 3), dtype=np.uint8)
+    batched = normalize_images(torch.from_numpy(images)[None])[0].numpy()
+    for i in range(2):
+        one = normalize_image(images[i])
+        assert one.dtype == np.float32 and one.shape == (3, 24, 40)
+        np.testing.assert_array_equal(one, batched[i])

@@ -30,7 +30,7 @@ from simdistill_ros.models.checkpoint import CheckpointWarning, resolve_device
 from simdistill_ros.models.export import geometry_inputs
 from simdistill_ros.models.head import decode
 from simdistill_ros.models.lift_splat import splat_geometry
-from simdistill_ros.models.preprocess import normalize_images, resize_affine, warp_image
+from simdistill_ros.models.preprocess import normalize_image, resize_affine, warp_image
 
 
 class FrameInputError(UserError):
@@ -67,6 +67,15 @@ class FrameResult:
     model_ms: float
     geometry_updated: bool  # the calibration differed from the previous frame's
     postprocess_ms: float = 0.0
+
+
+@dataclass
+class CameraTensor:
+    """One camera's model input made ahead of the frame (the live node makes it as the image arrives):
+    the pixel map it was made with, (3, H, W) float32 normalised. Used only if the frame's map is the same."""
+
+    affine: np.ndarray
+    tensor: np.ndarray
 
 
 @dataclass
@@ -195,21 +204,20 @@ class DetectorCore:
             if abs(np.linalg.det(t[:3, :3]) - 1.0) > 1e-3:
                 raise FrameInputError(f"camera {c.name!r}: camera-to-base rotation is not a rotation")
 
-    def _image_intrinsics(self, c: CameraFrame) -> np.ndarray:
-        """K (3, 3) for the image as received: a CameraInfo for another resolution is scaled to it
-        (pixel-corner convention, like ``PinholeCamera.scaled``)."""
-        k = np.asarray(c.intrinsics, dtype=np.float64).copy()
-        h, w = c.image.shape[:2]
-        if c.info_hw is not None and tuple(c.info_hw) not in ((0, 0), (h, w)):
-            ih, iw = c.info_hw
-            if ih <= 0 or iw <= 0:
-                raise FrameInputError(f"camera {c.name!r}: CameraInfo size {iw}x{ih} is invalid")
-            k[0] *= w / iw
-            k[1] *= h / ih
-        return k
+    def camera_affine(
+        self, image_hw: tuple[int, int], intrinsics: np.ndarray, info_hw: tuple[int, int] | None
+    ) -> np.ndarray:
+        """The pixel map (3, 3) of one camera's image (of ``image_hw``, its CameraInfo K for ``info_hw``)
+        to the model input: what :meth:`prepare` applies."""
+        k = image_intrinsics("", intrinsics, image_hw, info_hw)
+        return resize_affine(tuple(image_hw), self.input_hw, k)
+
+    def camera_tensor(self, image: np.ndarray, affine: np.ndarray) -> CameraTensor:
+        """One camera's model input: resized and cropped by ``affine``, normalised."""
+        return CameraTensor(affine, normalize_image(warp_image(image, affine, self.input_hw)))
 
     def _rig_geometry(self, cameras: Sequence[CameraFrame]) -> tuple[_Geometry, bool]:
-        ks = [self._image_intrinsics(c) for c in cameras]
+        ks = [image_intrinsics(c.name, c.intrinsics, c.image.shape[:2], c.info_hw) for c in cameras]
         ts = [np.asarray(c.cam_to_base, dtype=np.float64) for c in cameras]
         digest = hashlib.blake2b(digest_size=16)
         for c, k, t in zip(cameras, ks, ts):
@@ -217,7 +225,7 @@ class DetectorCore:
         key = digest.digest()
         if self._geometry is not None and self._geometry.key == key:
             return self._geometry, False
-        affines = [resize_affine(c.image.shape[:2], self.input_hw, k) for c, k in zip(cameras, ks)]
+        affines = [resize_affine(tuple(c.image.shape[:2]), self.input_hw, k) for c, k in zip(cameras, ks)]
         k_in = np.stack([a @ k for a, k in zip(affines, ks)]).astype(np.float32)
         self._geometry = _Geometry(
             key=key,
@@ -234,20 +242,35 @@ class DetectorCore:
         self.geometry_updates += 1
         return self._geometry, True
 
-    def prepare(self, cameras: Sequence[CameraFrame]) -> tuple[object, bool]:
+    def prepare(
+        self, cameras: Sequence[CameraFrame], ready: Sequence[CameraTensor | None] | None = None
+    ) -> tuple[object, bool]:
         """(CameraInputs with images (1, N, 3, H, W), K (1, N, 3, 3), cam_to_base (1, N, 4, 4); whether the
-        rig geometry was rebuilt). Raises :class:`FrameInputError` for unusable input."""
+        rig geometry was rebuilt). ``ready``: per camera, its input made ahead (:meth:`camera_tensor`), used
+        where its pixel map is this frame's. Raises :class:`FrameInputError` for unusable input."""
         self._validate(cameras)
         geom, updated = self._rig_geometry(cameras)
-        images = [warp_image(c.image, a, self.input_hw) for c, a in zip(cameras, geom.affines)]
-        stack = torch.from_numpy(np.ascontiguousarray(np.stack(images)))[None].to(self.device)
-        return CameraInputs(normalize_images(stack), geom.intrinsics, geom.cam_to_base), updated
+        ready = list(ready) if ready is not None else [None] * len(cameras)
+        tensors = [
+            r.tensor
+            if r is not None and np.array_equal(r.affine, a)
+            else self.camera_tensor(c.image, a).tensor
+            for c, a, r in zip(cameras, geom.affines, ready)
+        ]
+        images = torch.from_numpy(np.stack(tensors))[None].to(self.device)
+        return CameraInputs(images, geom.intrinsics, geom.cam_to_base), updated
 
     # running --------------------------------------------------------------------------------------------
-    def detect(self, cameras: Sequence[CameraFrame], stamp_ns: int = 0) -> FrameResult:
-        """Boxes (base frame, score >= threshold, at most ``max_detections``) of one frame."""
+    def detect(
+        self,
+        cameras: Sequence[CameraFrame],
+        stamp_ns: int = 0,
+        ready: Sequence[CameraTensor | None] | None = None,
+    ) -> FrameResult:
+        """Boxes (base frame, score >= threshold, at most ``max_detections``) of one frame; ``ready`` as in
+        :meth:`prepare`."""
         t0 = time.perf_counter()
-        inputs, updated = self.prepare(cameras)
+        inputs, updated = self.prepare(cameras, ready)
         t1 = time.perf_counter()
         head = self.head_outputs(inputs)
         t2 = time.perf_counter()
@@ -277,6 +300,22 @@ class DetectorCore:
     def detect_frame(self, frame: object) -> FrameResult:
         """Run on a :class:`simdistill_ros.frames.Frame` read from a bag."""
         return self.detect(cameras_from_frame(frame), frame.stamp_ns)  # type: ignore[attr-defined]
+
+
+def image_intrinsics(
+    name: str, intrinsics: np.ndarray, image_hw: tuple[int, int], info_hw: tuple[int, int] | None
+) -> np.ndarray:
+    """K (3, 3) for the image as received: a CameraInfo for another resolution is scaled to it
+    (pixel-corner convention, like ``PinholeCamera.scaled``)."""
+    k = np.asarray(intrinsics, dtype=np.float64).copy()
+    h, w = image_hw
+    if info_hw is not None and tuple(info_hw) not in ((0, 0), (h, w)):
+        ih, iw = info_hw
+        if ih <= 0 or iw <= 0:
+            raise FrameInputError(f"camera {name!r}: CameraInfo size {iw}x{ih} is invalid")
+        k[0] *= w / iw
+        k[1] *= h / ih
+    return k
 
 
 def cameras_from_frame(frame: object) -> list[CameraFrame]:

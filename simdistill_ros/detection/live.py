@@ -18,16 +18,22 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import torch
 
-from simdistill_ros.detection.core import CameraFrame, DetectorCore, FrameInputError, FrameResult
+from simdistill_ros.detection.core import (
+    CameraFrame,
+    CameraTensor,
+    DetectorCore,
+    FrameInputError,
+    FrameResult,
+)
 from simdistill_ros.detection.parameters import NUSCENES_CAMERAS, DetectorParams, StartupError
 from simdistill_ros.detection.pictures import frame_picture
 from simdistill_ros.frames.images import decode_compressed, image_to_rgb
@@ -398,19 +404,72 @@ def camera_sync(cameras: list[str], slop_s: float, queue_size: int) -> tuple[Any
 
 
 class ImageDecoder:
-    """Decodes the cameras of a frame side by side (OpenCV releases the GIL while decoding)."""
+    """Decodes every image as it arrives, and makes its model input (resize, normalise) with the camera's
+    latest CameraInfo, on a small pool (simplejpeg, OpenCV and NumPy release the GIL). When the last image
+    of a frame comes in the others are ready: only its own work is left on the frame's latency (cameras of
+    a rig fire over tens of milliseconds), and it overlaps the model's work on the frame before.
 
-    def __init__(self, cameras: int, compressed: bool) -> None:
+    The worker collects the results; an image it finds none for (evicted, or never submitted) is decoded
+    then, and a model input made with another CameraInfo than the frame's is made again by the detector.
+    A decode error surfaces when the worker collects that image.
+
+    ``prepare(rgb, info)``: the model input of a decoded image (None: decode only); ``keep``: results
+    held per camera (images that never join a frame are evicted oldest first).
+    """
+
+    def __init__(
+        self,
+        cameras: int,
+        compressed: bool,
+        prepare: Callable[[np.ndarray, Any], CameraTensor] | None = None,
+        keep: int = 3,
+    ) -> None:
         self.compressed = compressed
+        self.prepare = prepare
+        self.keep = max(1, keep) * max(1, cameras)
         workers = max(1, min(cameras, os.cpu_count() or 1))
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode")
+        self._lock = threading.Lock()
+        # id(msg) -> (msg, its work); the message is held so that its id is not reused meanwhile
+        self._started: OrderedDict[int, tuple[Any, Future]] = OrderedDict()
+        self.collected = 0  # images whose work had started on arrival
+        self.late = 0  # images decoded only when the worker asked
 
-    def __call__(self, names: list[str], msgs: list[Any]) -> list[np.ndarray]:
-        """RGB images of ``msgs``; raises the first camera's :class:`FrameInputError`."""
-        decode = lambda n, m: decode_image(n, m, self.compressed)  # noqa: E731
-        return list(self._pool.map(decode, names, msgs))
+    def submit(self, name: str, msg: Any, info: Any | None = None) -> None:
+        """Start decoding ``msg`` (camera ``name``) now, and making its model input with ``info``."""
+        future = self._pool.submit(self._work, name, msg, info)
+        with self._lock:
+            self._started[id(msg)] = (msg, future)
+            while len(self._started) > self.keep:
+                self._started.popitem(last=False)
+
+    def _work(self, name: str, msg: Any, info: Any | None) -> tuple[np.ndarray, CameraTensor | None]:
+        rgb = decode_image(name, msg, self.compressed)
+        if info is None or self.prepare is None:
+            return rgb, None
+        try:
+            return rgb, self.prepare(rgb, info)
+        except Exception:  # noqa: BLE001 - the detector validates the frame and names the problem
+            return rgb, None
+
+    def __call__(self, names: list[str], msgs: list[Any]) -> list[tuple[np.ndarray, CameraTensor | None]]:
+        """(RGB image, model input made ahead or None) of each of ``msgs``; raises the first camera's
+        :class:`FrameInputError`."""
+        futures = []
+        with self._lock:
+            for name, msg in zip(names, msgs):
+                held = self._started.pop(id(msg), None)
+                if held is not None and held[0] is msg:
+                    self.collected += 1
+                    futures.append(held[1])
+                else:
+                    self.late += 1
+                    futures.append(self._pool.submit(self._work, name, msg, None))
+        return [f.result() for f in futures]
 
     def close(self) -> None:
+        with self._lock:
+            self._started.clear()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
@@ -788,7 +847,8 @@ class LiveDetector:
         self.frames = FrameQueue(params.frame_queue_size)
         self.tf_wait = TfWaitQueue(tf_wait)
         self.input = LiveInput(sync, self.frames, self.stats, params.max_stamp_ahead, self._time_jumped)
-        self.decode = ImageDecoder(len(params.camera_names), params.compressed)
+        self.decode = ImageDecoder(len(params.camera_names), params.compressed, self._camera_input)
+        self._infos: dict[str, Any] = {}  # the latest CameraInfo of each camera
         self.debug_throttle = Throttle(params.debug_image_rate)
         # Lines that name no drop reason (a frame waits for tf, an exception): one per LOG_THROTTLE_S at most
         self._wait_log, self._fail_log, self._picture_log = (Throttle(1 / LOG_THROTTLE_S) for _ in range(3))
@@ -806,6 +866,10 @@ class LiveDetector:
     # executor thread --------------------------------------------------------------------------------------
     def add(self, key: tuple[str, str], stamp_ns: int, msg: Any, clock_ns: int) -> None:
         """One camera message (``key`` = ("image" or "info", camera)), the node's clock at ``clock_ns``."""
+        if key[0] == "info":
+            self._infos[key[1]] = msg
+        elif key[0] == "image":
+            self.decode.submit(key[1], msg, self._infos.get(key[1]))
         self._emit(self.input.add(key, stamp_ns, msg, clock_ns, time.monotonic()))
 
     def clock_jumped(self, delta_ns: int) -> None:
@@ -839,6 +903,12 @@ class LiveDetector:
         model = f"{self.params.model} ({self.core.model_type}, {self.core.device})"
         return self.stats.diagnostics(time.monotonic(), self.params.camera_timeout, model)
 
+    def _camera_input(self, rgb: np.ndarray, info: Any) -> CameraTensor:
+        """A decoded image's model input, made with its camera's latest CameraInfo (decoder threads)."""
+        k = np.asarray(info.k, dtype=np.float64).reshape(3, 3)
+        affine = self.core.camera_affine(rgb.shape[:2], k, (int(info.height), int(info.width)))
+        return self.core.camera_tensor(rgb, affine)
+
     def _time_jumped(self) -> int:
         """Transforms and the frames waiting for them belong to the old timeline; how many frames went."""
         self._clear_tf()
@@ -862,7 +932,8 @@ class LiveDetector:
         names = self.params.camera_names
         try:
             decoded = self.decode(names, f.images)
-            cameras = camera_frames(names, f.images, f.infos, decoded, self.lookup, stamp_to_ns)
+            rgb = [image for image, _ in decoded]
+            cameras = camera_frames(names, f.images, f.infos, rgb, self.lookup, stamp_to_ns)
         except LookupError as err:  # transforms not (yet) known, e.g. a late /tf_static: the frame waits
             dropped = self.tf_wait.dropped
             self.tf_wait.put(f)
@@ -874,7 +945,8 @@ class LiveDetector:
             return
         except FrameInputError as err:  # bad input: skip the frame
             return self._emit([self.stats.frame_failed(str(err), time.monotonic(), BAD_INPUT)])
-        self.publish(f, cameras, self.core.detect(cameras, f.stamp_ns), started)
+        ahead = [made for _, made in decoded]
+        self.publish(f, cameras, self.core.detect(cameras, f.stamp_ns, ahead), started)
 
     def debug_picture(
         self, cameras: list[CameraFrame], boxes: list[Box3D], wanted: bool
