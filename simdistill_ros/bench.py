@@ -154,35 +154,64 @@ def bench_synth_and_reader(frames: int) -> dict:
     return {"synth_s_per_frame_224x400": round(synth_s, 3), "reader_frames_per_s": round(n / read_s, 1)}
 
 
-def bench_node(repeats: int, backend: str = "torch", image_hw: tuple[int, int] = (224, 400)) -> dict:
+def rendered_jpegs(image_hw: tuple[int, int]) -> list[bytes]:
+    """The six camera images of one frame of the synthetic world, as the jpegs a bag carries. A camera
+    image, not noise: jpeg decoding costs in proportion to the coded bits (these are about 2 bits per
+    pixel, more than nuScenes' camera jpegs; random pixels code to 7)."""
+    from simdistill_ros.frames.assembly import FrameReader
+    from simdistill_ros.frames.images import encode_jpeg
+    from simdistill_ros.synth.export import synthesize
+
+    with tempfile.TemporaryDirectory() as tmp:
+        synthesize(Path(tmp), 1, 1, seed=7, image_size=image_hw, val_fraction=0.0, progress=False)
+        frame = next(iter(FrameReader(next((Path(tmp) / "bags").iterdir()), require_lidar=False)))
+    return [encode_jpeg(frame.images[c.name]).tobytes() for c in frame.rig.cameras]
+
+
+ARRIVALS = {"burst": 0.0, "staggered": 0.008}  # seconds between one camera's image and the next one's
+
+
+def bench_node(
+    repeats: int, backend: str = "torch", config: str = "tiny", image_hw: tuple[int, int] = (224, 400)
+) -> list[dict]:
     """The detector node in-process: messages go straight into its callbacks (no DDS), so the latency is
     the node's own: last image of a frame received -> Detection3DArray published, beside the model's time
-    (the network up to the head maps) and their ratio. Tiny student, random weights, 6 jpeg cameras.
+    (the network up to the head maps) and their ratio. A student of ``config`` (random weights), six jpeg
+    cameras showing a rendered frame of the synthetic world.
 
-    Per stage, recorded on the same frames as the latency by wrapping the node's own steps: decode (jpeg
-    -> RGB in the node's decoder threads, plus the tf lookup), preprocess (validation, resize, normalise),
-    model, postprocess (peaks, NMS, boxes); "messages" is the rest of the latency (building and publishing
-    the Detection3DArray, the hand-over to the worker thread). Medians over frames of per-frame values, so
-    that a machine whose load changes during the run still gives same-frame ratios."""
+    Two arrival patterns, ``repeats`` frames each: ``burst``, the six images at once (cameras triggered
+    together), and ``staggered``, one every 8 ms (the spacing of their stamps: a rig whose cameras fire as
+    the LiDAR sweeps past them, as nuScenes'). The node decodes each image as it arrives, so with
+    staggered cameras only the last image's decode is left on the latency.
+
+    Per stage, recorded on the same frames as the latency by wrapping the node's own steps: decode (the
+    worker collecting the decoded images: what of the decoding was not done on arrival), preprocess
+    (validation, resize, normalise), model, postprocess (peaks, NMS, boxes); "messages" is the rest of the
+    latency (tf lookups, building and publishing the Detection3DArray, the hand-over to the worker thread).
+    Medians over frames of per-frame values, so that a machine whose load changes during the run still
+    gives same-frame ratios."""
     import rclpy
+    from geometry_msgs.msg import TransformStamped
     from rclpy.parameter import Parameter
     from sensor_msgs.msg import CameraInfo, CompressedImage
     from tf2_msgs.msg import TFMessage
 
     from simdistill_ros.detection.ros_messages import header_msg
-    from simdistill_ros.frames.images import COMPRESSED_FORMAT, encode_jpeg
+    from simdistill_ros.frames.images import COMPRESSED_FORMAT
+    from simdistill_ros.frames.messages import transform_msg
     from simdistill_ros.geometry import nuscenes_like_rig
-    from simdistill_ros.models import StudentModel, save_checkpoint, tiny
+    from simdistill_ros.models import StudentModel, save_checkpoint
+    from simdistill_ros.models.config import PRESETS
     from simdistill_ros.nodes.detector_node import DetectorNode
 
     h, w = image_hw
     rig = nuscenes_like_rig(h, w)
-    rng = np.random.default_rng(0)
-    jpegs = [encode_jpeg(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).tobytes() for _ in rig.cameras]
+    jpegs = rendered_jpegs(image_hw)
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         old_cache = os.environ.get("XDG_CACHE_HOME")
         os.environ["XDG_CACHE_HOME"] = tmp  # the onnxruntime backend's export of this random checkpoint
-        cfg = tiny()
+        cfg = PRESETS[config]()
         ckpt = save_checkpoint(Path(tmp) / "student", StudentModel(cfg), cfg, {"note": "bench"})
         rclpy.init()
         node = DetectorNode(
@@ -194,10 +223,6 @@ def bench_node(repeats: int, backend: str = "torch", image_hw: tuple[int, int] =
             ]
         )
         try:
-            from geometry_msgs.msg import TransformStamped
-
-            from simdistill_ros.frames.messages import transform_msg
-
             tfs = []
             for c in rig.cameras:
                 t = TransformStamped(header=header_msg(0, "base_link"), child_frame_id=c.name)
@@ -212,36 +237,63 @@ def bench_node(repeats: int, backend: str = "torch", image_hw: tuple[int, int] =
             node._on_tf(TFMessage(transforms=tfs), True)
             decode_ms: list[float] = []
             results: list = []
-            decoder, detect = node._live.decode, node._live.core.detect
+            detect = node._live.core.detect
 
-            def timed_decode(*a, **kw):  # the node's own decoder, timed
-                t0 = time.perf_counter()
-                out = decoder(*a, **kw)
-                decode_ms.append((time.perf_counter() - t0) * 1e3)
-                return out
+            class TimedDecoder:  # the node's own decoder; the worker's collecting of its images timed
+                def __init__(self, inner) -> None:
+                    self.inner = inner
+
+                def __call__(self, *a, **kw):
+                    t0 = time.perf_counter()
+                    out = self.inner(*a, **kw)
+                    decode_ms.append((time.perf_counter() - t0) * 1e3)
+                    return out
+
+                def __getattr__(self, name: str):
+                    return getattr(self.inner, name)
 
             def recorded_detect(*a, **kw):
                 results.append(detect(*a, **kw))
                 return results[-1]
 
-            timed_decode.close = decoder.close  # node.stop() closes its decoder
-            node._live.decode, node._live.core.detect = timed_decode, recorded_detect
-            for i in range(repeats + 2):
-                stamp = 1_000_000_000 + i * 83_333_333
-                before = node.stats.published
-                for k, (c, data) in enumerate(zip(rig.cameras, jpegs)):
-                    s = stamp + k * 8_000_000
-                    info = CameraInfo(header=header_msg(s, c.name), height=h, width=w)
-                    info.k = [float(v) for v in c.intrinsics.reshape(-1)]
-                    node._on_msg(("info", c.name), info)
-                    img = CompressedImage(header=header_msg(s, c.name), format=COMPRESSED_FORMAT)
-                    img.data = data
-                    node._on_msg(("image", c.name), img)
-                deadline = time.monotonic() + 60
-                while node.stats.published == before and time.monotonic() < deadline:
-                    time.sleep(0.002)
-            lat = list(node.stats.latency_ms)[2:]  # first two: warm-up and geometry
-            proc = list(node.stats.processing_ms)[2:]
+            node._live.decode = TimedDecoder(node._live.decode)
+            node._live.core.detect = recorded_detect
+            frame = 0
+            for arrival, gap in ARRIVALS.items():
+                first = len(node.stats.latency_ms)
+                for _ in range(repeats + 2):
+                    stamp = 1_000_000_000 + frame * 83_333_333
+                    frame += 1
+                    before = node.stats.published
+                    start = time.monotonic()
+                    for k, (c, data) in enumerate(zip(rig.cameras, jpegs)):
+                        s = stamp + k * 8_000_000
+                        info = CameraInfo(header=header_msg(s, c.name), height=h, width=w)
+                        info.k = [float(v) for v in c.intrinsics.reshape(-1)]
+                        node._on_msg(("info", c.name), info)
+                        time.sleep(max(0.0, start + k * gap - time.monotonic()))
+                        img = CompressedImage(header=header_msg(s, c.name), format=COMPRESSED_FORMAT)
+                        img.data = data
+                        node._on_msg(("image", c.name), img)
+                    deadline = time.monotonic() + 60
+                    while node.stats.published == before and time.monotonic() < deadline:
+                        time.sleep(0.002)
+                    time.sleep(0.02)  # the worker back to waiting, as between real frames
+                skip = first + 2  # the first two of each pattern: warm-up (and the rig's geometry)
+                lat = list(node.stats.latency_ms)[skip:]
+                frames = [
+                    {
+                        "decode": d,
+                        "preprocess": r.preprocess_ms,
+                        "model": r.model_ms,
+                        "postprocess": r.postprocess_ms,
+                        "latency": lt,
+                    }
+                    for d, r, lt in zip(decode_ms[skip:], results[skip:], lat)
+                ]
+                rows.append(node_row(frames, backend, config, arrival, len(rig.cameras), image_hw))
+            rows[-1]["decoded_on_arrival"] = node._live.decode.collected
+            rows[-1]["decoded_late"] = node._live.decode.late
         finally:
             node.stop()
             node.destroy_node()
@@ -250,32 +302,27 @@ def bench_node(repeats: int, backend: str = "torch", image_hw: tuple[int, int] =
                 os.environ.pop("XDG_CACHE_HOME", None)
             else:
                 os.environ["XDG_CACHE_HOME"] = old_cache
-    frames = [
-        {
-            "decode": d,
-            "preprocess": r.preprocess_ms,
-            "model": r.model_ms,
-            "postprocess": r.postprocess_ms,
-            "latency": lt,
-        }
-        for d, r, lt in zip(decode_ms[2:], results[2:], lat)
-    ]
+    return rows
+
+
+def node_row(
+    frames: list[dict], backend: str, config: str, arrival: str, cameras: int, image_hw: tuple[int, int]
+) -> dict:
     for f in frames:
         f["messages"] = max(f["latency"] - f["decode"] - f["preprocess"] - f["model"] - f["postprocess"], 0.0)
     stages = ("decode", "preprocess", "postprocess", "messages")
-    latency = statistics.median(f["latency"] for f in frames)
-    model_ms = statistics.median(f["model"] for f in frames)
     ms = {k: statistics.median(f[k] for f in frames) for k in stages}
     pct = {k: statistics.median(100 * f[k] / f["model"] for f in frames) for k in stages}
-    overhead = statistics.median(100 * (f["latency"] / f["model"] - 1) for f in frames)
     return {
         "backend": backend,
-        "cameras": len(rig.cameras),
-        "image_hw": [h, w],
-        "latency_ms": round(latency, 1),
-        "processing_ms": round(statistics.median(proc), 1),
-        "model_ms": round(model_ms, 1),
-        "overhead_pct": round(overhead, 1),
+        "config": config,
+        "arrival": arrival,
+        "cameras": cameras,
+        "image_hw": list(image_hw),
+        "frames": len(frames),
+        "latency_ms": round(statistics.median(f["latency"] for f in frames), 1),
+        "model_ms": round(statistics.median(f["model"] for f in frames), 1),
+        "overhead_pct": round(statistics.median(100 * (f["latency"] / f["model"] - 1) for f in frames), 1),
         "stages_ms": {k: round(v, 2) for k, v in ms.items()},
         "stages_pct_of_model": {k: round(v, 1) for k, v in pct.items()},
     }
@@ -409,15 +456,16 @@ def print_models(report: dict) -> None:
                 f"{r['onnxruntime_GFLOP_per_s'] / peak:6.1%} {r['torch_over_onnxruntime']:8.2f}x"
             )
         print(line)
-    by = {(r["model"], r["device"]): r for r in rows}
-    for dev in sorted({r["device"] for r in rows}):
-        s, b = by[("student", dev)], by[("baseline", dev)]
+    by = {(r["model"], r["config"], r["device"]): r for r in rows}
+    for config, dev in sorted({(r["config"], r["device"]) for r in rows}):
+        s, b = by[("student", config, dev)], by[("baseline", config, dev)]
         text = (
-            f"student / baseline on {dev}: torch {s['median_ms'] / b['median_ms']:.2f}x time, "
+            f"student / baseline ({config}, {dev}): torch {s['median_ms'] / b['median_ms']:.2f}x time, "
             f"{s['GFLOP'] / b['GFLOP']:.2f}x FLOPs"
         )
         if "onnxruntime_ms" in s and "onnxruntime_ms" in b:
             text += f"; onnxruntime {s['onnxruntime_ms'] / b['onnxruntime_ms']:.2f}x time"
+            text += f"; student torch / onnxruntime {s['torch_over_onnxruntime']:.2f}x"
         print(text)
     if "synth_s_per_frame_224x400" in report:
         print(
@@ -435,10 +483,10 @@ def print_node(report: dict) -> None:
             f"{k} {r['stages_ms'][k]:.1f} ms ({r['stages_pct_of_model'][k]:.1f} %)" for k in r["stages_ms"]
         )
         print(
-            f"detector node ({r['backend']}, tiny student, {r['cameras']} jpeg cameras {r['image_hw'][0]}x"
-            f"{r['image_hw'][1]}, cpu): last image -> Detection3DArray {r['latency_ms']} ms median vs model "
-            f"{r['model_ms']} ms: node overhead {r['overhead_pct']} %; per stage (share of the model's "
-            f"time, same frames): {stages}"
+            f"detector node ({r['backend']}, {r['config']} student, {r['cameras']} jpeg cameras "
+            f"{r['image_hw'][0]}x{r['image_hw'][1]} arriving {r['arrival']}, cpu): last image -> "
+            f"Detection3DArray {r['latency_ms']} ms median vs model {r['model_ms']} ms: node overhead "
+            f"{r['overhead_pct']} %; per stage (share of the model's time, same frames): {stages}"
         )
 
 
@@ -468,6 +516,14 @@ def main(argv: list[str] | None = None) -> int:
         "steadier numbers on a machine shared with other work",
     )
     p.add_argument("--no-synth", action="store_true", help="models: skip the renderer and the bag reader")
+    p.add_argument(
+        "--configs",
+        nargs="+",
+        choices=("tiny", "tiny_v2"),
+        default=["tiny", "tiny_v2"],
+        help="model configs of the models and node parts (default: both; tiny is the shipped checkpoints' "
+        "config, tiny_v2 the fair benchmark's)",
+    )
     args = p.parse_args(argv)
     torch.manual_seed(0)
     if args.threads:
@@ -476,7 +532,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.only is None or "models" in args.only:
         cpu = torch.device("cpu")
         report["matmul_GFLOP_per_s_cpu"] = round(matmul_gflops(cpu), 1)
-        rows = bench_models("tiny", cpu, args.cameras, args.repeats, onnx="onnxruntime" in args.backends)
+        rows = []
+        for config in args.configs:
+            rows += bench_models(config, cpu, args.cameras, args.repeats, onnx="onnxruntime" in args.backends)
         if torch.cuda.is_available():
             gpu = torch.device("cuda")
             report["matmul_GFLOP_per_s_cuda_fp32"] = round(matmul_gflops(gpu), 1)
@@ -487,7 +545,9 @@ def main(argv: list[str] | None = None) -> int:
         print_models(report)
     if args.only is None or "node" in args.only:
         try:
-            report["node"] = [bench_node(args.repeats, b) for b in args.backends]
+            report["node"] = [
+                row for c in args.configs for b in args.backends for row in bench_node(args.repeats, b, c)
+            ]
         except ImportError as err:  # no rclpy / message packages: the node cannot run here
             report["node_skipped"] = str(err)
         print_node(report)
