@@ -28,7 +28,9 @@ setup(
     zip_safe=False,
     maintainer="simdistill_ros maintainers",
     maintainer_email="maintainers@simdistill.invalid",
-    description="Camera-only 3D object detection for ROS 2, distilled from a LiDAR-camera teacher (SimDistill).",
+    description=(
+        "Camera-only 3D object detection for ROS 2, distilled from a LiDAR-camera teacher (SimDistill)."
+    ),
     license="Apache-2.0",
     tests_require=["pytest"],
     entry_points={
