@@ -53,8 +53,9 @@ def bench_models(
     config: str, device: torch.device, num_cameras: int, repeats: int, onnx: bool = True
 ) -> list[dict]:
     """Teacher, baseline and student (random weights) on one input; the camera-only ones also through
-    their ONNX export on onnxruntime (CPU), timed alternately with torch so that a busy machine slows both
-    alike."""
+    their ONNX export on onnxruntime (CPU). All of them are timed in turn, one call each per round, so
+    that a machine whose speed drifts slows every one alike; the student / baseline and torch /
+    onnxruntime ratios are medians of per-round ratios."""
     from simdistill_ros.geometry import nuscenes_like_rig
     from simdistill_ros.models import BaselineModel, CameraInputs, StudentModel, TeacherModel
     from simdistill_ros.models.config import PRESETS
@@ -71,7 +72,7 @@ def bench_models(
     rng = np.random.default_rng(0)
     pts = rng.uniform([-40, -40, -2, 0], [40, 40, 3, 1], size=(30000, 4)).astype(np.float32)
     points = [torch.from_numpy(pts).to(device)]
-    rows = []
+    rows, timed = [], {}
     for cls in (TeacherModel, BaselineModel, StudentModel):
         model = cls(cfg).to(device).eval()
 
@@ -84,40 +85,50 @@ def bench_models(
         with FlopCounterMode(display=False) as counter:
             forward()
         flops = counter.get_total_flops()
-        timed = {"torch": forward}
+        timed[(cls.model_type, "torch")] = forward
         if onnx and cls is not TeacherModel and device.type == "cpu":
-            timed["onnxruntime"] = onnxruntime_forward(model, cfg, cams)
-        ms = interleaved_medians(timed, repeats)
-        row = {
-            "model": cls.model_type,
-            "config": config,
-            "device": str(device),
-            "cameras": n,
-            "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 3),
-            "median_ms": round(ms["torch"], 2),
-            "GFLOP": round(flops / 1e9, 2),
-            "GFLOP_per_s": round(flops / ms["torch"] / 1e6, 1),
-        }
-        if "onnxruntime" in ms:
-            row["onnxruntime_ms"] = round(ms["onnxruntime"], 2)
-            row["onnxruntime_GFLOP_per_s"] = round(flops / ms["onnxruntime"] / 1e6, 1)
-            row["torch_over_onnxruntime"] = round(ms["torch"] / ms["onnxruntime"], 2)
-        rows.append(row)
+            timed[(cls.model_type, "onnxruntime")] = onnxruntime_forward(model, cfg, cams)
+        rows.append(
+            {
+                "model": cls.model_type,
+                "config": config,
+                "device": str(device),
+                "cameras": n,
+                "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 3),
+                "GFLOP": round(flops / 1e9, 2),
+            }
+        )
+    rounds = interleaved_rounds(timed, repeats)
+    ms = {k: statistics.median(v) for k, v in rounds.items()}
+
+    def ratio(a: tuple[str, str], b: tuple[str, str]) -> float:
+        return round(statistics.median(x / y for x, y in zip(rounds[a], rounds[b])), 2)
+
+    for row in rows:
+        kind, flops = row["model"], row["GFLOP"] * 1e9
+        row["median_ms"] = round(ms[(kind, "torch")], 2)
+        row["GFLOP_per_s"] = round(flops / ms[(kind, "torch")] / 1e6, 1)
+        if (kind, "onnxruntime") in ms:
+            row["onnxruntime_ms"] = round(ms[(kind, "onnxruntime")], 2)
+            row["onnxruntime_GFLOP_per_s"] = round(flops / ms[(kind, "onnxruntime")] / 1e6, 1)
+            row["torch_over_onnxruntime"] = ratio((kind, "torch"), (kind, "onnxruntime"))
+        if kind == "student":
+            for backend in ("torch", "onnxruntime"):
+                if ("baseline", backend) in rounds and (kind, backend) in rounds:
+                    row[f"over_baseline_{backend}"] = ratio((kind, backend), ("baseline", backend))
     return rows
 
 
-def interleaved_medians(
-    fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 3
-) -> dict[str, float]:
-    """Median milliseconds of each function, called in turn (one call each per round)."""
-    times: dict[str, list[float]] = {k: [] for k in fns}
+def interleaved_rounds(fns: dict, repeats: int, warmup: int = 3) -> dict:
+    """Milliseconds of each function per round, the functions called in turn (one call each per round)."""
+    times: dict = {k: [] for k in fns}
     for i in range(warmup + repeats):
         for k, fn in fns.items():
             t0 = time.perf_counter()
             fn()
             if i >= warmup:
-                times[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) * 1e3 for k, v in times.items()}
+                times[k].append((time.perf_counter() - t0) * 1e3)
+    return times
 
 
 def onnxruntime_forward(model: torch.nn.Module, cfg: object, cams: object) -> Callable[[], object]:
@@ -460,11 +471,11 @@ def print_models(report: dict) -> None:
     for config, dev in sorted({(r["config"], r["device"]) for r in rows}):
         s, b = by[("student", config, dev)], by[("baseline", config, dev)]
         text = (
-            f"student / baseline ({config}, {dev}): torch {s['median_ms'] / b['median_ms']:.2f}x time, "
+            f"student / baseline ({config}, {dev}): torch {s['over_baseline_torch']:.2f}x time, "
             f"{s['GFLOP'] / b['GFLOP']:.2f}x FLOPs"
         )
-        if "onnxruntime_ms" in s and "onnxruntime_ms" in b:
-            text += f"; onnxruntime {s['onnxruntime_ms'] / b['onnxruntime_ms']:.2f}x time"
+        if "over_baseline_onnxruntime" in s:
+            text += f"; onnxruntime {s['over_baseline_onnxruntime']:.2f}x time"
             text += f"; student torch / onnxruntime {s['torch_over_onnxruntime']:.2f}x"
         print(text)
     if "synth_s_per_frame_224x400" in report:

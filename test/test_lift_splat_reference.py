@@ -20,7 +20,9 @@ def test_splat_plan_of_a_hand_made_index_list() -> None:
     # cells 0-5, 6 is the dump cell (outside the grid)
     indices = torch.tensor([3, 0, 3, 6, 3, 1, 6, 0, 4, 4, 6, 6, 6, 6, 2, 6])
     plan = SplatGeometry.from_indices(indices, num_cells=6, depth_bins=2, feat_hw=(2, 2))
-    assert plan.point.tolist() == [0, 1, 2, 4, 5, 7, 8, 9, 14]  # the in-grid points, in order
+    # the in-grid points 0, 1, 2, 4, 5, 7, 8, 9, 14, as indices into the depth distribution
+    # (n, v, u, d): ((n*fH + v)*fW + u)*D + d
+    assert plan.point.tolist() == [0, 2, 4, 1, 3, 7, 8, 10, 13]
     # columns (camera, u): 0 = (0, 0) reaches cell 3; 1 = (0, 1) cells 0 and 1; 2 = (1, 0) cells 2 and 4;
     # 3 = (1, 1) cell 4. So J = 2, and a column's cells are numbered in ascending order
     assert plan.slot_cell.tolist() == [3, 6, 0, 1, 2, 4, 4, 6]
@@ -67,6 +69,9 @@ def test_depth_is_a_distribution_over_bins_and_the_geometry_is_the_cached_one() 
         out = ls(feats, k, pose, (H, W))
     assert out.depth.shape == (1, 6, GRID.num_depth_bins, H // 8, W // 8) == (1, 6, 5, 4, 8)
     assert torch.allclose(out.depth.sum(dim=2), torch.ones(1, 6, 4, 8))
+    # the distribution of one pixel is the softmax of its depth logits
+    logits = ls.depthnet(feats)[:, : GRID.num_depth_bins]
+    torch.testing.assert_close(out.depth[0, 2, :, 1, 3], logits[2, :, 1, 3].softmax(0))
     assert out.geometry is ls.splat_geometry(k, pose, (H, W), (H // 8, W // 8))
     assert out.bev.shape == (1, 4, 10, 10)
 
@@ -119,12 +124,12 @@ def test_column_splat_equals_the_per_point_sum() -> None:
     assert cells_per_column > grid.num_depth_bins  # rows of a column reach different cells
     same_cell = geom.slot.numel() - geom.slot.unique().numel()
     assert same_cell > 0  # two depth bins of one pixel in one cell: their probabilities add
-    depth = torch.rand(6, grid.num_depth_bins, fh, fw, requires_grad=True)
+    depth = torch.rand(6, fh, fw, grid.num_depth_bins, requires_grad=True)  # bins innermost
     context = torch.randn(6, fh, fw, 5, requires_grad=True)
     got = ls.splat(depth, context, geom, 1)
 
     sx, sy = grid.splat_shape
-    vol = depth[..., None] * context[:, None]  # (6, D, fH, fW, 5)
+    vol = depth.permute(0, 3, 1, 2)[..., None] * context[:, None]  # (6, D, fH, fW, 5), as geom.indices
     want = torch.zeros(sx * sy + 1, 5).index_add(0, geom.indices, vol.reshape(-1, 5))[:-1]
     want = want.view(1, sx, sy, 5).permute(0, 3, 1, 2)
     assert want.abs().sum() > 1.0

@@ -200,8 +200,8 @@ def test_splat_hand_made_case() -> None:
     pts = ls.frustum_points(k[None], pose[None, None], (H, W), (fh, fw))
     assert torch.allclose(pts[0, 0, 9, i * fw + j], torch.tensor([10.5, 0.4, 1.0], dtype=torch.float64))
 
-    depth = torch.zeros(1, ls.num_bins, fh, fw)
-    depth[0, 9, i, j] = 1.0  # 10.5 m ahead -> x cell floor(50.5 / 0.8) = 63, y 0.4 -> cell 50
+    depth = torch.zeros(1, fh, fw, ls.num_bins)  # bins innermost
+    depth[0, i, j, 9] = 1.0  # 10.5 m ahead -> x cell floor(50.5 / 0.8) = 63, y 0.4 -> cell 50
     context = torch.zeros(1, fh, fw, 3)
     context[0, i, j] = torch.tensor([1.0, 2.0, 3.0])
     bev = ls.splat(depth, context, idx, 1)
@@ -210,7 +210,7 @@ def test_splat_hand_made_case() -> None:
     assert bev.abs().sum() == 6.0
     # the last bin (48.5 m) is outside the 40 m grid: it lands in the dump cell, not in the map
     depth.zero_()
-    depth[0, -1, i, j] = 1.0
+    depth[0, i, j, -1] = 1.0
     assert ls.splat(depth, context, idx, 1).abs().sum() == 0.0
 
 

@@ -23,7 +23,8 @@ class SplatGeometry:
     cells of each column j = 0..J-1, the column's splat is a (J, fH) @ (fH, C) product whose matrix holds
     the depth probabilities: J*fH entries where the point list has D*fH.
 
-    point: (M,) int64 the frustum points inside the grid, flat (B, N, D, fH, fW) index, ascending.
+    point: (M,) int64 the frustum points inside the grid, as flat indices into the depth distribution
+        (B, N, fH, fW, D) (depth bins innermost).
     slot: (M,) int64 where each point's depth probability is summed: flat (B*N*fW, J, fH) index of its
         column, its cell's number j within the column, and its row.
     slot_cell: (B*N*fW*J,) int64 the splat cell, flat (B, X, Y), of every (column, j); B*X*Y (the dump
@@ -45,10 +46,13 @@ class SplatGeometry:
         fh, fw = feat_hw
         per_camera = depth_bins * fh * fw
         num_columns = indices.numel() // per_camera * fw
-        point = (indices < num_cells).nonzero().flatten()
+        point = (indices < num_cells).nonzero().flatten()  # flat (B, N, D, fH, fW), as ``indices``
         cell = indices[point]
-        column = torch.div(point, per_camera, rounding_mode="floor") * fw + point % fw
-        row = torch.div(point, fw, rounding_mode="floor") % fh
+        camera = torch.div(point, per_camera, rounding_mode="floor")
+        pixel = point % (fh * fw)
+        depth = torch.div(point, fh * fw, rounding_mode="floor") % depth_bins
+        column = camera * fw + pixel % fw
+        row = torch.div(pixel, fw, rounding_mode="floor")
         # the distinct (column, cell) pairs, sorted by column and then cell; j counts within a column
         pairs, pair_of_point = torch.unique(column * (num_cells + 1) + cell, return_inverse=True)
         pair_column = torch.div(pairs, num_cells + 1, rounding_mode="floor")
@@ -58,12 +62,14 @@ class SplatGeometry:
         pair_slot = pair_column * width + j
         slot_cell = torch.full((num_columns * width,), num_cells, dtype=torch.long, device=indices.device)
         slot_cell[pair_slot] = pairs % (num_cells + 1)
-        return cls(point, pair_slot[pair_of_point] * fh + row, slot_cell, indices)
+        in_depth = (camera * fh * fw + pixel) * depth_bins + depth
+        return cls(in_depth, pair_slot[pair_of_point] * fh + row, slot_cell, indices)
 
 
 @dataclass
 class LiftSplatOutput:
-    """bev: (B, C_out, X, Y) on the working grid; depth: (B, N, D, fH, fW) softmax over depth bins;
+    """bev: (B, C_out, X, Y) on the working grid; depth: (B, N, D, fH, fW) softmax over depth bins (a view
+    of the bins-innermost distribution the splat reads);
     geometry: the rig's splat geometry, reusable by a second lift on the same features."""
 
     bev: Tensor
@@ -166,9 +172,10 @@ class LiftSplat(nn.Module):
 
     # --- lift / splat -----------------------------------------------------------------------------------
     def lift(self, feats: Tensor) -> tuple[Tensor, Tensor]:
-        """feats (B*N, C_in, fH, fW) -> depth (B*N, D, fH, fW) softmax, context (B*N, fH, fW, C)."""
+        """feats (B*N, C_in, fH, fW) -> depth (B*N, fH, fW, D) softmax, context (B*N, fH, fW, C)."""
         x = self.depthnet(feats)
-        depth = x[:, : self.num_bins].softmax(dim=1)
+        # bins innermost: a softmax over the last axis (ONNX Runtime transposes for any other, twice)
+        depth = x[:, : self.num_bins].permute(0, 2, 3, 1).softmax(dim=-1)
         context = x[:, self.num_bins :].permute(0, 2, 3, 1)
         return depth, context
 
@@ -177,7 +184,7 @@ class LiftSplat(nn.Module):
     ) -> Tensor:
         """Sum-pool the outer product into the splat grid: -> (B, C, X_splat, Y_splat).
 
-        depth (B*N, D, fH, fW), context (B*N, fH, fW, C); ``geometry`` a :class:`SplatGeometry` or its
+        depth (B*N, fH, fW, D), context (B*N, fH, fW, C); ``geometry`` a :class:`SplatGeometry` or its
         flat ``indices``."""
         sx, sy = self.grid.splat_shape
         bn, fh, fw, c = context.shape
@@ -206,7 +213,8 @@ class LiftSplat(nn.Module):
             geometry = self.splat_geometry(intrinsics, cam_to_base, image_hw, (fh, fw))
         depth, context = self.lift(feats)
         bev = self.downsample(self.splat(depth, context, geometry, b))
-        return LiftSplatOutput(bev=bev, depth=depth.view(b, n, self.num_bins, fh, fw), geometry=geometry)
+        depth = depth.view(b, n, fh, fw, self.num_bins).permute(0, 1, 4, 2, 3)
+        return LiftSplatOutput(bev=bev, depth=depth, geometry=geometry)
 
 
 @torch.no_grad()
