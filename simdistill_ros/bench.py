@@ -13,6 +13,7 @@ vs the online teacher). Results go to stdout as a table and to ``out/bench.json`
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import statistics
@@ -52,12 +53,14 @@ def matmul_gflops(device: torch.device, n: int = 2048, dtype: torch.dtype = torc
 def bench_models(
     config: str, device: torch.device, num_cameras: int, repeats: int, onnx: bool = True
 ) -> list[dict]:
-    """Teacher, baseline and student (random weights) on one input; the camera-only ones also through
+    """Teacher, baseline and student (random weights) on one input, the camera-only ones with BatchNorm
+    folded into their convolutions as the detector's torch backend runs them, and also through
     their ONNX export on onnxruntime (CPU). All of them are timed in turn, one call each per round, so
     that a machine whose speed drifts slows every one alike; the student / baseline and torch /
     onnxruntime ratios are medians of per-round ratios."""
     from simdistill_ros.geometry import nuscenes_like_rig
     from simdistill_ros.models import BaselineModel, CameraInputs, StudentModel, TeacherModel
+    from simdistill_ros.models.batchnorm_fold import fold_batchnorm
     from simdistill_ros.models.config import PRESETS
 
     cfg = PRESETS[config]()
@@ -75,8 +78,12 @@ def bench_models(
     rows, timed = [], {}
     for cls in (TeacherModel, BaselineModel, StudentModel):
         model = cls(cfg).to(device).eval()
+        timed_model = model
+        if cls is not TeacherModel:  # as the detector's torch backend runs them (onnxruntime folds too)
+            timed_model = copy.deepcopy(model)
+            fold_batchnorm(timed_model)
 
-        def forward(model=model, cls=cls) -> None:
+        def forward(model=timed_model, cls=cls) -> None:
             with torch.no_grad():
                 model(cams, points) if cls is TeacherModel else model(cams)
             if device.type == "cuda":

@@ -26,6 +26,7 @@ from simdistill_ros.detection.onnx_backend import OnnxRuntimeRunner, check_backe
 from simdistill_ros.errors import UserError
 from simdistill_ros.geometry import Box3D, boxes_from_array, intrinsics_problem
 from simdistill_ros.models import CameraInputs, load_model
+from simdistill_ros.models.batchnorm_fold import fold_batchnorm
 from simdistill_ros.models.checkpoint import CheckpointWarning, resolve_device
 from simdistill_ros.models.export import geometry_inputs
 from simdistill_ros.models.head import decode
@@ -168,6 +169,8 @@ class DetectorCore:
         if model_type == "teacher":
             raise UserError("the detector is camera-only; a teacher checkpoint needs LiDAR (use a student)")
         runner = load_runner(model, dev.type)[0] if backend == "onnxruntime" else None
+        if runner is None:
+            fold_batchnorm(net)  # inference only: a pass over every feature map fewer
         core = cls(
             net, tuple(cfg.image_size), dev, model_type=model_type, backend=backend, runner=runner, **kwargs
         )

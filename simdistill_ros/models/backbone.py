@@ -19,6 +19,7 @@ class BasicBlock(nn.Module):
     """Two 3x3 convs with a residual; (B, Cin, H, W) -> (B, C, H/stride, W/stride)."""
 
     expansion = 1
+    CONV_BN_PAIRS = (("conv1", "bn1"), ("conv2", "bn2"))  # for batchnorm_fold
 
     def __init__(self, cin: int, channels: int, stride: int = 1) -> None:
         super().__init__()
@@ -40,6 +41,7 @@ class Bottleneck(nn.Module):
     """1x1 -> 3x3 (strided) -> 1x1 x4 with a residual; (B, Cin, H, W) -> (B, 4C, H/stride, W/stride)."""
 
     expansion = 4
+    CONV_BN_PAIRS = (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"))  # for batchnorm_fold
 
     def __init__(self, cin: int, channels: int, stride: int = 1) -> None:
         super().__init__()

@@ -68,6 +68,9 @@ class MBConv(nn.Module):
     forward: (B, Cin, H, W) -> (B, Cout, ceil(H/stride), ceil(W/stride)); identity skip when shapes agree.
     """
 
+    # for batchnorm_fold (the expansion pair is absent where expand == 1)
+    CONV_BN_PAIRS = (("_expand_conv", "_bn0"), ("_depthwise_conv", "_bn1"), ("_project_conv", "_bn2"))
+
     def __init__(self, cin: int, cout: int, kernel: int, stride: int, expand: int) -> None:
         super().__init__()
         mid = cin * expand
@@ -98,6 +101,8 @@ class EfficientNetLite0(nn.Module):
     ``classify``: (B, 3, H, W) -> (B, 1000) ImageNet logits. ``frozen_stages`` = k freezes the stem and the
     first k stages (parameters and BatchNorm statistics), as detectors do with pretrained backbones.
     """
+
+    CONV_BN_PAIRS = (("_conv_stem", "_bn0"), ("_conv_head", "_bn1"))  # for batchnorm_fold
 
     out_channels = [LITE0_STAGES[i][4] for i in FEATURE_STAGES]
 
