@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import os
 import statistics
@@ -126,9 +127,11 @@ def bench_models(
     return rows
 
 
-def interleaved_rounds(fns: dict, repeats: int, warmup: int = 3) -> dict:
+def interleaved_rounds(
+    fns: dict[tuple[str, str], Callable[[], object]], repeats: int, warmup: int = 3
+) -> dict[tuple[str, str], list[float]]:
     """Milliseconds of each function per round, the functions called in turn (one call each per round)."""
-    times: dict = {k: [] for k in fns}
+    times: dict[tuple[str, str], list[float]] = {k: [] for k in fns}
     for i in range(warmup + repeats):
         for k, fn in fns.items():
             t0 = time.perf_counter()
@@ -172,10 +175,12 @@ def bench_synth_and_reader(frames: int) -> dict:
     return {"synth_s_per_frame_224x400": round(synth_s, 3), "reader_frames_per_s": round(n / read_s, 1)}
 
 
-def rendered_jpegs(image_hw: tuple[int, int]) -> list[bytes]:
-    """The six camera images of one frame of the synthetic world, as the jpegs a bag carries. A camera
-    image, not noise: jpeg decoding costs in proportion to the coded bits (these are about 2 bits per
-    pixel, more than nuScenes' camera jpegs; random pixels code to 7)."""
+@functools.cache
+def rendered_jpegs(image_hw: tuple[int, int]) -> tuple[bytes, ...]:
+    """The six camera images of one frame of the synthetic world, as the jpegs a bag carries (rendered
+    once per size, for every node run). A camera image, not noise: jpeg decoding costs in proportion to
+    the coded bits (these are about 2 bits per pixel, more than nuScenes' camera jpegs; random pixels code
+    to 7)."""
     from simdistill_ros.frames.assembly import FrameReader
     from simdistill_ros.frames.images import encode_jpeg
     from simdistill_ros.synth.export import synthesize
@@ -183,7 +188,7 @@ def rendered_jpegs(image_hw: tuple[int, int]) -> list[bytes]:
     with tempfile.TemporaryDirectory() as tmp:
         synthesize(Path(tmp), 1, 1, seed=7, image_size=image_hw, val_fraction=0.0, progress=False)
         frame = next(iter(FrameReader(next((Path(tmp) / "bags").iterdir()), require_lidar=False)))
-    return [encode_jpeg(frame.images[c.name]).tobytes() for c in frame.rig.cameras]
+    return tuple(encode_jpeg(frame.images[c.name]).tobytes() for c in frame.rig.cameras)
 
 
 ARRIVALS = {"burst": 0.0, "staggered": 0.008}  # seconds between one camera's image and the next one's

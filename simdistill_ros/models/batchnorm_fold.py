@@ -42,18 +42,19 @@ def fold_batchnorm(model: nn.Module) -> int:
     model.requires_grad_(False)
     folded = 0
     for module in list(model.modules()):
-        if isinstance(module, nn.Sequential):
-            names = list(module._modules)
-            for a, b in zip(names, names[1:]):
-                conv, bn = module._modules[a], module._modules[b]
-                if isinstance(conv, _CONVS) and type(bn) is nn.BatchNorm2d:
-                    fold_conv_batchnorm(conv, bn)
-                    module._modules[b] = nn.Identity()
-                    folded += 1
-        for conv_name, bn_name in getattr(module, "CONV_BN_PAIRS", ()):
+        for conv_name, bn_name in _conv_bn_names(module):
             conv, bn = getattr(module, conv_name, None), getattr(module, bn_name, None)
             if isinstance(conv, _CONVS) and type(bn) is nn.BatchNorm2d:
                 fold_conv_batchnorm(conv, bn)
                 setattr(module, bn_name, nn.Identity())
                 folded += 1
     return folded
+
+
+def _conv_bn_names(module: nn.Module) -> list[tuple[str, str]]:
+    """Candidate (conv, bn) child names: consecutive children of a Sequential, and ``CONV_BN_PAIRS``."""
+    pairs = list(getattr(module, "CONV_BN_PAIRS", ()))
+    if isinstance(module, nn.Sequential):
+        names = [name for name, _ in module.named_children()]
+        pairs += zip(names, names[1:])
+    return pairs

@@ -35,6 +35,10 @@ import torch
 
 IMAGE_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 1, 3, 1, 1)
 IMAGE_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 1, 3, 1, 1)
+# (x / 255 - mean) / std as x * _SCALE - _SHIFT, float32: the one pair of factors both normalisers use
+_SCALE = 1.0 / (255.0 * IMAGE_STD)
+_SHIFT = IMAGE_MEAN / IMAGE_STD
+_SCALE_RGB, _SHIFT_RGB = _SCALE.flatten().numpy(), _SHIFT.flatten().numpy()  # views, for normalize_image
 
 # Row of the principal point in the model input, as a fraction of its height: where the covering resize
 # cropped from the top put it for the 160x400 images of `make reproduce` in the tiny 128x352 input
@@ -107,8 +111,8 @@ def normalize_image(image_uint8: np.ndarray) -> np.ndarray:
     h, w, _ = image_uint8.shape
     out = np.empty((3, h, w), np.float32)
     for c in range(3):
-        np.multiply(image_uint8[:, :, c], _SCALE[c], out=out[c])
-        out[c] -= _SHIFT[c]
+        np.multiply(image_uint8[:, :, c], _SCALE_RGB[c], out=out[c])
+        out[c] -= _SHIFT_RGB[c]
     return out
 
 
@@ -118,9 +122,4 @@ def normalize_images(images_uint8: torch.Tensor) -> torch.Tensor:
     # one cast-and-transpose copy, then x * 1 / (255 std) - mean / std in place: a third of the passes
     x = torch.empty(b, n, 3, h, w, device=images_uint8.device)
     x.copy_(images_uint8.permute(0, 1, 4, 2, 3))
-    scale = (1.0 / (255.0 * IMAGE_STD)).to(x.device)
-    return x.mul_(scale).sub_((IMAGE_MEAN / IMAGE_STD).to(x.device))
-
-
-_SCALE = (1.0 / (255.0 * IMAGE_STD)).flatten().numpy()  # float32, as normalize_images computes them
-_SHIFT = (IMAGE_MEAN / IMAGE_STD).flatten().numpy()
+    return x.mul_(_SCALE.to(x.device)).sub_(_SHIFT.to(x.device))
