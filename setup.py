@@ -9,6 +9,10 @@ def _share(pattern: str) -> list[str]:
     return [f for f in glob(pattern) if not f.endswith(".gitkeep")]
 
 
+# as simdistill_ros.models.checkpoint.SHIPPED_MODELS (test_package checks that they agree)
+SHIPPED_MODELS = ("teacher_v2", "baseline_v2", "student_v2", "teacher_tiny", "baseline_tiny", "student_tiny")
+
+
 setup(
     name=package_name,
     version="0.1.0",
@@ -20,9 +24,8 @@ setup(
         (f"share/{package_name}/config", _share("config/*")),
         # the rosbags typestore reads vision_msgs from here (msgs/ itself stays out of colcon's view)
         (f"share/{package_name}/msgs/vision_msgs/msg", _share("msgs/vision_msgs/msg/*.msg")),
-        (f"share/{package_name}/models/teacher_tiny", _share("models/teacher_tiny/*")),
-        (f"share/{package_name}/models/baseline_tiny", _share("models/baseline_tiny/*")),
-        (f"share/{package_name}/models/student_tiny", _share("models/student_tiny/*")),
+        # every shipped checkpoint (models/NAME/: weights, config, meta, model card)
+        *((f"share/{package_name}/models/{name}", _share(f"models/{name}/*")) for name in SHIPPED_MODELS),
     ],
     install_requires=["setuptools"],
     zip_safe=False,

@@ -20,7 +20,7 @@ def generate_launch_description() -> LaunchDescription:
             DeclareLaunchArgument(
                 "bags", description="rosbag2 paths as a YAML list, e.g. '[/data/a, /data/b]'"
             ),
-            DeclareLaunchArgument("teacher", default_value="teacher_tiny", description="teacher checkpoint"),
+            DeclareLaunchArgument("teacher", default_value="teacher_v2", description="teacher checkpoint"),
             DeclareLaunchArgument("out", description="target store directory"),
             DeclareLaunchArgument("device", default_value="auto", description="auto, cpu or cuda"),
             Node(

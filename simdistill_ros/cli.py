@@ -65,8 +65,8 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
         "--world",
         choices=("v1", "v2"),
         default="v1",
-        help="world version: v1 (default; what the shipped models were trained on) or v2 (vehicles with "
-        "distinct fronts and backs, the fair benchmark's world)",
+        help="world version: v1 (default; the world of the shipped *_tiny models) or v2 (vehicles with "
+        "distinct fronts and backs: the fair benchmark's and the shipped *_v2 models' world)",
     )
 
 
@@ -82,7 +82,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--results", help="nuScenes results JSON to score")
     g.add_argument(
-        "--model", help="checkpoint directory (or shipped name, e.g. student_tiny) to run and score"
+        "--model", help="checkpoint directory (or shipped name, e.g. student_v2) to run and score"
     )
     g.add_argument("--gt-as-results", action="store_true", help="score the ground truth itself (mAP 1.0)")
     p.add_argument("--version", default="v1.0-synth", help="dataset version folder")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job, end to end on a small synthetic world:
 #   1. synthesize 2 scenes (6 cameras + LiDAR bags, nuScenes tables) and check the metric (GT = mAP 1.0)
-#   2. live: bag_player -> detector_node (shipped student_tiny) -> detection_recorder, three ROS 2 processes
+#   2. live: bag_player -> detector_node (shipped student_v2) -> detection_recorder, three ROS 2 processes
 #   3. offline: `simdistill detect` on the same bag: output bag + per-frame pictures (BEV + cameras) + overview
 #   4. official nuScenes metrics of the live detections
 #   5. the report: what ran, frames, the live metrics beside the model card's, where the outputs are
@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-out/demo}
 PY=$PWD/.venv/bin/python
-MODEL=${MODEL:-student_tiny}
+MODEL=${MODEL:-student_v2}
 SCORE=${SCORE:-0.2}
 RATE=${RATE:-0.1}
 FRAMES=6  # per scene
@@ -21,14 +21,18 @@ start=$(date +%s)
 
 if ! MODEL_DIR=$($PY -c "from simdistill_ros.models.checkpoint import resolve_model_path as r; print(r('$MODEL'))" 2>/dev/null) \
    || [ ! -f "$MODEL_DIR/model.safetensors" ]; then
-  echo "demo: error: model '$MODEL' not found (models/student_tiny ships with the package; train your own" >&2
+  echo "demo: error: model '$MODEL' not found (models/student_v2 ships with the package; train your own" >&2
   echo "      with \`make reproduce\` + tools/ship_models.py, or pass MODEL=/path/to/checkpoint)" >&2
   exit 1
 fi
+# the synthetic world the model was trained on (its meta.json; models without the key: world v1, 160x400)
+read -r WORLD SIZE < <($PY -c "import json, sys; w = json.load(open(sys.argv[1])).get('synthetic_world', {}); \
+print(w.get('world', 'v1'), w.get('image_size', '160x400'))" "$MODEL_DIR/meta.json")
 echo "== model: $MODEL_DIR; ROS_DOMAIN_ID=$ROS_DOMAIN_ID (the demo takes 1-3 min on 2 cores)"
 
-echo "== 1/5 synthesize 2 scenes x 6 frames (6 cameras + LiDAR) into $OUT"
-$PY -m simdistill_ros.cli synth --out "$OUT" --scenes 2 --frames-per-scene "$FRAMES" --seed 7 --image-size 160x400 --overwrite
+echo "== 1/5 synthesize 2 scenes x 6 frames (6 cameras + LiDAR, world $WORLD, $SIZE) into $OUT"
+$PY -m simdistill_ros.cli synth --out "$OUT" --world "$WORLD" --scenes 2 --frames-per-scene "$FRAMES" --seed 7 \
+  --image-size "$SIZE" --overwrite
 # The metric's sanity check (ground truth scored as detections must give mAP 1.0); the report quotes it.
 $PY -m simdistill_ros.cli evaluate --data "$OUT" --split val --gt-as-results --out "$OUT/sanity" > "$OUT/sanity.log"
 VAL=$($PY -c "import json; print(json.load(open('$OUT/v1.0-synth/splits.json'))['val'][0])")

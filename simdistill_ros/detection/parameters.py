@@ -65,7 +65,7 @@ _DECLARED: dict[str, tuple] = {
     ),
     "compressed": (True, "true: sensor_msgs/CompressedImage (jpeg/png); false: sensor_msgs/Image."),
     "base_frame": ("base_link", "Frame of the detections; camera extrinsics are looked up into it."),
-    "model": (DEFAULT_MODEL, "Checkpoint directory or shipped model name (student_tiny, baseline_tiny)."),
+    "model": (DEFAULT_MODEL, "Checkpoint directory or shipped model name (student_v2, baseline_v2, ...)."),
     "device": ("auto", "auto | cuda | cpu; cuda without CUDA falls back to the CPU with a warning."),
     "backend": (
         "torch",

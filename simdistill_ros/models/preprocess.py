@@ -17,7 +17,7 @@ The rule (:func:`resize_affine`), BEVDet's resize + crop with the crop anchored 
   all trained at one width scale), so there is no single trained focal length to match.
 - **Crop: the principal point lands on row** ``PRINCIPAL_ROW * H`` of the input (the horizon of a level
   camera), the same row for every image height, so a taller image (224x400 against the 160x400 the
-  shipped models were trained on) shows the road and the objects where training showed them; what
+  shipped *_tiny models were trained on) shows the road and the objects where training showed them; what
   falls outside is cropped (top and bottom), where the image does not reach the input is black.
   ``PRINCIPAL_ROW`` is where the earlier rule (cover the input, crop from the top) put the principal
   point of the 160x400 training images, so at that size the input is bit-identical to it.
@@ -42,7 +42,8 @@ _SCALE_RGB, _SHIFT_RGB = _SCALE.flatten().numpy(), _SHIFT.flatten().numpy()  # v
 
 # Row of the principal point in the model input, as a fraction of its height: where the covering resize
 # cropped from the top put it for the 160x400 images of `make reproduce` in the tiny 128x352 input
-# ((80 * 0.88 - 12.8) / 128 = 0.45), the inputs the shipped models were trained on.
+# ((80 * 0.88 - 12.8) / 128 = 0.45), the inputs the shipped *_tiny models were trained on (the *_v2 ones
+# were trained with this rule on 224x400 images).
 PRINCIPAL_ROW = 0.45
 # Downscales below this factor are area-averaged first (bilinear alone skips source pixels from 0.5 down
 # and weighs them unevenly just above it).
