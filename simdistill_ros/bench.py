@@ -6,7 +6,8 @@ machine in the same run (how close to its limit the models run), the synthetic r
 frame, the bag reader's frames per second, the detector node's end-to-end latency (last image received ->
 Detection3DArray published) beside the model's time with the overhead split per stage (per backend), and
 the teacher replay (frames/s, store bytes per frame and read speed, student training step from the store
-vs the online teacher). Results go to stdout as a table and to ``out/bench.json``.
+vs the online teacher), and the student on cores that busy processes share, per OpenMP wait setting.
+Results go to stdout as a table and to ``out/bench.json``.
 ``--only models node`` runs some parts; ``--backends`` picks torch and/or onnxruntime.
 """
 
@@ -18,14 +19,20 @@ import functools
 import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-import torch
-from torch.utils.flop_counter import FlopCounterMode
+from simdistill_ros.openmp import bound_openmp_spin
+
+bound_openmp_spin()  # time the models as the node and the `simdistill` command run them: before torch loads
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 
 def median_seconds(fn: Callable[[], object], repeats: int, warmup: int) -> float:
@@ -51,6 +58,94 @@ def matmul_gflops(device: torch.device, n: int = 2048, dtype: torch.dtype = torc
     return 2 * n**3 / median_seconds(step, repeats=10, warmup=3) / 1e9
 
 
+def rig_inputs(cfg, num_cameras: int):
+    """Random images of the config's input size on the nuScenes-like rig (first ``num_cameras``)."""
+    from simdistill_ros.geometry import nuscenes_like_rig
+    from simdistill_ros.models import CameraInputs
+
+    h, w = cfg.image_size
+    rig = nuscenes_like_rig(h, w)
+    n = min(num_cameras, len(rig))
+    return CameraInputs(
+        torch.randn(1, n, 3, h, w),
+        torch.from_numpy(rig.intrinsics_array()[:n])[None],
+        torch.from_numpy(rig.cam_to_base_array()[:n])[None],
+    )
+
+
+def student_forward_ms(config: str, threads: int, repeats: int) -> float:
+    """Median ms of one student forward (random weights, BatchNorm folded, six cameras) in this process
+    with ``threads`` torch threads."""
+    from simdistill_ros.models import StudentModel
+    from simdistill_ros.models.batchnorm_fold import fold_batchnorm
+    from simdistill_ros.models.config import PRESETS
+
+    torch.manual_seed(0)
+    torch.set_num_threads(threads)
+    cfg = PRESETS[config]()
+    model = StudentModel(cfg)
+    fold_batchnorm(model)
+    cams = rig_inputs(cfg, 6)
+    with torch.no_grad():
+        return 1e3 * median_seconds(lambda: model(cams), repeats, warmup=2)
+
+
+# (what, environment, torch threads: None = one per core, torch's default)
+OPENMP_CASES = (
+    ("OpenMP default (spinning)", {}, None),
+    ("GOMP_SPINCOUNT=1000 (what the entry points set)", {"GOMP_SPINCOUNT": "1000"}, None),
+    ("one torch thread", {"GOMP_SPINCOUNT": "1000"}, 1),
+)
+
+
+def bench_shared_cpu(config: str, repeats: int) -> list[dict]:
+    """The student's forward with the cores to itself and with every core also running a busy process (a
+    computer the model shares), per OpenMP setting; each case in a fresh process, because OpenMP reads
+    its environment when torch loads."""
+    cores = os.cpu_count() or 1
+    rows = []
+    for load in ("idle", "busy"):
+        hogs = [
+            subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            for _ in range(cores if load == "busy" else 0)
+        ]
+        try:
+            for what, env, threads in OPENMP_CASES:
+                n = threads or cores
+                clean = {
+                    k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")
+                }
+                code = (  # torch first: it loads with the case's environment, untouched by the bench module
+                    "import torch; from simdistill_ros.bench import student_forward_ms; "
+                    f"print(student_forward_ms({config!r}, {n}, {repeats}))"
+                )
+                proc = subprocess.run(
+                    [sys.executable, "-c", code],
+                    capture_output=True,
+                    text=True,
+                    env={**clean, **env},
+                    check=True,
+                )
+                ms = float(proc.stdout.split()[-1])
+                rows.append(
+                    {"config": config, "load": load, "openmp": what, "threads": n, "median_ms": round(ms, 1)}
+                )
+        finally:
+            for hog in hogs:
+                hog.kill()
+                hog.wait()
+    return rows
+
+
+def print_shared(rows: list[dict]) -> None:
+    for r in rows:
+        cpu = "cores to itself" if r["load"] == "idle" else "a busy process on every core"
+        print(
+            f"student forward ({r['config']}, {r['threads']} threads, {cpu}): {r['median_ms']} ms median, "
+            f"{r['openmp']}"
+        )
+
+
 def bench_models(
     config: str, device: torch.device, num_cameras: int, repeats: int, onnx: bool = True
 ) -> list[dict]:
@@ -59,20 +154,13 @@ def bench_models(
     their ONNX export on onnxruntime (CPU). All of them are timed in turn, one call each per round, so
     that a machine whose speed drifts slows every one alike; the student / baseline and torch /
     onnxruntime ratios are medians of per-round ratios."""
-    from simdistill_ros.geometry import nuscenes_like_rig
-    from simdistill_ros.models import BaselineModel, CameraInputs, StudentModel, TeacherModel
+    from simdistill_ros.models import BaselineModel, StudentModel, TeacherModel
     from simdistill_ros.models.batchnorm_fold import fold_batchnorm
     from simdistill_ros.models.config import PRESETS
 
     cfg = PRESETS[config]()
-    h, w = cfg.image_size
-    rig = nuscenes_like_rig(h, w)
-    n = min(num_cameras, len(rig))
-    cams = CameraInputs(
-        torch.randn(1, n, 3, h, w),
-        torch.from_numpy(rig.intrinsics_array()[:n])[None],
-        torch.from_numpy(rig.cam_to_base_array()[:n])[None],
-    ).to(device)
+    cams = rig_inputs(cfg, num_cameras).to(device)
+    n = cams.num_cameras
     rng = np.random.default_rng(0)
     pts = rng.uniform([-40, -40, -2, 0], [40, 40, 3, 1], size=(30000, 4)).astype(np.float32)
     points = [torch.from_numpy(pts).to(device)]
@@ -522,8 +610,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--only",
         nargs="+",
-        choices=("models", "node", "replay"),
-        help="run these parts (default: all; models includes the renderer and the bag reader)",
+        choices=("models", "node", "replay", "shared"),
+        help="run these parts (default: all; models includes the renderer and the bag reader; shared: the "
+        "student on cores shared with busy processes, per OpenMP wait setting)",
     )
     p.add_argument(
         "--backends",
@@ -574,6 +663,11 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError as err:  # no rclpy / message packages: the node cannot run here
             report["node_skipped"] = str(err)
         print_node(report)
+    if args.only is None or "shared" in args.only:
+        report["shared_cpu"] = [
+            row for c in args.configs for row in bench_shared_cpu(c, min(args.repeats, 5))
+        ]
+        print_shared(report["shared_cpu"])
     if args.only is None or "replay" in args.only:
         report.update(bench_replay(args.synth_frames, args.repeats))
         print_replay(report)

@@ -19,6 +19,7 @@ from simdistill_ros.defaults import (
     EVAL_SCORE_THRESHOLD,
 )
 from simdistill_ros.errors import UserError
+from simdistill_ros.openmp import bound_openmp_spin
 
 
 def _add_sensor_flags(p: argparse.ArgumentParser) -> None:
@@ -246,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     # Multi-threaded BLAS on thin (N, 3) @ (3, 3) products costs more than it saves on small machines.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    bound_openmp_spin()  # before any subcommand imports torch
     args = build_parser().parse_args(argv)
     try:
         if args.command == "synth":

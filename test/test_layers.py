@@ -16,6 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "simdistill_ros"
 LAYERS = (
     "errors",  # UserError, the base of every domain error; imports nothing of the package
     "defaults",  # the defaults shared by commands and nodes (plain values)
+    "openmp",  # OpenMP's spin-waiting bounded by the entry points, before torch loads
     "classes",  # the ten nuScenes detection classes
     "geometry",  # transforms, cameras, rigs, boxes
     "interfaces",  # the rosbags typestore with vision_msgs
