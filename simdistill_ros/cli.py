@@ -82,9 +82,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="val", help="split name from splits.json (default: val)")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--results", help="nuScenes results JSON to score")
-    g.add_argument(
-        "--model", help="checkpoint directory (or shipped name, e.g. student_v2) to run and score"
-    )
+    g.add_argument("--model", help="checkpoint directory (or shipped name, e.g. student_v2) to run and score")
     g.add_argument("--gt-as-results", action="store_true", help="score the ground truth itself (mAP 1.0)")
     p.add_argument("--version", default="v1.0-synth", help="dataset version folder")
     p.add_argument("--out", help="directory for metrics_summary.json and the results JSON")
@@ -144,6 +142,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         default=[],
         choices=("imd", "cmd", "mmd_feat", "mmd_pred", "gcm", "distill"),
         help="ablations: switch off distillation terms or the GCM (student only)",
+    )
+    p.add_argument(
+        "--sim-channels",
+        type=int,
+        default=None,
+        help="width of the student's simulated-LiDAR branch (its lift's context and BEV channels; default: "
+        "the config's, 32 in tiny and tiny_v2); 16 is the lighter branch of the README's Speed section",
     )
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke runs)")
     p.add_argument(

@@ -249,3 +249,31 @@ def test_every_preset_has_a_training_schedule() -> None:
         )
         cfg = optim_config(args)
         assert cfg.lr > 0 and cfg.backbone_lr_scale == (0.1 if PRESETS[name]().backbone.pretrained else 1.0)
+
+
+def test_a_lighter_simulated_lidar_branch_trains_and_loads(world: Path, tmp_path: Path):
+    from simdistill_ros.models import load_checkpoint
+
+    run("train", "student", "--data", str(world), "--out", str(tmp_path), "--disable", "distill",
+        "--sim-channels", "16", "--max-steps", "1", "--batch-size", "2")  # fmt: skip
+    net, cfg, _ = load_checkpoint(tmp_path / "last")
+    assert cfg.sim_context_channels == cfg.sim_bev_channels == 16
+    assert net.sim_lidar.bev_gcm.attn.embed_dim == 16
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["baseline", "--sim-channels", "16"], "student only"),
+        (["student", "--sim-channels", "6"], "multiple of the BEV GCM's 4 heads"),
+        (["student", "--sim-channels", "0"], "positive multiple"),
+    ],
+)
+def test_sim_channels_is_refused_where_it_cannot_apply(argv: list[str], message: str):
+    from simdistill_ros.cli import build_parser
+    from simdistill_ros.errors import UserError
+    from simdistill_ros.training.command import build_config
+
+    args = build_parser().parse_args(["train", *argv, "--out", "unused"])
+    with pytest.raises(UserError, match=message):
+        build_config(args)

@@ -8,7 +8,8 @@
 #   3. baseline_warm camera-only, warm-started from the teacher like the student   (SEEDS)
 #   4. student_nodistill  student, same start (teacher), no distillation         (SEEDS)
 #   5. student       SimDistill student, same start, all four terms              (SEEDS)
-#   6. ablations     - IMD / CMD / MMD-F / MMD-P / GCM / warm start              (seed 0 only)
+#   6. student_light SimDistill student with a 16-channel simulated-LiDAR branch (the speed lever; seed 0 only)
+#   7. ablations     - IMD / CMD / MMD-F / MMD-P / GCM / warm start              (seed 0 only)
 # Every run is scored on val and on a fresh world (FRESH_SCENES val-only scenes, seed FRESH_SEED) that no model
 # trained or was chosen on.
 # Resumable across sittings: each finished run writes RESULTS/NAME.json (metrics on val and on the fresh world,
@@ -43,7 +44,7 @@ FRESH_SEED=${FRESH_SEED:-2000}
 SIM=${SIM:-.venv/bin/simdistill}
 PY=${PY:-.venv/bin/python}
 export OMP_NUM_THREADS=${THREADS:-1}
-ALL="teacher baseline baseline_warm student_nodistill student ablate_imd ablate_cmd ablate_mmd_feat ablate_mmd_pred ablate_gcm ablate_init"
+ALL="teacher baseline baseline_warm student_nodistill student student_light ablate_imd ablate_cmd ablate_mmd_feat ablate_mmd_pred ablate_gcm ablate_init"
 ARMS_ONLY=${ARMS_ONLY:-$ALL}
 mkdir -p "$RESULTS" "$RUNS"
 
@@ -138,10 +139,10 @@ finished() {  # fail unless each named run has its record (background exit codes
 }
 
 needs_teacher=0
-for a in baseline_warm student_nodistill student ablate_imd ablate_cmd ablate_mmd_feat ablate_mmd_pred ablate_gcm ablate_init; do
+for a in baseline_warm student_nodistill student student_light ablate_imd ablate_cmd ablate_mmd_feat ablate_mmd_pred ablate_gcm ablate_init; do
   if wanted "$a"; then
     for s in $SEEDS; do
-      case $a in ablate_*) n=$a ;; *) n=${a}_s$s ;; esac
+      case $a in ablate_* | student_light) n=$a ;; *) n=${a}_s$s ;; esac
       [ -f "$RESULTS/$n.json" ] || needs_teacher=1
     done
   fi
@@ -173,6 +174,7 @@ for s in $SEEDS; do
   spawn "student_nodistill_s$s" student_nodistill "$s" student "${START[@]}" --disable distill
   spawn "student_s$s" student "$s" student --teacher "$TEACHER" "${START[@]}"
 done
+spawn student_light student_light "$FIRST_SEED" student --teacher "$TEACHER" "${START[@]}" --sim-channels 16
 spawn ablate_imd ablate_imd "$FIRST_SEED" student --teacher "$TEACHER" "${START[@]}" --disable imd
 spawn ablate_cmd ablate_cmd "$FIRST_SEED" student --teacher "$TEACHER" "${START[@]}" --disable cmd
 spawn ablate_mmd_feat ablate_mmd_feat "$FIRST_SEED" student --teacher "$TEACHER" "${START[@]}" --disable mmd_feat
@@ -185,7 +187,7 @@ expected=()
 for a in $ALL; do
   wanted "$a" || continue
   case $a in
-    teacher | ablate_*) expected+=("$a") ;;
+    teacher | ablate_* | student_light) expected+=("$a") ;;
     *) for s in $SEEDS; do expected+=("${a}_s$s"); done ;;
   esac
 done

@@ -111,6 +111,12 @@ FAIR_ARMS: tuple[tuple[str, str, str, str], ...] = (
     ("ablate_mmd_pred", "  - MMD-P", "C", "ablation"),
     ("ablate_gcm", "  - GCM", "C", "ablation"),
     ("ablate_init", "  - warm start (pretrained backbone only)", "C", "ablation"),
+    (
+        "student_light",
+        "SimDistill student, simulated-LiDAR branch at 16 channels (the speed lever, README Speed)",
+        "C",
+        "variant",
+    ),
 )
 TP_KEYS = {
     "mATE": "trans_err",
@@ -210,7 +216,7 @@ def _summary_table(by_arm: dict[str, list[dict]], key: str) -> str:
             continue
         m = [r[key] for r in runs]
         seeds = ",".join(str(r["seed"]) for r in runs)
-        seeds_text = f"{len(runs)} ({seeds})" + (" one seed, ablation" if kind == "ablation" else "")
+        seeds_text = f"{len(runs)} ({seeds})" + (f" one seed, {kind}" if kind != "arm" else "")
         lines.append(
             f"| {label} | {modality} | {seeds_text} | {_mean_sd([x['mAP'] for x in m], 100, 2)} | "
             f"{_mean_sd([x['NDS'] for x in m], 100, 2)} | "

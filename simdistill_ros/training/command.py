@@ -107,6 +107,16 @@ def build_config(args: argparse.Namespace):
     )
     if "gcm" in disabled:
         cfg.gcm = dataclasses.replace(cfg.gcm, enabled=False)
+    sim = getattr(args, "sim_channels", None)
+    if sim is not None:
+        if args.model != "student":
+            raise UserError("--sim-channels applies to the student only")
+        if sim < 1 or sim % cfg.gcm.bev_heads:
+            heads = cfg.gcm.bev_heads
+            raise UserError(
+                f"--sim-channels {sim}: must be a positive multiple of the BEV GCM's {heads} heads"
+            )
+        cfg.sim_context_channels = cfg.sim_bev_channels = sim
     return cfg
 
 
