@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from simdistill_ros.evaluation.demo_report import card_reference
 from simdistill_ros.evaluation.table import format_fair, load_records, metrics_from_summary
+from simdistill_ros.models import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -123,6 +125,20 @@ def test_reproduce_micro_is_resumable(tmp_path: Path) -> None:
     assert all(
         "metrics_fresh" in json.loads((results / f"{n}.json").read_text()) for n in ("student_s1", "teacher")
     )
+    # the runs ship with cards made from their records (tools/ship_models.py, as the _v2 models were)
+    ship = [py, str(ROOT / "tools" / "ship_models.py"), str(tmp_path / "runs")]
+    dest = ["--suffix", "x", "--records", str(results), "--dest", str(tmp_path / "models")]
+    shipped = subprocess.run([*ship, "teacher", "student=student_s1", *dest], capture_output=True, text=True)
+    assert shipped.returncode == 0, shipped.stderr[-3000:]
+    student = tmp_path / "models" / "student_x"
+    card = (student / "README.md").read_text()
+    assert "synthetic val split: 1 frames" in card and "On a fresh world no model trained" in card
+    assert "seed 1, trained" in card and (tmp_path / "models" / "teacher_x" / "README.md").is_file()
+    assert card_reference(student)["mAP"] == round(100 * records["student_s1"]["metrics"]["mAP"], 1)
+    _, _, meta = load_checkpoint(student)  # the weights' sha256 is checked on load
+    assert meta["synthetic_world"] == {"world": "v2", "image_size": "64x160"}  # the harness default
+    wrong = subprocess.run([*ship, "baseline=student_s1", *dest], capture_output=True, text=True)
+    assert wrong.returncode == 2 and "is a student, not a baseline" in wrong.stderr
 
 
 def test_bev_probe_correlation() -> None:

@@ -159,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("pairs", nargs="*", help="TYPE=RUN or RUN (default: teacher baseline student)")
     p.add_argument("--suffix", default="tiny", help="models/TYPE_SUFFIX (default: tiny)")
     p.add_argument("--records", type=Path, help="`make reproduce` records (RUN.json) for the cards")
+    p.add_argument("--dest", type=Path, default=ROOT / "models", help="where to ship (default: models/)")
     args = p.parse_args(argv)
     for pair in args.pairs or ["teacher", "baseline", "student"]:
         model_type, _, run = pair.partition("=")
@@ -171,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics = json.loads(summary.read_text()) if summary.is_file() else None
         record_file = args.records / f"{run}.json" if args.records else None
         record = json.loads(record_file.read_text()) if record_file and record_file.is_file() else None
-        dst = ROOT / "models" / f"{model_type}_{args.suffix}"
+        dst = args.dest / f"{model_type}_{args.suffix}"
         if dst.exists():
             shutil.rmtree(dst)
         dst.mkdir(parents=True)
@@ -185,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
             meta["synthetic_world"] = {"world": record["world"], "image_size": record["image_size"]}
         (dst / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         (dst / "README.md").write_text(card(dst.name, model_type, dst, metrics, record))
-        print(f"shipped {dst.relative_to(ROOT)} from {ckpt}")
+        print(f"shipped {dst} from {ckpt}")
     return 0
 
 
