@@ -58,6 +58,26 @@ def test_table_mean_and_sd_from_records() -> None:
     assert "2026-11-29 (3 runs), 2026-11-30 (1 runs)" in text
 
 
+def test_table_pairs_arms_by_seed() -> None:
+    def record(arm: str, seed: int, m: float, fresh: float | None = None) -> dict:
+        r = {"name": f"{arm}_s{seed}", "arm": arm, "seed": seed, "trained_at": "2026-11-29T10:00Z"}
+        r["metrics"] = metrics_from_summary(_summary(m))
+        if fresh is not None:
+            r["metrics_fresh"] = metrics_from_summary(_summary(fresh))
+        return r
+
+    records = [record("student", 0, 0.20, 0.30), record("student", 1, 0.25, 0.30), record("student", 2, 0.5)]
+    records += [record("baseline_warm", 0, 0.19, 0.28), record("baseline_warm", 1, 0.21, 0.29)]
+    text = format_fair(records)
+    line = next(ln for ln in text.splitlines() if ln.startswith("- SimDistill student"))
+    # seed 2 has no warm baseline: only seeds 0 and 1 pair; sd of (+1, +4) is 2.12
+    assert "minus Camera-only baseline, warm-started" in line
+    assert "val mAP +1.00 (s0), +4.00 (s1); 2.50 +- 2.12" in line
+    assert "fresh world mAP +2.00 (s0), +1.00 (s1); 1.50 +- 0.71" in line
+    assert "val NDS +0.00 (s0), +0.00 (s1)" in line
+    assert "student_nodistill" not in text and "Student, same start" not in text  # no such runs, no pair
+
+
 @pytest.mark.timeout(900)
 def test_reproduce_micro_is_resumable(tmp_path: Path) -> None:
     py = sys.executable

@@ -227,6 +227,43 @@ def _summary_table(by_arm: dict[str, list[dict]], key: str) -> str:
     return "\n".join(lines)
 
 
+# Paired comparisons: (arm, reference arm). Runs of the same seed share the data order and augmentation
+# draws, so their per-seed difference is the comparison with the least noise.
+PAIRED: tuple[tuple[str, str], ...] = (
+    ("student", "baseline_warm"),
+    ("student", "student_nodistill"),
+    ("student_nodistill", "baseline_warm"),
+)
+
+
+def _paired_differences(by_arm: dict[str, list[dict]]) -> str:
+    """Per seed, an arm minus its reference (same seed), in points, then mean +- sd over the seeds."""
+    labels = {arm: label.strip() for arm, label, _, _ in FAIR_ARMS}
+    lines = []
+    for arm, ref in PAIRED:
+        mine = {r["seed"]: r for r in by_arm.get(arm, [])}
+        theirs = {r["seed"]: r for r in by_arm.get(ref, [])}
+        seeds = sorted(set(mine) & set(theirs))
+        if not seeds:
+            continue
+        cells = []
+        for key, where in (("metrics", "val"), ("metrics_fresh", "fresh world")):
+            if not all(key in mine[s] and key in theirs[s] for s in seeds):
+                continue
+            for metric in ("mAP", "NDS"):
+                diffs = [mine[s][key][metric] - theirs[s][key][metric] for s in seeds]
+                each = ", ".join(f"{100 * d:+.2f} (s{s})" for d, s in zip(diffs, seeds))
+                summary = f"; {_mean_sd(diffs, 100, 2)}" if len(diffs) > 1 else ""
+                cells.append(f"{where} {metric} {each}{summary}")
+        lines.append(f"- {labels[arm]} minus {labels[ref]}: " + "; ".join(cells))
+    if not lines:
+        return ""
+    return (
+        "\n\nPaired by seed (same data order and augmentation; points, mean +- sd over seeds):\n\n"
+        + "\n".join(lines)
+    )
+
+
 def format_fair(records: list[dict], probes: list[dict] | None = None) -> str:
     """Markdown: the main table (mean +- sd over seeds) on val and, for the runs also scored there, on a
     fresh world; per-class AP (val), and when each run was trained."""
@@ -244,6 +281,7 @@ def format_fair(records: list[dict], probes: list[dict] | None = None) -> str:
         where = f"seed {', '.join(seeds)}, {', '.join(frames)} frames"
         out += f"\n\nOn a fresh world ({where}; no model saw it):\n\n"
         out += _summary_table(fresh, "metrics_fresh")
+    out += _paired_differences(by_arm)
     if classes:
         rows = [
             "| model | " + " | ".join(classes) + " |",
