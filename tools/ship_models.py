@@ -59,8 +59,9 @@ LIMITS_V2 = """\
   real data (train with `--config nuscenes` for that).
 - BEV range +-51.2 m at 0.8 m cells (the devkit's class ranges); objects beyond it are not detected.
 - CPU config `tiny_v2` and a short schedule (1000 steps of batch 4 on 800 frames, two cores): the
-  numbers rank methods on the synthetic benchmark; they are not nuScenes numbers. Orientation is not
-  learned yet by the camera models (mAOE about 1.5 rad, near random).
+  numbers rank methods on the synthetic benchmark; they are not nuScenes numbers. The camera models
+  find a car's axis but not which end is its front: a third or more of matched cars point backwards
+  (mAOE about 1.5 rad; README, "Runs so far").
 - On a 2-core CPU the camera models take about 0.15-0.2 s per six-camera frame (README, Speed); a GPU or
   the onnxruntime backend is faster.
 - Distillation: on seed 0 the student is within 0.2-0.6 mAP of `baseline_v2` (same start, same steps,
