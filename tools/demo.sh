@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 OUT=${1:-out/demo}
 PY=$PWD/.venv/bin/python
 MODEL=${MODEL:-student_v2}
-SCORE=${SCORE:-0.2}
+SCORE=${SCORE:-0.25}
 RATE=${RATE:-0.1}
 FRAMES=6  # per scene
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
