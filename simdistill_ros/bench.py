@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from simdistill_ros.openmp import bound_openmp_spin
+from simdistill_ros.openmp import SPIN_COUNT, bound_openmp_spin
 
 bound_openmp_spin()  # time the models as the node and the `simdistill` command run them: before torch loads
 
@@ -93,8 +93,8 @@ def student_forward_ms(config: str, threads: int, repeats: int) -> float:
 # (what, environment, torch threads: None = one per core, torch's default)
 OPENMP_CASES = (
     ("OpenMP default (spinning)", {}, None),
-    ("GOMP_SPINCOUNT=1000 (what the entry points set)", {"GOMP_SPINCOUNT": "1000"}, None),
-    ("one torch thread", {"GOMP_SPINCOUNT": "1000"}, 1),
+    (f"GOMP_SPINCOUNT={SPIN_COUNT} (what the entry points set)", {"GOMP_SPINCOUNT": str(SPIN_COUNT)}, None),
+    ("one torch thread", {"GOMP_SPINCOUNT": str(SPIN_COUNT)}, 1),
 )
 
 
@@ -103,6 +103,7 @@ def bench_shared_cpu(config: str, repeats: int) -> list[dict]:
     computer the model shares), per OpenMP setting; each case in a fresh process, because OpenMP reads
     its environment when torch loads."""
     cores = os.cpu_count() or 1
+    clean = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
     rows = []
     for load in ("idle", "busy"):
         hogs = [
@@ -112,9 +113,6 @@ def bench_shared_cpu(config: str, repeats: int) -> list[dict]:
         try:
             for what, env, threads in OPENMP_CASES:
                 n = threads or cores
-                clean = {
-                    k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")
-                }
                 code = (  # torch first: it loads with the case's environment, untouched by the bench module
                     "import torch; from simdistill_ros.bench import student_forward_ms; "
                     f"print(student_forward_ms({config!r}, {n}, {repeats}))"

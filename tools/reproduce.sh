@@ -67,6 +67,7 @@ EXTRA=$(printf '{"steps": %d, "batch": %d, "config": "%s", "world": "%s", "data_
   "$STEPS" "$BATCH" "$CONFIG" "$WORLD" "$DATA_SEED" "$IMAGE_SIZE" "$VAL_FRAMES" "$FRESH_SEED" "$FRESH_FRAMES")
 
 wanted() { case " $ARMS_ONLY " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+one_seed() { case $1 in teacher | ablate_* | student_light) return 0 ;; *) return 1 ;; esac; }  # runs named ARM
 
 train_eval() {  # train_eval NAME ARM SEED MODEL [train args...]: train, evaluate, record RESULTS/NAME.json
   local name=$1 arm=$2 seed=$3 model=$4
@@ -142,7 +143,7 @@ needs_teacher=0
 for a in baseline_warm student_nodistill student student_light ablate_imd ablate_cmd ablate_mmd_feat ablate_mmd_pred ablate_gcm ablate_init; do
   if wanted "$a"; then
     for s in $SEEDS; do
-      case $a in ablate_* | student_light) n=$a ;; *) n=${a}_s$s ;; esac
+      if one_seed "$a"; then n=$a; else n=${a}_s$s; fi
       [ -f "$RESULTS/$n.json" ] || needs_teacher=1
     done
   fi
@@ -186,10 +187,7 @@ wait
 expected=()
 for a in $ALL; do
   wanted "$a" || continue
-  case $a in
-    teacher | ablate_* | student_light) expected+=("$a") ;;
-    *) for s in $SEEDS; do expected+=("${a}_s$s"); done ;;
-  esac
+  if one_seed "$a"; then expected+=("$a"); else for s in $SEEDS; do expected+=("${a}_s$s"); done; fi
 done
 finished "${expected[@]}"
 echo
