@@ -148,7 +148,22 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=None,
         help="width of the student's simulated-LiDAR branch (its lift's context and BEV channels; default: "
-        "the config's, 32 in tiny and tiny_v2); 16 is the lighter branch of the README's Speed section",
+        "the config's, 32 in tiny and tiny_v2)",
+    )
+    p.add_argument(
+        "--sim-depthnet-channels",
+        type=int,
+        default=None,
+        help="hidden width of the simulated-LiDAR branch's depth net (default: the config's, 64 in tiny "
+        "and tiny_v2)",
+    )
+    p.add_argument(
+        "--sim-gcm-stride",
+        type=int,
+        default=None,
+        help="run the simulated-LiDAR branch's BEV GCM on the BEV average-pooled by this factor (default: "
+        "1). The README's light branch (arm student_light) is --sim-channels 8 --sim-depthnet-channels 32 "
+        "--sim-gcm-stride 2",
     )
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke runs)")
     p.add_argument(

@@ -423,6 +423,36 @@ def test_gcm_init_samples_a_fixed_radial_pattern() -> None:
     assert torch.equal(gcm(x), x)  # residual: x + 0
 
 
+def test_coarse_gcm_attends_on_the_pooled_map_and_upsamples_its_correction() -> None:
+    """stride 2: the same attention on the 2x2-average-pooled map (its own positional encoding), the
+    correction bilinearly upsampled and added to the full-resolution input."""
+    torch.manual_seed(0)
+    c, heads, points = 8, 4, 3
+    x = torch.randn(2, c, 8, 12)
+    coarse = GeometryCompensation(c, heads, points, stride=2)
+    fine = GeometryCompensation(c, heads, points)
+    fine.attn.load_state_dict(coarse.attn.state_dict())
+    pooled = torch.nn.functional.avg_pool2d(x, 2)
+    correction = fine(pooled) - pooled
+    expected = x + torch.nn.functional.interpolate(correction, size=(8, 12), mode="bilinear")
+    assert torch.allclose(coarse(x), expected, atol=1e-6)
+    with pytest.raises(ValueError, match="stride 0"):
+        GeometryCompensation(c, heads, points, stride=0)
+
+
+def test_light_student_config_builds_and_is_validated() -> None:
+    cfg = replace(tiny(), sim_context_channels=8, sim_bev_channels=8, sim_depthnet_channels=32)
+    cfg.gcm = replace(cfg.gcm, bev_stride=2)
+    net = StudentModel(cfg)
+    assert net.sim_lidar.bev_gcm.stride == 2
+    assert net.sim_lidar.lift.depthnet[0][0].out_channels == 32
+    out = net(ring_cameras(1, 2))
+    assert out.lidar_bev.shape[-2:] == cfg.grid.bev_shape
+    bad = replace(tiny(), gcm=replace(tiny().gcm, bev_stride=3))
+    with pytest.raises(ValueError, match="bev_stride 3"):
+        bad.validate()
+
+
 # --- checkpoints ---------------------------------------------------------------------------------------
 def test_checkpoint_round_trip(tmp_path) -> None:
     torch.manual_seed(0)

@@ -82,6 +82,31 @@ def test_detector_core_boxes_equal_across_backends(student: Path, student_onnx: 
             np.testing.assert_allclose(twin.to_array(), x.to_array(), atol=BOX_TOL)
 
 
+def test_the_light_student_exports_with_its_pooled_bev_attention(tmp_path):
+    """The light simulated-LiDAR branch (8 channels, BEV GCM at stride 2: AveragePool and Resize in the
+    graph) gives onnxruntime the same head maps as PyTorch."""
+    import dataclasses
+
+    import onnxruntime as ort
+
+    from simdistill_ros.models import StudentModel
+    from simdistill_ros.models.export import export_onnx
+
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(tiny(), sim_context_channels=8, sim_bev_channels=8, sim_depthnet_channels=32)
+    cfg.gcm = dataclasses.replace(cfg.gcm, bev_stride=2)
+    net = StudentModel(cfg).eval()
+    path = export_onnx(net, cfg, tmp_path / "light.onnx")
+    inputs = sample_inputs(cfg, 6)
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+        list(OUTPUT_NAMES), {k: v.numpy() for k, v in inputs.items()}
+    )
+    with torch.no_grad():
+        ref = ExportableDetector(net)(*inputs.values())
+    for name, g, r in zip(OUTPUT_NAMES, got, ref):
+        np.testing.assert_allclose(g, r.numpy(), atol=MAP_TOL, err_msg=name)
+
+
 def test_checkpoint_on_onnxruntime_exports_once_into_the_cache(student: Path, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     core = DetectorCore.from_checkpoint(student, "cpu", backend="onnxruntime")

@@ -255,18 +255,23 @@ def test_a_lighter_simulated_lidar_branch_trains_and_loads(world: Path, tmp_path
     from simdistill_ros.models import load_checkpoint
 
     run("train", "student", "--data", str(world), "--out", str(tmp_path), "--disable", "distill",
-        "--sim-channels", "16", "--max-steps", "1", "--batch-size", "2")  # fmt: skip
+        "--sim-channels", "8", "--sim-depthnet-channels", "32", "--sim-gcm-stride", "2",
+        "--max-steps", "1", "--batch-size", "2")  # fmt: skip
     net, cfg, _ = load_checkpoint(tmp_path / "last")
-    assert cfg.sim_context_channels == cfg.sim_bev_channels == 16
-    assert net.sim_lidar.bev_gcm.attn.embed_dim == 16
+    assert cfg.sim_context_channels == cfg.sim_bev_channels == 8
+    assert cfg.sim_depthnet_channels == 32 and cfg.gcm.bev_stride == 2
+    assert net.sim_lidar.bev_gcm.attn.embed_dim == 8 and net.sim_lidar.bev_gcm.stride == 2
 
 
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["baseline", "--sim-channels", "16"], "student only"),
-        (["student", "--sim-channels", "6"], "multiple of the BEV GCM's 4 heads"),
+        (["baseline", "--sim-gcm-stride", "2"], "student only"),
+        (["student", "--sim-channels", "6"], "multiple of 4 and of the BEV GCM's 4 heads"),
         (["student", "--sim-channels", "0"], "positive multiple"),
+        (["student", "--sim-depthnet-channels", "0"], "must be positive"),
+        (["student", "--sim-gcm-stride", "3"], "divide the 50x50 BEV grid"),
     ],
 )
 def test_sim_channels_is_refused_where_it_cannot_apply(argv: list[str], message: str):

@@ -136,6 +136,7 @@ class GCMConfig:
     The embedding sizes come from the rest of the config: the image instance runs at
     ``BackboneConfig.neck_channels``, the BEV instance at ``ModelConfig.sim_bev_channels``.
     ``enabled=False`` is the "GCM removed" ablation (identity in place of both instances).
+    ``bev_stride`` > 1 runs the BEV instance on the BEV average-pooled by that factor (the light branch).
     """
 
     enabled: bool = True
@@ -143,6 +144,7 @@ class GCMConfig:
     image_points: int = 4
     bev_heads: int = 4
     bev_points: int = 8
+    bev_stride: int = 1
 
 
 @dataclass
@@ -193,6 +195,7 @@ class ModelConfig:
     gcm: GCMConfig = field(default_factory=GCMConfig)
     sim_context_channels: int = 32  # context channels of the student's simulated-LiDAR lift
     sim_bev_channels: int = 32  # simulated-LiDAR BEV after its downsample (the BEV GCM width)
+    sim_depthnet_channels: int = 64  # hidden width of its depth net
     loss: LossWeights = field(default_factory=LossWeights)
 
     def to_dict(self) -> dict[str, Any]:
@@ -231,6 +234,9 @@ class ModelConfig:
                 raise ValueError(f"GCM width {d} must be a multiple of 4 (sine positional encoding)")
         if self.backbone.neck_channels % self.gcm.image_heads or self.sim_bev_channels % self.gcm.bev_heads:
             raise ValueError("GCM widths must be divisible by their number of heads")
+        s = self.gcm.bev_stride
+        if s < 1 or bx % s or by % s:
+            raise ValueError(f"gcm.bev_stride {s} must be >= 1 and divide the BEV grid {bx}x{by}")
 
 
 def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
@@ -328,6 +334,7 @@ def nuscenes() -> ModelConfig:
         gcm=GCMConfig(enabled=True, image_heads=8, image_points=10, bev_heads=8, bev_points=20),
         sim_context_channels=80,
         sim_bev_channels=80,
+        sim_depthnet_channels=256,
     )
 
 

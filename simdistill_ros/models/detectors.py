@@ -164,17 +164,16 @@ class SimulatedLidarBranch(nn.Module):
         self.image_gcm: nn.Module = (
             GeometryCompensation(neck, g.image_heads, g.image_points) if g.enabled else nn.Identity()
         )
-        vt = config.view_transform
         self.lift = LiftSplat(
             config.grid,
             neck,
             config.sim_context_channels,
             config.sim_bev_channels,
-            vt.depthnet_channels,
+            config.sim_depthnet_channels,
             cache_size=1,
         )
         self.bev_gcm: nn.Module = (
-            GeometryCompensation(config.sim_bev_channels, g.bev_heads, g.bev_points)
+            GeometryCompensation(config.sim_bev_channels, g.bev_heads, g.bev_points, g.bev_stride)
             if g.enabled
             else nn.Identity()
         )

@@ -107,12 +107,19 @@ def sine_position_encoding(channels: int, h: int, w: int, device: torch.device |
 class GeometryCompensation(nn.Module):
     """x + DeformableAttention(query = x + pos, value = x), pos a fixed sine encoding.
 
-    forward: (B, C, H, W) -> (B, C, H, W)
+    With ``stride`` s > 1 the attention runs on x average-pooled by s (H/s x W/s queries, offsets in coarse
+    cells) and its output is bilinearly upsampled before the residual add: s*s times fewer sampled points,
+    for the light simulated-LiDAR branch, whose BEV attention is onnxruntime's costliest node at s = 1.
+
+    forward: (B, C, H, W) -> (B, C, H, W); H and W divisible by ``stride``
     """
 
-    def __init__(self, embed_dim: int, num_heads: int, num_points: int) -> None:
+    def __init__(self, embed_dim: int, num_heads: int, num_points: int, stride: int = 1) -> None:
         super().__init__()
+        if stride < 1:
+            raise ValueError(f"stride {stride} must be >= 1")
         self.attn = DeformableAttention(embed_dim, num_heads, num_points)
+        self.stride = stride
         self._pos_cache: dict[tuple, Tensor] = {}
 
     def position(self, h: int, w: int, device: torch.device, dtype: torch.dtype) -> Tensor:
@@ -122,5 +129,10 @@ class GeometryCompensation(nn.Module):
         return self._pos_cache[key]
 
     def forward(self, x: Tensor) -> Tensor:
-        pos = self.position(x.shape[2], x.shape[3], x.device, x.dtype)
-        return x + self.attn(x + pos, x)
+        if self.stride == 1:
+            pos = self.position(x.shape[2], x.shape[3], x.device, x.dtype)
+            return x + self.attn(x + pos, x)
+        coarse = F.avg_pool2d(x, self.stride)
+        pos = self.position(coarse.shape[2], coarse.shape[3], x.device, x.dtype)
+        delta = self.attn(coarse + pos, coarse)
+        return x + F.interpolate(delta, size=x.shape[-2:], mode="bilinear", align_corners=False)

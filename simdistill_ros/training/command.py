@@ -107,17 +107,42 @@ def build_config(args: argparse.Namespace):
     )
     if "gcm" in disabled:
         cfg.gcm = dataclasses.replace(cfg.gcm, enabled=False)
-    sim = getattr(args, "sim_channels", None)
+    _apply_sim_branch_options(args, cfg)
+    return cfg
+
+
+def _apply_sim_branch_options(args: argparse.Namespace, cfg) -> None:
+    """--sim-channels / --sim-depthnet-channels / --sim-gcm-stride: the simulated-LiDAR branch's size."""
+    given = {
+        flag: value
+        for flag, value in (
+            ("--sim-channels", getattr(args, "sim_channels", None)),
+            ("--sim-depthnet-channels", getattr(args, "sim_depthnet_channels", None)),
+            ("--sim-gcm-stride", getattr(args, "sim_gcm_stride", None)),
+        )
+        if value is not None
+    }
+    if given and args.model != "student":
+        raise UserError(f"{', '.join(given)} applies to the student only")
+    sim = given.get("--sim-channels")
     if sim is not None:
-        if args.model != "student":
-            raise UserError("--sim-channels applies to the student only")
-        if sim < 1 or sim % cfg.gcm.bev_heads:
+        if sim < 1 or sim % cfg.gcm.bev_heads or sim % 4:
             heads = cfg.gcm.bev_heads
             raise UserError(
-                f"--sim-channels {sim}: must be a positive multiple of the BEV GCM's {heads} heads"
+                f"--sim-channels {sim}: must be a positive multiple of 4 and of the BEV GCM's {heads} heads"
             )
         cfg.sim_context_channels = cfg.sim_bev_channels = sim
-    return cfg
+    depthnet = given.get("--sim-depthnet-channels")
+    if depthnet is not None:
+        if depthnet < 1:
+            raise UserError(f"--sim-depthnet-channels {depthnet}: must be positive")
+        cfg.sim_depthnet_channels = depthnet
+    stride = given.get("--sim-gcm-stride")
+    if stride is not None:
+        bx, by = cfg.grid.bev_shape
+        if stride < 1 or bx % stride or by % stride:
+            raise UserError(f"--sim-gcm-stride {stride}: must be >= 1 and divide the {bx}x{by} BEV grid")
+        cfg.gcm = dataclasses.replace(cfg.gcm, bev_stride=stride)
 
 
 def needs_teacher(cfg) -> bool:
