@@ -8,7 +8,8 @@
 #   3. baseline_warm camera-only, warm-started from the teacher like the student   (SEEDS)
 #   4. student_nodistill  student, same start (teacher), no distillation         (SEEDS)
 #   5. student       SimDistill student, same start, all four terms              (SEEDS)
-#   6. student_light SimDistill student with a 16-channel simulated-LiDAR branch (the speed lever; seed 0 only)
+#   6. student_light SimDistill student with the light simulated-LiDAR branch (8 channels, depth net 32, BEV
+#                    GCM on the 2x-pooled BEV: the speed lever of issue 15; seed 0 only)
 #   7. ablations     - IMD / CMD / MMD-F / MMD-P / GCM / warm start              (seed 0 only)
 # Every run is scored on val and on a fresh world (FRESH_SCENES val-only scenes, seed FRESH_SEED) that no model
 # trained or was chosen on.
@@ -175,7 +176,8 @@ for s in $SEEDS; do
   spawn "student_nodistill_s$s" student_nodistill "$s" student "${START[@]}" --disable distill
   spawn "student_s$s" student "$s" student --teacher "$TEACHER" "${START[@]}"
 done
-spawn student_light student_light "$FIRST_SEED" student --teacher "$TEACHER" "${START[@]}" --sim-channels 16
+spawn student_light student_light "$FIRST_SEED" student --teacher "$TEACHER" "${START[@]}" \
+  --sim-channels 8 --sim-depthnet-channels 32 --sim-gcm-stride 2
 spawn ablate_imd ablate_imd "$FIRST_SEED" student --teacher "$TEACHER" "${START[@]}" --disable imd
 spawn ablate_cmd ablate_cmd "$FIRST_SEED" student --teacher "$TEACHER" "${START[@]}" --disable cmd
 spawn ablate_mmd_feat ablate_mmd_feat "$FIRST_SEED" student --teacher "$TEACHER" "${START[@]}" --disable mmd_feat
