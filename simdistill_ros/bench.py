@@ -147,14 +147,14 @@ def print_shared(rows: list[dict]) -> None:
 def bench_models(
     config: str, device: torch.device, num_cameras: int, repeats: int, onnx: bool = True
 ) -> list[dict]:
-    """Teacher, baseline and student (random weights) on one input, the camera-only ones with BatchNorm
-    folded into their convolutions as the detector's torch backend runs them, and also through
-    their ONNX export on onnxruntime (CPU). All of them are timed in turn, one call each per round, so
-    that a machine whose speed drifts slows every one alike; the student / baseline and torch /
-    onnxruntime ratios are medians of per-round ratios."""
+    """Teacher, baseline, student and the student with the light simulated-LiDAR branch (random weights)
+    on one input, the camera-only ones with BatchNorm folded into their convolutions as the detector's
+    torch backend runs them, and also through their ONNX export on onnxruntime (CPU). All of them are
+    timed in turn, one call each per round, so that a machine whose speed drifts slows every one alike;
+    the student / baseline and torch / onnxruntime ratios are medians of per-round ratios."""
     from simdistill_ros.models import BaselineModel, StudentModel, TeacherModel
     from simdistill_ros.models.batchnorm_fold import fold_batchnorm
-    from simdistill_ros.models.config import PRESETS
+    from simdistill_ros.models.config import PRESETS, light_sim_branch
 
     cfg = PRESETS[config]()
     cams = rig_inputs(cfg, num_cameras).to(device)
@@ -163,8 +163,14 @@ def bench_models(
     pts = rng.uniform([-40, -40, -2, 0], [40, 40, 3, 1], size=(30000, 4)).astype(np.float32)
     points = [torch.from_numpy(pts).to(device)]
     rows, timed = [], {}
-    for cls in (TeacherModel, BaselineModel, StudentModel):
-        model = cls(cfg).to(device).eval()
+    arms = (
+        ("teacher", TeacherModel, cfg),
+        ("baseline", BaselineModel, cfg),
+        ("student", StudentModel, cfg),
+        ("student_light", StudentModel, light_sim_branch(cfg)),
+    )
+    for kind, cls, model_cfg in arms:
+        model = cls(model_cfg).to(device).eval()
         timed_model = model
         if cls is not TeacherModel:  # as the detector's torch backend runs them (onnxruntime folds too)
             timed_model = copy.deepcopy(model)
@@ -179,12 +185,12 @@ def bench_models(
         with FlopCounterMode(display=False) as counter:
             forward()
         flops = counter.get_total_flops()
-        timed[(cls.model_type, "torch")] = forward
+        timed[(kind, "torch")] = forward
         if onnx and cls is not TeacherModel and device.type == "cpu":
-            timed[(cls.model_type, "onnxruntime")] = onnxruntime_forward(model, cfg, cams)
+            timed[(kind, "onnxruntime")] = onnxruntime_forward(model, model_cfg, cams)
         rows.append(
             {
-                "model": cls.model_type,
+                "model": kind,
                 "config": config,
                 "device": str(device),
                 "cameras": n,
@@ -206,7 +212,7 @@ def bench_models(
             row["onnxruntime_ms"] = round(ms[(kind, "onnxruntime")], 2)
             row["onnxruntime_GFLOP_per_s"] = round(flops / ms[(kind, "onnxruntime")] / 1e6, 1)
             row["torch_over_onnxruntime"] = ratio((kind, "torch"), (kind, "onnxruntime"))
-        if kind == "student":
+        if kind.startswith("student"):
             for backend in ("torch", "onnxruntime"):
                 if ("baseline", backend) in rounds and (kind, backend) in rounds:
                     row[f"over_baseline_{backend}"] = ratio((kind, backend), ("baseline", backend))
@@ -546,7 +552,7 @@ def print_models(report: dict) -> None:
         f"{report['matmul_GFLOP_per_s_cpu']} GFLOP/s on the CPU"
     )
     print(
-        f"{'model':10s} {'config':9s} {'device':6s} {'cams':>4s} {'GFLOP':>6s} {'torch ms':>9s} "
+        f"{'model':13s} {'config':9s} {'device':6s} {'cams':>4s} {'GFLOP':>6s} {'torch ms':>9s} "
         f"{'GFLOP/s':>8s} {'of mm':>6s} {'ort ms':>7s} {'GFLOP/s':>8s} {'of mm':>6s} {'torch/ort':>9s}"
     )
     for r in rows:
@@ -556,7 +562,7 @@ def print_models(report: dict) -> None:
             else report["matmul_GFLOP_per_s_cuda_fp32"]
         )
         line = (
-            f"{r['model']:10s} {r['config']:9s} {r['device']:6s} {r['cameras']:4d} {r['GFLOP']:6.2f} "
+            f"{r['model']:13s} {r['config']:9s} {r['device']:6s} {r['cameras']:4d} {r['GFLOP']:6.2f} "
             f"{r['median_ms']:9.1f} {r['GFLOP_per_s']:8.1f} {r['GFLOP_per_s'] / peak:6.1%}"
         )
         if "onnxruntime_ms" in r:
@@ -567,15 +573,17 @@ def print_models(report: dict) -> None:
         print(line)
     by = {(r["model"], r["config"], r["device"]): r for r in rows}
     for config, dev in sorted({(r["config"], r["device"]) for r in rows}):
-        s, b = by[("student", config, dev)], by[("baseline", config, dev)]
-        text = (
-            f"student / baseline ({config}, {dev}): torch {s['over_baseline_torch']:.2f}x time, "
-            f"{s['GFLOP'] / b['GFLOP']:.2f}x FLOPs"
-        )
-        if "over_baseline_onnxruntime" in s:
-            text += f"; onnxruntime {s['over_baseline_onnxruntime']:.2f}x time"
-            text += f"; student torch / onnxruntime {s['torch_over_onnxruntime']:.2f}x"
-        print(text)
+        b = by[("baseline", config, dev)]
+        for student in ("student", "student_light"):
+            s = by[(student, config, dev)]
+            text = (
+                f"{student} / baseline ({config}, {dev}): torch {s['over_baseline_torch']:.2f}x time, "
+                f"{s['GFLOP'] / b['GFLOP']:.2f}x FLOPs"
+            )
+            if "over_baseline_onnxruntime" in s:
+                text += f"; onnxruntime {s['over_baseline_onnxruntime']:.2f}x time"
+                text += f"; {student} torch / onnxruntime {s['torch_over_onnxruntime']:.2f}x"
+            print(text)
     if "synth_s_per_frame_224x400" in report:
         print(
             f"synthetic renderer: {report['synth_s_per_frame_224x400']} s per six-camera 224x400 frame; "

@@ -26,6 +26,7 @@ from simdistill_ros.models import (
     save_checkpoint,
     tiny,
 )
+from simdistill_ros.models.config import light_sim_branch
 from simdistill_ros.models.distill import (
     cmd_loss,
     distillation_losses,
@@ -441,8 +442,7 @@ def test_coarse_gcm_attends_on_the_pooled_map_and_upsamples_its_correction() -> 
 
 
 def test_light_student_config_builds_and_is_validated() -> None:
-    cfg = replace(tiny(), sim_context_channels=8, sim_bev_channels=8, sim_depthnet_channels=32)
-    cfg.gcm = replace(cfg.gcm, bev_stride=2)
+    cfg = light_sim_branch(tiny())
     net = StudentModel(cfg)
     assert net.sim_lidar.bev_gcm.stride == 2
     assert net.sim_lidar.lift.depthnet[0][0].out_channels == 32

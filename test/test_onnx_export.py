@@ -85,16 +85,14 @@ def test_detector_core_boxes_equal_across_backends(student: Path, student_onnx: 
 def test_the_light_student_exports_with_its_pooled_bev_attention(tmp_path):
     """The light simulated-LiDAR branch (8 channels, BEV GCM at stride 2: AveragePool and Resize in the
     graph) gives onnxruntime the same head maps as PyTorch."""
-    import dataclasses
-
     import onnxruntime as ort
 
     from simdistill_ros.models import StudentModel
+    from simdistill_ros.models.config import light_sim_branch
     from simdistill_ros.models.export import export_onnx
 
     torch.manual_seed(0)
-    cfg = dataclasses.replace(tiny(), sim_context_channels=8, sim_bev_channels=8, sim_depthnet_channels=32)
-    cfg.gcm = dataclasses.replace(cfg.gcm, bev_stride=2)
+    cfg = light_sim_branch(tiny())
     net = StudentModel(cfg).eval()
     path = export_onnx(net, cfg, tmp_path / "light.onnx")
     inputs = sample_inputs(cfg, 6)

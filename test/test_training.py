@@ -253,11 +253,13 @@ def test_every_preset_has_a_training_schedule() -> None:
 
 def test_a_lighter_simulated_lidar_branch_trains_and_loads(world: Path, tmp_path: Path):
     from simdistill_ros.models import load_checkpoint
+    from simdistill_ros.models.config import light_sim_branch
 
     run("train", "student", "--data", str(world), "--out", str(tmp_path), "--disable", "distill",
         "--sim-channels", "8", "--sim-depthnet-channels", "32", "--sim-gcm-stride", "2",
         "--max-steps", "1", "--batch-size", "2")  # fmt: skip
     net, cfg, _ = load_checkpoint(tmp_path / "last")
+    assert cfg == light_sim_branch(cfg)  # the flags of arm student_light build the bench's light branch
     assert cfg.sim_context_channels == cfg.sim_bev_channels == 8
     assert cfg.sim_depthnet_channels == 32 and cfg.gcm.bev_stride == 2
     assert net.sim_lidar.bev_gcm.attn.embed_dim == 8 and net.sim_lidar.bev_gcm.stride == 2

@@ -361,6 +361,21 @@ def tiny_v2() -> ModelConfig:
 
 PRESETS = {"tiny": tiny, "tiny_v2": tiny_v2, "nuscenes": nuscenes}
 
+
+def light_sim_branch(config: ModelConfig) -> ModelConfig:
+    """``config`` with the student's light simulated-LiDAR branch (arm ``student_light``; ``simdistill train
+    student --sim-channels 8 --sim-depthnet-channels 32 --sim-gcm-stride 2``): 8 channels, a 32-wide depth
+    net and the BEV GCM on the 2x-pooled BEV. Everything the teacher also has keeps its shape, so the
+    warm start is unchanged."""
+    return dataclasses.replace(
+        config,
+        sim_context_channels=8,
+        sim_bev_channels=8,
+        sim_depthnet_channels=32,
+        gcm=dataclasses.replace(config.gcm, bev_stride=2),
+    )
+
+
 __all__ = [
     "BEVGridConfig",
     "BackboneConfig",
@@ -372,6 +387,7 @@ __all__ = [
     "PRESETS",
     "PillarConfig",
     "ViewTransformConfig",
+    "light_sim_branch",
     "nuscenes",
     "tiny",
     "tiny_v2",
