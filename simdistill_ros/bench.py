@@ -235,9 +235,9 @@ def interleaved_rounds(
 
 def onnxruntime_forward(model: torch.nn.Module, cfg: object, cams: object) -> Callable[[], object]:
     """The model exported to a temporary file, run by the backend's runner on the same input."""
-    from simdistill_ros.detection.onnx_backend import OnnxRuntimeRunner
     from simdistill_ros.models.export import export_onnx, feature_hw, geometry_inputs
     from simdistill_ros.models.lift_splat import splat_geometry
+    from simdistill_ros.models.onnx_runtime import OnnxRuntimeRunner
 
     with tempfile.TemporaryDirectory() as tmp:
         path = export_onnx(model, cfg, Path(tmp) / "model.onnx", num_cameras=cams.num_cameras)

@@ -82,11 +82,22 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="val", help="split name from splits.json (default: val)")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--results", help="nuScenes results JSON to score")
-    g.add_argument("--model", help="checkpoint directory (or shipped name, e.g. student_v2) to run and score")
+    g.add_argument(
+        "--model",
+        help="checkpoint directory (or shipped name, e.g. student_v2) to run and score; with --backend "
+        "onnxruntime also an .onnx file from `simdistill export` (fp32 or --int8)",
+    )
     g.add_argument("--gt-as-results", action="store_true", help="score the ground truth itself (mAP 1.0)")
     p.add_argument("--version", default="v1.0-synth", help="dataset version folder")
     p.add_argument("--out", help="directory for metrics_summary.json and the results JSON")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (with --model)")
+    p.add_argument(
+        "--backend",
+        choices=("torch", "onnxruntime"),
+        default="torch",
+        help="with --model: run it with PyTorch or with ONNX Runtime (camera-only models: a checkpoint is "
+        "exported on first use; scores the export, or an int8 export, on the same frames and decoding)",
+    )
     p.add_argument(
         "--score-threshold",
         type=float,

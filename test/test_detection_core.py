@@ -66,6 +66,37 @@ def test_detect_returns_base_frame_boxes_and_caches_rig_geometry(core: DetectorC
     assert core.detect(moved).geometry_updated and vt.cache_misses == misses + 2
 
 
+def test_detect_decodes_with_every_head_setting_as_evaluation_does():
+    """The core's boxes are the model's own decode, footprint NMS of the vehicle classes (tiny_v2) included:
+    the node and `simdistill detect` must not show boxes that `simdistill evaluate` suppresses."""
+    import dataclasses
+    import math
+
+    import torch
+
+    from simdistill_ros.models import StudentModel, tiny
+    from simdistill_ros.models.head import decode
+
+    torch.manual_seed(0)
+    cfg = tiny()
+    cfg.head = dataclasses.replace(cfg.head, nms_footprint_classes=(0, 1, 2, 3, 4))
+    net = StudentModel(cfg).eval()
+    with torch.no_grad():  # 6 m boxes: neighbouring peaks overlap, as stacked boxes on one car do
+        net.head.branches["size"][-1].bias.fill_(math.log(6.0))
+    core = DetectorCore(net, cfg.image_size, torch.device("cpu"), score_threshold=0.0, max_detections=2000)
+    frames = rig_frames()
+    inputs, _ = core.prepare(frames)
+    ref = net.detect(inputs, score_threshold=0.0, max_detections=2000)[0]
+    got = core.detect(frames).boxes
+    with torch.no_grad():
+        head = net(inputs).head
+    c = cfg.head
+    unsuppressed = decode(head, cfg.grid, 0.0, 2000, c.nms, c.nms_radius)[0]
+    assert len(unsuppressed.boxes) > len(ref.boxes)  # footprint NMS matters for this input
+    assert len(got) == len(ref.boxes)
+    np.testing.assert_allclose(np.stack([b.to_array() for b in got]), ref.boxes.numpy(), atol=1e-5)
+
+
 def test_camera_info_for_another_resolution_scales_the_intrinsics(core: DetectorCore):
     # A CameraInfo written for 128x224 with images arriving at 64x112: K must be halved, exactly as if the
     # CameraInfo had described the 64x112 images.

@@ -82,6 +82,30 @@ def test_detector_core_boxes_equal_across_backends(student: Path, student_onnx: 
             np.testing.assert_allclose(twin.to_array(), x.to_array(), atol=BOX_TOL)
 
 
+def test_evaluate_runs_the_export_on_the_frames_and_decoding_of_the_checkpoint(tmp_path, monkeypatch, capsys):
+    """The shipped tiny student (trained: its scores do not tie at the detection cap) on both backends."""
+    from simdistill_ros.evaluation.predict import predict_split
+    from simdistill_ros.synth.export import synthesize
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # its export is made on first use
+    synthesize(tmp_path / "world", 1, 3, 11, image_size=(64, 112), val_fraction=0.0, progress=False)
+    kw = {"device": "cpu", "score_threshold": 0.05}
+    ref = predict_split("student_tiny", tmp_path / "world", "train", **kw)
+    got = predict_split("student_tiny", tmp_path / "world", "train", backend="onnxruntime", **kw)
+    assert got.keys() == ref.keys() and len(ref) == 3
+    for token, boxes in ref.items():
+        assert len(got[token]) == len(boxes) > 0
+        for x in boxes:
+            twin = min(
+                got[token], key=lambda y: np.abs(y.to_array() - x.to_array()).max() + (y.label != x.label)
+            )
+            assert twin.label == x.label and abs(twin.score - x.score) < MAP_TOL
+            np.testing.assert_allclose(twin.to_array(), x.to_array(), atol=BOX_TOL)
+    args = ["evaluate", "--data", str(tmp_path / "world"), "--split", "train", "--model", "student_tiny"]
+    assert cli_main([*args, "--backend", "onnxruntime"]) == 0
+    assert "mAP" in capsys.readouterr().out
+
+
 def test_the_light_student_exports_with_its_pooled_bev_attention(tmp_path):
     """The light simulated-LiDAR branch (8 channels, BEV GCM at stride 2: AveragePool and Resize in the
     graph) gives onnxruntime the same head maps as PyTorch."""

@@ -43,6 +43,7 @@ def run_evaluate_command(args: argparse.Namespace) -> int:
             device=args.device,
             score_threshold=args.score_threshold,
             verify=not args.no_verify,
+            backend=args.backend,
         )
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)

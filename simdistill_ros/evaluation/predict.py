@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
@@ -14,6 +15,11 @@ from simdistill_ros.defaults import EVAL_SCORE_THRESHOLD
 from simdistill_ros.evaluation.nuscenes_eval import results_from_boxes
 from simdistill_ros.geometry import boxes_from_array
 from simdistill_ros.models import CameraInputs, load_model
+from simdistill_ros.models.checkpoint import resolve_device
+from simdistill_ros.models.export import geometry_inputs
+from simdistill_ros.models.head import decode_head_maps
+from simdistill_ros.models.lift_splat import splat_geometry
+from simdistill_ros.models.onnx_runtime import check_backend, load_runner
 from simdistill_ros.training.batch import collate
 from simdistill_ros.training.dataset import FrameDataset
 
@@ -28,8 +34,14 @@ def predict_split(
     score_threshold: float = EVAL_SCORE_THRESHOLD,
     batch_size: int = 2,
     verify: bool = True,
+    backend: str = "torch",
 ) -> dict[str, list]:
-    """{sample_token: [Box3D in the base frame]} for every labelled frame of ``split``."""
+    """{sample_token: [Box3D in the base frame]} for every labelled frame of ``split``.
+
+    ``backend="onnxruntime"``: a camera-only model (checkpoint, exported on first use, or an ``.onnx`` file
+    from ``simdistill export``) run by onnxruntime, one frame at a time."""
+    if check_backend(backend) == "onnxruntime":
+        return _predict_onnxruntime(model, dataroot, split, version, device, score_threshold)
     net, cfg, meta, dev = load_model(model, device, verify)
     is_teacher = meta["model_type"] == "teacher"
     scenes = load_split_frames(dataroot, split, version=version)
@@ -51,6 +63,35 @@ def predict_split(
     return out
 
 
+def _predict_onnxruntime(
+    model: str | Path,
+    dataroot: str | Path,
+    split: str,
+    version: str,
+    device: str,
+    score_threshold: float,
+) -> dict[str, list]:
+    """The torch path's frames and decoding, the network run by onnxruntime: a score difference between
+    the two backends is the export's (or its int8 quantisation's) alone."""
+    runner, cfg = load_runner(model, resolve_device(device).type)
+    scenes = load_split_frames(dataroot, split, version=version)
+    data = FrameDataset(scenes, tuple(cfg.image_size), augment=False, with_points=False)
+    loader = DataLoader(data, batch_size=1, shuffle=False, collate_fn=collate)  # the graph takes one frame
+    geometry: dict[bytes, dict[str, np.ndarray]] = {}
+    out: dict[str, list] = {}
+    for batch in tqdm(loader, desc=f"{runner.model_type} (onnxruntime) on {split}", leave=False):
+        cams = CameraInputs.from_batch(batch)
+        key = cams.intrinsics.numpy().tobytes() + cams.cam_to_base.numpy().tobytes()
+        if key not in geometry:  # per rig, as the detector core caches it
+            k, t = cams.intrinsics, cams.cam_to_base
+            geom = splat_geometry(cfg.grid, k, t, tuple(cfg.image_size), runner.feature_hw)
+            geometry[key] = {k: v.numpy() for k, v in geometry_inputs(geom).items()}
+        head = runner(cams.images.numpy(), geometry[key])
+        det = decode_head_maps(head, cfg.grid, cfg.head, score_threshold)[0]
+        out[batch.tokens[0]] = boxes_from_array(det.boxes.numpy(), det.labels.numpy(), det.scores.numpy())
+    return out
+
+
 def predict_split_results(
     model: str | Path,
     dataroot: str | Path,
@@ -59,9 +100,12 @@ def predict_split_results(
     device: str = "auto",
     score_threshold: float = EVAL_SCORE_THRESHOLD,
     verify: bool = True,
+    backend: str = "torch",
 ) -> dict:
-    """nuScenes results JSON (dict) of ``model`` on ``split``."""
-    per_sample = predict_split(model, dataroot, split, version, device, score_threshold, verify=verify)
+    """nuScenes results JSON (dict) of ``model`` on ``split`` (``backend`` as in :func:`predict_split`)."""
+    per_sample = predict_split(
+        model, dataroot, split, version, device, score_threshold, verify=verify, backend=backend
+    )
     poses = {s.token: s.ego_pose for s in load_split_samples(dataroot, split, version=version)}
     missing = [t for t in poses if t not in per_sample]
     for t in missing:  # frames the bags could not assemble get no detections, and are scored as such

@@ -80,16 +80,28 @@ class CenterHead(nn.Module):
         """Peaks of the sigmoid heatmaps (3x3 max-pool) -> per-sample Detections; optional per-class
         NMS (``models.nms``: circle NMS, plus footprint suppression for ``nms_footprint_classes``).
         ``None`` arguments take the HeadConfig values."""
-        cfg = self.cfg
-        return decode(
-            outputs,
-            self.grid,
-            cfg.score_threshold if score_threshold is None else score_threshold,
-            cfg.max_detections if max_detections is None else max_detections,
-            cfg.nms if nms is None else nms,
-            cfg.nms_radius,
-            cfg.nms_footprint_classes,
-        )
+        return decode_head_maps(outputs, self.grid, self.cfg, score_threshold, max_detections, nms)
+
+
+def decode_head_maps(
+    outputs: dict[str, Tensor],
+    grid: BEVGridConfig,
+    head: HeadConfig,
+    score_threshold: float | None = None,
+    max_detections: int | None = None,
+    nms: bool | None = None,
+) -> list[Detections]:
+    """:meth:`CenterHead.decode` of head maps from anywhere (PyTorch or onnxruntime): every decoding and NMS
+    setting from ``head``, ``None`` arguments included, so that no caller can drop one."""
+    return decode(
+        outputs,
+        grid,
+        head.score_threshold if score_threshold is None else score_threshold,
+        head.max_detections if max_detections is None else max_detections,
+        head.nms if nms is None else nms,
+        head.nms_radius,
+        head.nms_footprint_classes,
+    )
 
 
 def gaussian_radius(length: float, width: float, min_overlap: float) -> float:

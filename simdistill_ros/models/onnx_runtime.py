@@ -1,4 +1,4 @@
-"""The ONNX Runtime backend of :class:`~simdistill_ros.detection.DetectorCore`.
+"""ONNX Runtime: the second backend of the detector core and of ``simdistill evaluate``.
 
 A checkpoint is exported once (``simdistill export``, or on first use into a cache keyed by the weights'
 hash) and run by an ``onnxruntime.InferenceSession``. Execution providers: TensorRT, then CUDA, then the
