@@ -228,6 +228,21 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--cameras", type=int, default=6, help="cameras of the example input (the graph takes any number)"
     )
+    p.add_argument(
+        "--int8",
+        action="store_true",
+        help="quantise the convolutions to int8 (static, per-channel weights), calibrated on "
+        "--calibration-data",
+    )
+    p.add_argument(
+        "--calibration-data", help="dataset root whose frames calibrate the int8 activation ranges"
+    )
+    p.add_argument(
+        "--calibration-split", default="train", help="split of --calibration-data (default: train)"
+    )
+    p.add_argument(
+        "--calibration-frames", type=int, default=32, help="frames spread over the split (default: 32)"
+    )
 
 
 def _add_replay(sub: argparse._SubParsersAction) -> None:
@@ -298,7 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_detect_command(args)
         if args.command == "export":
-            from simdistill_ros.models.export import run_export_command
+            from simdistill_ros.models.export_command import run_export_command
 
             return run_export_command(args)
         if args.command == "replay":

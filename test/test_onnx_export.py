@@ -197,3 +197,61 @@ def test_deformable_attention_equals_the_reference_formulation():
         ref = _reference_deformable_attention(m, query, value)
     assert ref.abs().max() > 0.1
     torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def calibration_world(tmp_path_factory) -> Path:
+    from simdistill_ros.synth.export import synthesize
+
+    root = tmp_path_factory.mktemp("calibration_world")
+    synthesize(root, 1, 3, 12, image_size=(64, 112), val_fraction=0.0, progress=False)
+    return root
+
+
+def test_int8_export_quantises_after_the_backbone_and_keeps_the_head_maps(calibration_world, tmp_path):
+    import onnx
+    import onnxruntime as ort
+
+    from simdistill_ros.models.checkpoint import resolve_model_path
+    from simdistill_ros.models.export import feature_hw
+    from simdistill_ros.models.quantize import calibration_inputs, float_convolutions, precision
+
+    out = tmp_path / "student_int8.onnx"
+    argv = ["export", "--model", "student_tiny", "--out", str(out), "--int8"]
+    assert cli_main([*argv, "--calibration-data", str(calibration_world), "--calibration-frames", "3"]) == 0
+    model_type, cfg, _ = read_metadata(out)
+    _, ref_cfg, _ = load_checkpoint(resolve_model_path("student_tiny"))
+    assert model_type == "student" and cfg == ref_cfg and precision(out) == "int8"
+
+    proto = onnx.load(str(out))
+    ops = [n.op_type for n in proto.graph.node]
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    fp32 = tmp_path / "student.onnx"
+    assert cli_main(["export", "--model", "student_tiny", "--out", str(fp32)]) == 0
+    assert precision(fp32) == "fp32"
+    fp32_proto = onnx.load(str(fp32))
+    kept = set(float_convolutions(fp32_proto))
+    convs = [n for n in fp32_proto.graph.node if n.op_type == "Conv"]
+    assert 0 < len(kept) < len(convs)  # some convolutions are quantised, the backbone's are not
+    quantised_inputs = {i for n in proto.graph.node if n.op_type == "Conv" for i in n.input}
+    dequantised = {n.output[0] for n in proto.graph.node if n.op_type == "DequantizeLinear"}
+    for node in proto.graph.node:
+        if node.op_type == "Conv":
+            assert (node.name in kept) == (node.input[1] not in dequantised), node.name
+    assert quantised_inputs
+
+    # 8-bit arithmetic moves the head maps of a real frame a little, not their pattern
+    inputs = calibration_inputs(cfg, feature_hw(tuple(cfg.image_size)), calibration_world, frames=1)[0]
+    maps = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(["heatmap"], inputs)[0]
+            for p in (fp32, out)]  # fmt: skip
+    assert np.corrcoef(maps[0].ravel(), maps[1].ravel())[0, 1] > 0.95
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [(["--int8"], "needs --calibration-data"), (["--calibration-data", "somewhere"], "for --int8 exports")],
+)
+def test_int8_options_are_checked_before_any_work(extra, message, tmp_path, capsys):
+    assert cli_main(["export", "--model", "student_tiny", "--out", str(tmp_path / "m.onnx"), *extra]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "m.onnx").exists()

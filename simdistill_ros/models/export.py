@@ -14,19 +14,15 @@ Inputs: ``images`` (1, N, 3, H, W) float32 (N dynamic), ``splat_point``, ``splat
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import time
 import warnings
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-from simdistill_ros.errors import UserError
 from simdistill_ros.geometry import nuscenes_like_rig
-from simdistill_ros.models.checkpoint import load_checkpoint, resolve_model_path
 from simdistill_ros.models.config import ModelConfig
 from simdistill_ros.models.head import REG_FIELDS
 from simdistill_ros.models.lift_splat import SplatGeometry, splat_geometry
@@ -148,27 +144,6 @@ def read_metadata(path: str | os.PathLike) -> tuple[str, ModelConfig, tuple[int,
     fhw = json.loads(props["simdistill.feature_hw"])
     config = ModelConfig.from_dict(json.loads(props["simdistill.config"]))
     return props["simdistill.model_type"], config, (int(fhw[0]), int(fhw[1]))
-
-
-def run_export_command(args: argparse.Namespace) -> int:
-    """``simdistill export --model CKPT --out FILE.onnx``: export, then check onnxruntime against torch."""
-    net, cfg, meta = load_checkpoint(resolve_model_path(args.model))
-    if meta.get("model_type") not in ("baseline", "student"):
-        raise UserError(
-            f"{args.model}: a {meta.get('model_type')} checkpoint; only the camera-only models (baseline, "
-            "student) export"
-        )
-    if args.cameras < 1:
-        raise UserError(f"--cameras must be >= 1, got {args.cameras}")
-    t0 = time.perf_counter()
-    out = export_onnx(net, cfg, args.out, num_cameras=args.cameras)
-    seconds = time.perf_counter() - t0
-    worst = max_difference(out, net, cfg, args.cameras)
-    print(
-        f"export: {meta['model_type']} -> {out} ({out.stat().st_size / 1e6:.1f} MB, opset {OPSET}, "
-        f"{seconds:.0f} s); onnxruntime vs torch on a random input: max |difference| {worst:.1e}"
-    )
-    return 0
 
 
 def max_difference(
