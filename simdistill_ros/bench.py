@@ -1,8 +1,9 @@
 """`make bench`: the hot paths' costs, as medians after warm-up, beside the machine's matmul throughput.
 
-Measures model inference latency (teacher, baseline, student) with FLOPs and achieved GFLOP/s, on torch
-and (baseline, student) on onnxruntime through their ONNX export, the dense-matmul GFLOP/s of the same
-machine in the same run (how close to its limit the models run), the synthetic renderer's seconds per
+Measures model inference latency (teacher, baseline, student, light student) with FLOPs and achieved
+GFLOP/s, on torch and (the camera-only ones) on onnxruntime through their ONNX export, fp32 and int8, the
+dense-matmul GFLOP/s of the same machine in the same run (how close to its limit the models run), the
+synthetic renderer's seconds per
 frame, the bag reader's frames per second, the detector node's end-to-end latency (last image received ->
 Detection3DArray published) beside the model's time with the overhead split per stage (per backend), and
 the teacher replay (frames/s, store bytes per frame and read speed, student training step from the store
@@ -188,6 +189,7 @@ def bench_models(
         timed[(kind, "torch")] = forward
         if onnx and cls is not TeacherModel and device.type == "cpu":
             timed[(kind, "onnxruntime")] = onnxruntime_forward(model, model_cfg, cams)
+            timed[(kind, "int8")] = onnxruntime_forward(model, model_cfg, cams, int8=True)
         rows.append(
             {
                 "model": kind,
@@ -212,8 +214,12 @@ def bench_models(
             row["onnxruntime_ms"] = round(ms[(kind, "onnxruntime")], 2)
             row["onnxruntime_GFLOP_per_s"] = round(flops / ms[(kind, "onnxruntime")] / 1e6, 1)
             row["torch_over_onnxruntime"] = ratio((kind, "torch"), (kind, "onnxruntime"))
+        if (kind, "int8") in ms:
+            row["int8_ms"] = round(ms[(kind, "int8")], 2)
+            row["torch_over_int8"] = ratio((kind, "torch"), (kind, "int8"))
+            row["onnxruntime_over_int8"] = ratio((kind, "onnxruntime"), (kind, "int8"))
         if kind.startswith("student"):
-            for backend in ("torch", "onnxruntime"):
+            for backend in ("torch", "onnxruntime", "int8"):
                 if ("baseline", backend) in rounds and (kind, backend) in rounds:
                     row[f"over_baseline_{backend}"] = ratio((kind, backend), ("baseline", backend))
     return rows
@@ -233,19 +239,26 @@ def interleaved_rounds(
     return times
 
 
-def onnxruntime_forward(model: torch.nn.Module, cfg: object, cams: object) -> Callable[[], object]:
-    """The model exported to a temporary file, run by the backend's runner on the same input."""
+def onnxruntime_forward(
+    model: torch.nn.Module, cfg: object, cams: object, int8: bool = False
+) -> Callable[[], object]:
+    """The model exported to a temporary file, run by the backend's runner on the same input. ``int8``:
+    the ``simdistill export --int8`` graph, calibrated on that input (a speed measurement only; its
+    accuracy is scored by ``simdistill evaluate --backend onnxruntime``)."""
     from simdistill_ros.models.export import export_onnx, feature_hw, geometry_inputs
     from simdistill_ros.models.lift_splat import splat_geometry
     from simdistill_ros.models.onnx_runtime import OnnxRuntimeRunner
+    from simdistill_ros.models.quantize import quantize_int8
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = export_onnx(model, cfg, Path(tmp) / "model.onnx", num_cameras=cams.num_cameras)
-        runner = OnnxRuntimeRunner(path)  # the session holds the graph: the file may go
     hw = tuple(cams.images.shape[-2:])
     geom = splat_geometry(cfg.grid, cams.intrinsics, cams.cam_to_base, hw, feature_hw(hw))
     feed = {k: v.numpy() for k, v in geometry_inputs(geom).items()}
     images = cams.images.numpy()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_onnx(model, cfg, Path(tmp) / "model.onnx", num_cameras=cams.num_cameras)
+        if int8:
+            path = quantize_int8(path, Path(tmp) / "int8.onnx", [{"images": images, **feed}])
+        runner = OnnxRuntimeRunner(path)  # the session holds the graph: the file may go
     return lambda: runner(images, feed)
 
 
@@ -553,7 +566,8 @@ def print_models(report: dict) -> None:
     )
     print(
         f"{'model':13s} {'config':9s} {'device':6s} {'cams':>4s} {'GFLOP':>6s} {'torch ms':>9s} "
-        f"{'GFLOP/s':>8s} {'of mm':>6s} {'ort ms':>7s} {'GFLOP/s':>8s} {'of mm':>6s} {'torch/ort':>9s}"
+        f"{'GFLOP/s':>8s} {'of mm':>6s} {'ort ms':>7s} {'GFLOP/s':>8s} {'of mm':>6s} {'torch/ort':>9s} "
+        f"{'int8 ms':>8s} {'torch/int8':>10s}"
     )
     for r in rows:
         peak = (
@@ -570,6 +584,8 @@ def print_models(report: dict) -> None:
                 f" {r['onnxruntime_ms']:7.1f} {r['onnxruntime_GFLOP_per_s']:8.1f} "
                 f"{r['onnxruntime_GFLOP_per_s'] / peak:6.1%} {r['torch_over_onnxruntime']:8.2f}x"
             )
+        if "int8_ms" in r:
+            line += f" {r['int8_ms']:8.1f} {r['torch_over_int8']:9.2f}x"
         print(line)
     by = {(r["model"], r["config"], r["device"]): r for r in rows}
     for config, dev in sorted({(r["config"], r["device"]) for r in rows}):
@@ -583,6 +599,9 @@ def print_models(report: dict) -> None:
             if "over_baseline_onnxruntime" in s:
                 text += f"; onnxruntime {s['over_baseline_onnxruntime']:.2f}x time"
                 text += f"; {student} torch / onnxruntime {s['torch_over_onnxruntime']:.2f}x"
+            if "over_baseline_int8" in s:
+                text += f"; int8 {s['over_baseline_int8']:.2f}x time"
+                text += f"; {student} torch / int8 onnxruntime {s['torch_over_int8']:.2f}x"
             print(text)
     if "synth_s_per_frame_224x400" in report:
         print(
