@@ -113,7 +113,8 @@ FAIR_ARMS: tuple[tuple[str, str, str, str], ...] = (
     ("ablate_init", "  - warm start (pretrained backbone only)", "C", "ablation"),
     (
         "student_light",
-        "SimDistill student, simulated-LiDAR branch at 16 channels (the speed lever, README Speed)",
+        "SimDistill student, light simulated-LiDAR branch (8 channels, BEV GCM on the 2x-pooled BEV; README "
+        "Speed)",
         "C",
         "variant",
     ),
