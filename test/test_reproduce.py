@@ -55,7 +55,7 @@ def test_table_mean_and_sd_from_records() -> None:
     assert "| 3 (0,1,2) | 20.00 +- 10.00 |" in text  # mAP mean +- sd in points
     assert "40.00 +- 20.00 | 60.00 +- 30.00" in text  # AP@2m, AP@4m
     assert "one seed, ablation" in text
-    assert "2026-11-29 (3 runs), 2026-11-30 (1 runs)" in text
+    assert "2026-11-29 (3 runs), 2026-11-30 (1 run)" in text
 
 
 def test_table_pairs_arms_by_seed() -> None:
@@ -72,8 +72,8 @@ def test_table_pairs_arms_by_seed() -> None:
     line = next(ln for ln in text.splitlines() if ln.startswith("- SimDistill student"))
     # seed 2 has no warm baseline: only seeds 0 and 1 pair; sd of (+1, +4) is 2.12
     assert "minus Camera-only baseline, warm-started" in line
-    assert "val mAP +1.00 (s0), +4.00 (s1); 2.50 +- 2.12" in line
-    assert "fresh world mAP +2.00 (s0), +1.00 (s1); 1.50 +- 0.71" in line
+    assert "val mAP +1.00 (s0), +4.00 (s1); mean +2.50 +- 2.12" in line
+    assert "fresh world mAP +2.00 (s0), +1.00 (s1); mean +1.50 +- 0.71" in line
     assert "val NDS +0.00 (s0), +0.00 (s1)" in line
     assert "student_nodistill" not in text and "Student, same start" not in text  # no such runs, no pair
 

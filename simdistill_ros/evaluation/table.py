@@ -196,13 +196,14 @@ def load_records(results_dir: Path) -> list[dict]:
     return out
 
 
-def _mean_sd(values: list[float], scale: float, digits: int) -> str:
+def _mean_sd(values: list[float], scale: float, digits: int, signed: bool = False) -> str:
     if not values:
         return ""
     mean = statistics.fmean(values) * scale
+    head = f"{mean:+.{digits}f}" if signed else f"{mean:.{digits}f}"
     if len(values) == 1:
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} +- {statistics.stdev(values) * scale:.{digits}f}"
+        return head
+    return f"{head} +- {statistics.stdev(values) * scale:.{digits}f}"
 
 
 def _summary_table(by_arm: dict[str, list[dict]], key: str) -> str:
@@ -254,7 +255,7 @@ def _paired_differences(by_arm: dict[str, list[dict]]) -> str:
             for metric in ("mAP", "NDS"):
                 diffs = [mine[s][key][metric] - theirs[s][key][metric] for s in seeds]
                 each = ", ".join(f"{100 * d:+.2f} (s{s})" for d, s in zip(diffs, seeds))
-                summary = f"; {_mean_sd(diffs, 100, 2)}" if len(diffs) > 1 else ""
+                summary = f"; mean {_mean_sd(diffs, 100, 2, signed=True)}" if len(diffs) > 1 else ""
                 cells.append(f"{where} {metric} {each}{summary}")
         lines.append(f"- {labels[arm]} minus {labels[ref]}: " + "; ".join(cells))
     if not lines:
@@ -310,7 +311,8 @@ def format_fair(records: list[dict], probes: list[dict] | None = None) -> str:
             out += f"\n- {run} ({p['model_type']}): {p['corr_mean']:+.3f} ({spread})"
     when = sorted({r["trained_at"][:10] for r in records})
     out += "\n\nRuns trained on: " + ", ".join(
-        f"{d} ({sum(r['trained_at'].startswith(d) for r in records)} runs)" for d in when
+        f"{d} ({n} run{'s' if n != 1 else ''})"
+        for d, n in ((d, sum(r["trained_at"].startswith(d) for r in records)) for d in when)
     )
     return out
 
