@@ -658,8 +658,8 @@ def main(argv: list[str] | None = None) -> int:
         nargs="+",
         choices=("tiny", "tiny_v2"),
         default=["tiny", "tiny_v2"],
-        help="model configs of the models and node parts (default: both; tiny is the shipped checkpoints' "
-        "config, tiny_v2 the fair benchmark's)",
+        help="model configs of the models and node parts (default: both; tiny is the test checkpoints' "
+        "config, tiny_v2 the fair benchmark's and the shipped _v2 models')",
     )
     args = p.parse_args(argv)
     torch.manual_seed(0)
