@@ -72,6 +72,7 @@ def test_detector_core_boxes_equal_across_backends(student: Path, student_onnx: 
     torch_core = DetectorCore.from_checkpoint(student, "cpu", **kw)
     ort_core = DetectorCore.from_checkpoint(student_onnx, "cpu", backend="onnxruntime", **kw)
     assert ort_core.backend == "onnxruntime" and ort_core.model is None
+    assert torch_core.runs_on == "torch" and ort_core.runs_on == "onnxruntime fp32"
     for seed, n in ((0, 6), (1, 6), (2, 4)):
         a = torch_core.detect(frames(n, seed)).boxes
         b = ort_core.detect(frames(n, seed)).boxes
@@ -213,8 +214,8 @@ def test_int8_export_quantises_after_the_backbone_and_keeps_the_head_maps(calibr
     import onnxruntime as ort
 
     from simdistill_ros.models.checkpoint import resolve_model_path
-    from simdistill_ros.models.export import feature_hw
-    from simdistill_ros.models.quantize import calibration_inputs, float_convolutions, precision
+    from simdistill_ros.models.export import feature_hw, precision
+    from simdistill_ros.models.quantize import calibration_inputs, float_convolutions
 
     out = tmp_path / "student_int8.onnx"
     argv = ["export", "--model", "student_tiny", "--out", str(out), "--int8"]
@@ -226,6 +227,7 @@ def test_int8_export_quantises_after_the_backbone_and_keeps_the_head_maps(calibr
     proto = onnx.load(str(out))
     ops = [n.op_type for n in proto.graph.node]
     assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    assert DetectorCore.from_checkpoint(out, "cpu", backend="onnxruntime").runs_on == "onnxruntime int8"
     fp32 = tmp_path / "student.onnx"
     assert cli_main(["export", "--model", "student_tiny", "--out", str(fp32)]) == 0
     assert precision(fp32) == "fp32"

@@ -99,7 +99,8 @@ def run_detect_command(args: argparse.Namespace) -> int:
     median = statistics.median(model_ms) if model_ms else float("nan")
     print(
         f"detect: {n_frames} frames, {n_boxes} detections (score >= {args.score_threshold}) with "
-        f"{core.model_type} on {core.device}; model median {median:.1f} ms/frame; {seconds:.1f} s in all"
+        f"{core.model_type} ({core.runs_on}) on {core.device}; model median {median:.1f} ms/frame; "
+        f"{seconds:.1f} s in all"
     )
     print(f"  bag reader: {reader.stats}")
     if failed:

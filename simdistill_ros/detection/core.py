@@ -177,6 +177,11 @@ class DetectorCore:
         core.trained_cameras = list(meta.get("cameras") or []) or None
         return core
 
+    @property
+    def runs_on(self) -> str:
+        """What runs the network, for logs: ``torch`` or ``onnxruntime fp32`` / ``onnxruntime int8``."""
+        return "torch" if self.runner is None else f"onnxruntime {self.runner.precision}"
+
     # validation and model inputs ------------------------------------------------------------------------
     def _validate(self, cameras: Sequence[CameraFrame]) -> None:
         if not cameras:

@@ -31,6 +31,7 @@ from simdistill_ros.models.structures import CameraInputs
 INPUT_NAMES = ("images", "splat_point", "splat_slot", "splat_slot_cell")
 OUTPUT_NAMES = ("heatmap",) + tuple(name for name, _ in REG_FIELDS)
 OPSET = 18  # GridSample (16+) and ScatterND with reduction "add" (16+)
+PRECISION_KEY = "simdistill.precision"  # "int8" in a `simdistill export --int8` file, absent in fp32 ones
 
 
 class ExportableDetector(nn.Module):
@@ -158,3 +159,11 @@ def max_difference(
     with torch.no_grad():
         ref = ExportableDetector(model.eval())(*inputs.values())
     return max(float(abs(g - r.numpy()).max()) for g, r in zip(got, ref))
+
+
+def precision(path: str | os.PathLike) -> str:
+    """``fp32`` or ``int8``: the arithmetic of an exported file."""
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    return {p.key: p.value for p in proto.metadata_props}.get(PRECISION_KEY, "fp32")

@@ -18,7 +18,14 @@ import torch
 from simdistill_ros.errors import UserError
 from simdistill_ros.models.checkpoint import load_checkpoint, resolve_model_path
 from simdistill_ros.models.config import ModelConfig
-from simdistill_ros.models.export import INPUT_NAMES, OPSET, OUTPUT_NAMES, export_onnx, read_metadata
+from simdistill_ros.models.export import (
+    INPUT_NAMES,
+    OPSET,
+    OUTPUT_NAMES,
+    export_onnx,
+    precision,
+    read_metadata,
+)
 
 BACKENDS = ("torch", "onnxruntime")
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
@@ -71,6 +78,7 @@ class OnnxRuntimeRunner:
         ort = _import_onnxruntime()
         self.path = Path(path)
         self.model_type, self.config, self.feature_hw = read_metadata(self.path)
+        self.precision = precision(self.path)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = int(threads or torch.get_num_threads())
         opts.inter_op_num_threads = 1

@@ -23,11 +23,9 @@ import torch
 from simdistill_ros.dataset.frame_cache import load_split_frames
 from simdistill_ros.errors import UserError
 from simdistill_ros.models.config import ModelConfig
-from simdistill_ros.models.export import INPUT_NAMES, geometry_inputs
+from simdistill_ros.models.export import INPUT_NAMES, PRECISION_KEY, geometry_inputs
 from simdistill_ros.models.lift_splat import splat_geometry
 from simdistill_ros.models.preprocess import camera_input, normalize_image
-
-PRECISION_KEY = "simdistill.precision"
 
 
 def calibration_inputs(
@@ -140,11 +138,3 @@ def float_convolutions(proto: object) -> list[str]:
         if node.op_type == "Conv"
         and (in_backbone(node) or node.output[0] in outputs or "Slice" in consumers.get(node.output[0], []))
     ]
-
-
-def precision(path: str | os.PathLike) -> str:
-    """``fp32`` or ``int8``: the arithmetic of an exported file."""
-    import onnx
-
-    proto = onnx.load(str(path), load_external_data=False)
-    return {p.key: p.value for p in proto.metadata_props}.get(PRECISION_KEY, "fp32")

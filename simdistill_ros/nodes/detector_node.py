@@ -86,7 +86,8 @@ class DetectorNode(Node):
         self._diag_timer = self.create_timer(p.diagnostics_period, self._publish_diagnostics)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.get_logger().info(
-            f"detecting with {p.model} ({core.model_type}, {core.device}) on {len(p.camera_names)} cameras "
+            f"detecting with {p.model} ({core.model_type}, {core.runs_on}, {core.device}) on "
+            f"{len(p.camera_names)} cameras "
             f"{p.camera_names}; images {p.image_topics}; sync: {sync_kind}, "
             f"tf: {'tf2_ros' if self._tf_buffer else '/tf_static + /tf'}"
         )
