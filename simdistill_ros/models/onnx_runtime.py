@@ -22,8 +22,8 @@ from simdistill_ros.models.export import (
     INPUT_NAMES,
     OPSET,
     OUTPUT_NAMES,
+    PRECISION_KEY,
     export_onnx,
-    precision,
     read_metadata,
 )
 
@@ -78,7 +78,6 @@ class OnnxRuntimeRunner:
         ort = _import_onnxruntime()
         self.path = Path(path)
         self.model_type, self.config, self.feature_hw = read_metadata(self.path)
-        self.precision = precision(self.path)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = int(threads or torch.get_num_threads())
         opts.inter_op_num_threads = 1
@@ -87,6 +86,8 @@ class OnnxRuntimeRunner:
         wanted = [p for p in GPU_PROVIDERS if p in available] if device == "cuda" else []
         self.providers = wanted + ["CPUExecutionProvider"]
         self.session = ort.InferenceSession(str(self.path), opts, providers=self.providers)
+        # from the session's copy of the metadata: the file is not parsed a second time
+        self.precision = self.session.get_modelmeta().custom_metadata_map.get(PRECISION_KEY, "fp32")
         inputs = tuple(i.name for i in self.session.get_inputs())
         if inputs != INPUT_NAMES:
             raise UserError(
