@@ -21,6 +21,32 @@ pytest.importorskip("onnxruntime")
 # fp32 through a different kernel library: head maps agree to ~1e-5; boxes to this (metres, radians)
 MAP_TOL = 1e-4
 BOX_TOL = 1e-3
+# Score noise of ~1e-5 can still flip a decision that sits on its boundary: a score at the threshold or the
+# detection cap, two neighbouring cells tying for the peak, a centre at the NMS radius. Such a flip removes
+# or moves a weak box, and differs between CPUs (kernels differ with the instruction set). A box without a
+# twin is therefore allowed when it is weak, and rare; other frames or decoding would leave most boxes
+# without one.
+WEAK_SCORE = 0.3
+MAX_FLIPPED = 0.02
+
+
+def assert_same_boxes(a: list, b: list) -> None:
+    """Both backends' boxes of one frame pair up: same class, score within MAP_TOL, box within BOX_TOL;
+    boxes without a twin are weak (< WEAK_SCORE) and at most 1 + MAX_FLIPPED of them on each side."""
+
+    def twins(xs: list, ys: list) -> list:
+        out = []
+        for x in xs:
+            near = [y for y in ys if y.label == x.label and abs(y.score - x.score) < MAP_TOL]
+            if any(np.abs(y.to_array() - x.to_array()).max() < BOX_TOL for y in near):
+                out.append(x)
+        return out
+
+    for xs, ys in ((a, b), (b, a)):
+        paired = {id(x) for x in twins(xs, ys)}
+        alone = [x for x in xs if id(x) not in paired]
+        assert all(x.score < WEAK_SCORE for x in alone), [(x.label, x.score) for x in alone]
+        assert len(alone) <= 1 + MAX_FLIPPED * len(xs), f"{len(alone)} of {len(xs)} boxes have no twin"
 
 
 @pytest.fixture(scope="module")
@@ -77,10 +103,7 @@ def test_detector_core_boxes_equal_across_backends(student: Path, student_onnx: 
         a = torch_core.detect(frames(n, seed)).boxes
         b = ort_core.detect(frames(n, seed)).boxes
         assert len(a) == len(b) == 30
-        for x in a:  # each torch box has its onnxruntime twin (order may differ where scores tie)
-            twin = min(b, key=lambda y: np.abs(y.to_array() - x.to_array()).max() + (y.label != x.label))
-            assert twin.label == x.label and abs(twin.score - x.score) < MAP_TOL
-            np.testing.assert_allclose(twin.to_array(), x.to_array(), atol=BOX_TOL)
+        assert_same_boxes(a, b)
 
 
 def test_evaluate_runs_the_export_on_the_frames_and_decoding_of_the_checkpoint(tmp_path, monkeypatch, capsys):
@@ -95,13 +118,8 @@ def test_evaluate_runs_the_export_on_the_frames_and_decoding_of_the_checkpoint(t
     got = predict_split("student_tiny", tmp_path / "world", "train", backend="onnxruntime", **kw)
     assert got.keys() == ref.keys() and len(ref) == 3
     for token, boxes in ref.items():
-        assert len(got[token]) == len(boxes) > 0
-        for x in boxes:
-            twin = min(
-                got[token], key=lambda y: np.abs(y.to_array() - x.to_array()).max() + (y.label != x.label)
-            )
-            assert twin.label == x.label and abs(twin.score - x.score) < MAP_TOL
-            np.testing.assert_allclose(twin.to_array(), x.to_array(), atol=BOX_TOL)
+        assert len(boxes) > 0
+        assert_same_boxes(boxes, got[token])
     args = ["evaluate", "--data", str(tmp_path / "world"), "--split", "train", "--model", "student_tiny"]
     assert cli_main([*args, "--backend", "onnxruntime"]) == 0
     assert "mAP" in capsys.readouterr().out
