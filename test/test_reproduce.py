@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from simdistill_ros.evaluation.demo_report import card_reference
@@ -176,3 +177,48 @@ def test_bev_probe_correlation() -> None:
     assert same == pytest.approx(1.0)
     assert elsewhere < 0.0
     assert bev_gt_correlation(torch.ones(1, 4, 8, 8), heat[:1]) == [0.0]  # a constant map carries nothing
+
+
+def test_explained_variance_of_a_teacher_map() -> None:
+    import torch
+
+    from simdistill_ros.evaluation.bev_probe import explained_variance
+
+    torch.manual_seed(0)
+    t = torch.randn(2, 4, 8, 8)
+    mean = t.mean(dim=(0, 2, 3), keepdim=True).expand_as(t)
+    assert explained_variance(t, t) == pytest.approx(1.0)
+    assert explained_variance(mean, t) == pytest.approx(0.0, abs=1e-12)
+    assert explained_variance(2 * t, t) < 0.0  # the right pattern at the wrong scale is worse than the mean
+    noisy = t + 0.5 * torch.randn_like(t)
+    assert 0.5 < explained_variance(noisy, t) < 0.9  # about 1 - 0.25
+    mask = torch.zeros(2, 1, 8, 8)
+    mask[:, :, :4] = 1.0
+    half = torch.where(mask.bool(), t, torch.zeros_like(t))  # right on the masked cells only
+    assert explained_variance(half, t, mask) == pytest.approx(1.0)
+    assert explained_variance(half, t) < 1.0
+
+
+def test_distillation_probe_compares_a_student_with_its_teacher(tmp_path) -> None:
+    from simdistill_ros.evaluation.bev_probe import main as probe_main
+    from simdistill_ros.models.checkpoint import resolve_model_path
+    from simdistill_ros.synth.export import synthesize
+
+    synthesize(tmp_path / "world", 1, 3, 5, image_size=(64, 112), val_fraction=0.0, progress=False)
+    student, teacher = (str(resolve_model_path(n)) for n in ("student_tiny", "teacher_tiny"))
+    out = tmp_path / "probe.json"
+    argv = ["--model", student, "--teacher", teacher, "--data", str(tmp_path / "world"), "--split", "train"]
+    assert probe_main([*argv, "--frames", "3", "--out", str(out)]) == 0
+    (run,) = json.loads(out.read_text())["distillation_probes"]
+    assert run["frames"] == 3 and set(run["maps"]) == {"camera_bev", "lidar_bev", "fused_bev"}
+    assert run["maps"]["lidar_bev"]["pulled_by"] == "cmd"
+    for m in run["maps"].values():
+        assert all(
+            np.isfinite(v) for k, v in m.items() if k.endswith(("r2_all_cells", "r2_foreground", "corr"))
+        )
+    # the shipped tiny student was distilled from this teacher: its heatmap follows the teacher's
+    assert run["heatmap_corr_with_teacher"] > 0.3
+    with pytest.raises(ValueError, match="not a student"):
+        probe_main(
+            ["--model", teacher, "--teacher", teacher, "--data", str(tmp_path / "world"), "--split", "train"]
+        )

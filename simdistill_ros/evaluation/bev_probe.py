@@ -7,6 +7,12 @@ positive correlation; one that carries nothing gives about zero. It is the measu
 camera branch carries nothing" and the check that a staged (BEVFusion-style) teacher fixes that.
 
 Run: ``python -m simdistill_ros.evaluation.bev_probe --model CKPT --data DIR --split val --frames 40``
+
+With ``--teacher CKPT`` each (student) model is instead compared with the teacher, map by map, on the same
+frames (:func:`distillation_probe`): how much of each teacher BEV map the student's counterpart explains
+(R^2, on all cells and on foreground cells, the CMD mask) and how each map correlates with the ground
+truth. It measures what the distillation terms transferred into the features, apart from what it did to
+the detection score.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from torch.utils.data import DataLoader
 
 from simdistill_ros.dataset.frame_cache import load_split_frames
 from simdistill_ros.models.checkpoint import load_checkpoint
+from simdistill_ros.models.distill import foreground_mask
 from simdistill_ros.models.head import build_targets
 from simdistill_ros.models.structures import CameraInputs
 from simdistill_ros.training.batch import collate
@@ -31,13 +38,17 @@ from simdistill_ros.training.dataset import FrameDataset
 def bev_gt_correlation(camera_bev: Tensor, heatmap: Tensor) -> list[float]:
     """camera_bev (B, C, X, Y), heatmap (B, K, X, Y) -> per-frame Pearson correlation of the channel L2
     norm with the class-max heatmap (NaN-free: a constant map gives 0)."""
-    energy = camera_bev.float().norm(dim=1).flatten(1)
-    target = heatmap.float().amax(dim=1).flatten(1)
+    return per_frame_correlation(camera_bev.float().norm(dim=1), heatmap.float().amax(dim=1))
+
+
+def per_frame_correlation(a: Tensor, b: Tensor) -> list[float]:
+    """Pearson correlation of a[i] and b[i] (same shape, any dims after the batch) per frame; 0 where
+    either is constant."""
     out = []
-    for e, t in zip(energy, target):
-        e, t = e - e.mean(), t - t.mean()
-        denom = e.norm() * t.norm()
-        out.append(float((e * t).sum() / denom) if denom > 0 else 0.0)
+    for x, y in zip(a.flatten(1), b.flatten(1)):
+        x, y = x - x.mean(), y - y.mean()
+        denom = x.norm() * y.norm()
+        out.append(float((x * y).sum() / denom) if denom > 0 else 0.0)
     return out
 
 
@@ -69,15 +80,104 @@ def probe(
     }
 
 
+def explained_variance(student_map: Tensor, teacher_map: Tensor, mask: Tensor | None = None) -> float:
+    """R^2 of ``teacher_map`` (B, C, X, Y) by ``student_map`` over all cells, or over the cells where
+    ``mask`` (B, 1, X, Y) is positive, weighted by it: 1 - SSE / SS around the teacher's channel means.
+    1 is a copy, 0 is no better than the teacher's mean, below 0 worse (e.g. another scale)."""
+    s, t = student_map.double(), teacher_map.double()
+    w = torch.ones_like(t[:, :1]) if mask is None else mask.double()
+    mean = (t * w).sum(dim=(0, 2, 3), keepdim=True) / w.sum().clamp(min=1e-12)
+    sse = (((s - t) ** 2) * w).sum()
+    ss = (((t - mean) ** 2) * w).sum()
+    return float(1.0 - sse / ss) if ss > 0 else float("nan")
+
+
+# (name, DetectorOutputs attribute, the term that pulls the student's map to the teacher's, foreground only)
+PROBED_MAPS = (
+    ("camera_bev", "camera_bev", "imd", False),
+    ("lidar_bev", "lidar_bev", "cmd", True),
+    ("fused_bev", "fused_bev", "mmd_feat", False),
+)
+
+
+@torch.no_grad()
+def distillation_probe(
+    student_path: str | Path,
+    teacher_path: str | Path,
+    dataroot: str | Path,
+    split: str,
+    frames: int,
+    version: str = "v1.0-synth",
+) -> dict:
+    """A student checkpoint against the teacher on the first ``frames`` frames of ``split``: per BEV map
+    (camera, simulated-LiDAR vs LiDAR, fused) the student's R^2 of the teacher's map on all cells and on
+    the foreground cells, and both maps' GT correlation (:func:`bev_gt_correlation`); for the head, the
+    heatmaps' per-frame Pearson correlation (sigmoid scores)."""
+    student, cfg, meta = load_checkpoint(student_path)
+    teacher, tcfg, _ = load_checkpoint(teacher_path)
+    if meta.get("model_type") != "student":
+        raise ValueError(f"{student_path} is a {meta.get('model_type')}, not a student")
+    if tcfg.grid != cfg.grid:
+        raise ValueError("the student and the teacher have different BEV grids")
+    scenes = load_split_frames(dataroot, split, version=version)
+    data = FrameDataset(scenes, tuple(cfg.image_size), augment=False, with_points=True)
+    loader = DataLoader(data, batch_size=2, shuffle=False, collate_fn=collate)
+    got: dict[str, list[Tensor]] = {k: [] for k in ("heat", "mask")}
+    for name, *_ in PROBED_MAPS:
+        got[f"s_{name}"], got[f"t_{name}"] = [], []
+    head_corr: list[float] = []
+    seen = 0
+    for batch in loader:
+        cams = CameraInputs.from_batch(batch)
+        s_out, t_out = student(cams), teacher(cams, batch.points)
+        heat = build_targets(batch.boxes, batch.labels, cfg.grid, cfg.head).heatmap
+        got["heat"].append(heat)
+        got["mask"].append(foreground_mask(heat))
+        for name, attr, _, _ in PROBED_MAPS:
+            got[f"s_{name}"].append(getattr(s_out, attr))
+            got[f"t_{name}"].append(getattr(t_out, attr))
+        head_corr += per_frame_correlation(s_out.head["heatmap"].sigmoid(), t_out.head["heatmap"].sigmoid())
+        seen += cams.batch_size
+        if seen >= frames:
+            break
+    cat = {k: torch.cat(v)[:frames] for k, v in got.items()}
+    maps = {}
+    for name, _, term, fg_only in PROBED_MAPS:
+        s, t = cat[f"s_{name}"], cat[f"t_{name}"]
+        maps[name] = {
+            "pulled_by": term,
+            "r2_all_cells": explained_variance(s, t),
+            "r2_foreground": explained_variance(s, t, cat["mask"]),
+            "loss_on_foreground_only": fg_only,
+            "student_gt_corr": statistics.fmean(bev_gt_correlation(s, cat["heat"])),
+            "teacher_gt_corr": statistics.fmean(bev_gt_correlation(t, cat["heat"])),
+        }
+    return {
+        "student": str(student_path),
+        "teacher": str(teacher_path),
+        "split": split,
+        "frames": int(cat["heat"].shape[0]),
+        "maps": maps,
+        "heatmap_corr_with_teacher": statistics.fmean(head_corr[:frames]),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, action="append", help="checkpoint (repeatable)")
     parser.add_argument("--data", required=True)
     parser.add_argument("--split", default="val")
     parser.add_argument("--frames", type=int, default=40)
+    parser.add_argument(
+        "--teacher", help="compare each (student) model's BEV maps and heatmap with this teacher's instead"
+    )
     parser.add_argument("--out", type=Path, help="write the JSON here as well")
     args = parser.parse_args(argv)
-    report = {"probes": [probe(m, args.data, args.split, args.frames) for m in args.model]}
+    if args.teacher:
+        runs = [distillation_probe(m, args.teacher, args.data, args.split, args.frames) for m in args.model]
+        report = {"distillation_probes": runs}
+    else:
+        report = {"probes": [probe(m, args.data, args.split, args.frames) for m in args.model]}
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:
