@@ -59,6 +59,31 @@ def test_table_mean_and_sd_from_records() -> None:
     assert "2026-11-29 (3 runs), 2026-11-30 (1 run)" in text
 
 
+def test_table_lists_the_distillation_probes_of_each_world(tmp_path) -> None:
+    from simdistill_ros.evaluation.table import load_distillation_probes
+
+    def report(run: str, r2: float) -> dict:
+        maps = {
+            k: {"r2_all_cells": r2, "r2_foreground": r2 / 2, "student_gt_corr": 0.2, "teacher_gt_corr": 0.1}
+            for k in ("camera_bev", "lidar_bev", "fused_bev")
+        }
+        probe = {"student": f"runs/fair/{run}/last", "frames": 40, "maps": maps}
+        return {"distillation_probes": [probe | {"heatmap_corr_with_teacher": 0.5}]}
+
+    (tmp_path / "student_s0.probe.json").write_text(json.dumps(report("student_s0", 0.9)))
+    (tmp_path / "student_nodistill_s0.probe.json").write_text(json.dumps(report("student_nodistill_s0", 0.5)))
+    (tmp_path / "student_s0.probe_fresh.json").write_text(json.dumps(report("student_s0", 0.8)))
+    probes = load_distillation_probes(tmp_path)
+    assert [len(probes[w]) for w in ("val", "fresh")] == [2, 1]
+    record = {"name": "student_s0", "arm": "student", "seed": 0, "trained_at": "2026-11-29T10:00Z"}
+    text = format_fair([record | {"metrics": metrics_from_summary(_summary(0.2))}], None, probes)
+    assert "| student_s0 | +0.90 | +0.200 | +0.45 | +0.200 | +0.90 | +0.200 | +0.500 |" in text
+    assert "| student_nodistill_s0 | +0.50 |" in text
+    assert "(the fresh world, 40 frames;" in text and "| student_s0 | +0.80 |" in text
+    assert "| teacher (its own maps; LiDAR for the middle pair) | 1 | +0.100 | 1 |" in text
+    assert load_records(tmp_path) == []  # probe reports are not run records
+
+
 def test_table_pairs_arms_by_seed() -> None:
     def record(arm: str, seed: int, m: float, fresh: float | None = None) -> dict:
         r = {"name": f"{arm}_s{seed}", "arm": arm, "seed": seed, "trained_at": "2026-11-29T10:00Z"}
@@ -110,7 +135,10 @@ def test_reproduce_micro_is_resumable(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     results = tmp_path / "results"
     names = sorted(p.stem for p in results.glob("*.json"))
-    assert names == ["baseline_s0", "baseline_s1", "student_s0", "student_s1", "teacher", "teacher_probe"]
+    probes = [f"student_s{s}.{w}" for s in (0, 1) for w in ("probe", "probe_fresh")]
+    assert names == sorted(
+        ["baseline_s0", "baseline_s1", "student_s0", "student_s1", "teacher", "teacher_probe", *probes]
+    )
     records = {r["name"]: r for r in load_records(results)}
     assert all(r["steps"] == 1 and r["val_frames"] == 1 for r in records.values())
     # every run is also scored on the fresh world, a val-only world of another seed
@@ -125,6 +153,10 @@ def test_reproduce_micro_is_resumable(tmp_path: Path) -> None:
     table = (results / "table.md").read_text()
     assert "SimDistill student" in table and "| 2 (0,1) |" in table and "AP@2m" in table
     assert "On a fresh world (seed 7, 1 frames; no model saw it)" in table
+    # each student against the teacher, map by map, on both worlds (bev_probe --teacher)
+    (probe_run,) = json.loads((results / "student_s1.probe_fresh.json").read_text())["distillation_probes"]
+    assert probe_run["student"].endswith("student_s1/last") and probe_run["frames"] == 1
+    assert "What the distillation put into the student's BEV maps (the fresh world, 1 frames" in table
     again = subprocess.run(
         ["bash", str(ROOT / "tools" / "reproduce.sh")], env=env, capture_output=True, text=True, cwd=ROOT
     )
@@ -138,6 +170,7 @@ def test_reproduce_micro_is_resumable(tmp_path: Path) -> None:
         old = json.loads(record_file.read_text())
         del old["metrics_fresh"]
         record_file.write_text(json.dumps(old))
+    (results / "student_s0.probe.json").unlink()  # and a missing probe is made again
     third = subprocess.run(
         ["bash", str(ROOT / "tools" / "reproduce.sh")], env=env, capture_output=True, text=True, cwd=ROOT
     )
@@ -146,6 +179,7 @@ def test_reproduce_micro_is_resumable(tmp_path: Path) -> None:
     assert all(
         "metrics_fresh" in json.loads((results / f"{n}.json").read_text()) for n in ("student_s1", "teacher")
     )
+    assert (results / "student_s0.probe.json").is_file()
     # the runs ship with cards made from their records (tools/ship_models.py, as the _v2 models were)
     ship = [py, str(ROOT / "tools" / "ship_models.py"), str(tmp_path / "runs")]
     dest = ["--suffix", "x", "--records", str(results), "--dest", str(tmp_path / "models")]

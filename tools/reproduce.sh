@@ -13,6 +13,8 @@
 #   7. ablations     - IMD / CMD / MMD-F / MMD-P / GCM / warm start              (seed 0 only)
 # Every run is scored on val and on a fresh world (FRESH_SCENES val-only scenes, seed FRESH_SEED) that no model
 # trained or was chosen on.
+# Every student is also probed against the teacher, map by map (bev_probe --teacher: RESULTS/NAME.probe.json on
+# val, NAME.probe_fresh.json on the fresh world), to measure what the distillation put into its features.
 # Resumable across sittings: each finished run writes RESULTS/NAME.json (metrics on val and on the fresh world,
 # per-class AP, AP at 0.5/1/2/4 m, steps, when trained; commit these, not the checkpoints) and is skipped
 # afterwards; a record without fresh-world metrics gets them added while its checkpoint is still on disk. A later run that needs
@@ -109,14 +111,26 @@ fresh_if_missing() {  # a record from before the fresh world: add its fresh-worl
   fi
 }
 
+probe_distillation() {  # probe_distillation NAME: a student's BEV maps against the teacher's, val + fresh world
+  local dir="$RUNS/$1" world out
+  for world in "$DATA:probe" "$FRESH:probe_fresh"; do
+    out="$RESULTS/$1.${world##*:}.json"
+    [ -f "$out" ] && continue
+    if [ ! -f "$dir/last/meta.json" ]; then echo "== $1: checkpoint gone from $RUNS, no BEV probe"; return 0; fi
+    $PY -m simdistill_ros.evaluation.bev_probe --teacher "$TEACHER" --model "$dir/last" --data "${world%:*}" \
+      --split val --frames 40 --out "$out" >/dev/null
+  done
+}
+
 run() {  # run NAME ARM SEED MODEL [args]: skipped when its result JSON exists
   wanted "$2" || return 0
   if [ -f "$RESULTS/$1.json" ]; then
     echo "== $1: recorded in $RESULTS/$1.json, skipped"
     fresh_if_missing "$1" "$2" "$3"
-    return 0
+  else
+    train_eval "$@"
   fi
-  train_eval "$@"
+  if [ "$4" = student ]; then probe_distillation "$1"; fi
 }
 
 ensure() {  # ensure NAME ARM SEED MODEL [args]: a checkpoint later runs start from; re-trained if gone

@@ -266,9 +266,46 @@ def _paired_differences(by_arm: dict[str, list[dict]]) -> str:
     )
 
 
-def format_fair(records: list[dict], probes: list[dict] | None = None) -> str:
+def load_distillation_probes(results_dir: Path) -> dict[str, list[dict]]:
+    """{"val": [...], "fresh": [...]}: the ``bev_probe --teacher`` reports of the runs, from
+    ``NAME.probe.json`` (val) and ``NAME.probe_fresh.json`` (fresh world), sorted by run name."""
+    out: dict[str, list[dict]] = {}
+    for world, pattern in (("val", "*.probe.json"), ("fresh", "*.probe_fresh.json")):
+        runs = []
+        for f in sorted(results_dir.glob(pattern)):
+            runs += json.loads(f.read_text())["distillation_probes"]
+        if runs:
+            out[world] = runs
+    return out
+
+
+def _distillation_probe_table(runs: list[dict]) -> str:
+    """One row per student run: how much of each teacher BEV map the student explains (R^2) and each map's
+    correlation with the ground truth, the teacher's own last."""
+    head = (
+        "| run | camera BEV: R^2 of teacher's (IMD) | GT corr | simulated-LiDAR BEV: R^2 of LiDAR's, "
+        "foreground (CMD) | GT corr | fused BEV: R^2 of teacher's (MMD-F) | GT corr | "
+        "heatmap corr with teacher |\n|---|---:|---:|---:|---:|---:|---:|---:|\n"
+    )
+    cells = (("camera_bev", "r2_all_cells"), ("lidar_bev", "r2_foreground"), ("fused_bev", "r2_all_cells"))
+    rows = []
+    for r in runs:
+        name = Path(r["student"]).parent.name or r["student"]  # RUNS/NAME/last -> NAME
+        values = [f"{r['maps'][k][r2]:+.2f} | {r['maps'][k]['student_gt_corr']:+.3f}" for k, r2 in cells]
+        rows.append(f"| {name} | " + " | ".join(values) + f" | {r['heatmap_corr_with_teacher']:+.3f} |")
+    if runs:
+        teacher = [f"1 | {runs[0]['maps'][k]['teacher_gt_corr']:+.3f}" for k, _ in cells]
+        rows.append("| teacher (its own maps; LiDAR for the middle pair) | " + " | ".join(teacher) + " | 1 |")
+    return head + "\n".join(rows)
+
+
+def format_fair(
+    records: list[dict],
+    probes: list[dict] | None = None,
+    distillation_probes: dict[str, list[dict]] | None = None,
+) -> str:
     """Markdown: the main table (mean +- sd over seeds) on val and, for the runs also scored there, on a
-    fresh world; per-class AP (val), and when each run was trained."""
+    fresh world; per-class AP (val), the BEV probes, and when each run was trained."""
     by_arm: dict[str, list[dict]] = {}
     for r in records:
         by_arm.setdefault(r["arm"], []).append(r)
@@ -309,6 +346,16 @@ def format_fair(records: list[dict], probes: list[dict] | None = None) -> str:
             run = Path(p["model"]).parent.name or p["model"]  # RUNS/NAME/last -> NAME
             spread = f"sd {p['corr_sd']:.3f}, {p['frames']} frames"
             out += f"\n- {run} ({p['model_type']}): {p['corr_mean']:+.3f} ({spread})"
+    for world, runs in (distillation_probes or {}).items():
+        where = "val" if world == "val" else "the fresh world"
+        frames = sorted({str(r["frames"]) for r in runs})
+        out += (
+            f"\n\nWhat the distillation put into the student's BEV maps ({where}, {', '.join(frames)} "
+            "frames; R^2: the share of the teacher's map the student's explains, 1 a copy, 0 no better than "
+            "its mean; GT corr: per-cell energy against the ground-truth heatmap; "
+            "`bev_probe --teacher`):\n\n"
+        )
+        out += _distillation_probe_table(runs)
     when = sorted({r["trained_at"][:10] for r in records})
     out += "\n\nRuns trained on: " + ", ".join(
         f"{d} ({n} run{'s' if n != 1 else ''})"
@@ -345,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         probe_file = args.results / "teacher_probe.json"
         probes = json.loads(probe_file.read_text())["probes"] if probe_file.is_file() else None
-        print(format_fair(records, probes))
+        print(format_fair(records, probes, load_distillation_probes(args.results)))
         return 0
     rows = collect(args.runs)
     if not rows:
