@@ -30,6 +30,16 @@ WEAK_SCORE = 0.3
 MAX_FLIPPED = 0.02
 
 
+def _nearest(x, ys: list) -> str:
+    """A box without a twin and how far the closest box of its class on the other side is, per field."""
+    same = [y for y in ys if y.label == x.label]
+    if not same:
+        return f"{x.label} {x.score:.4f}: no {x.label} on the other side"
+    y = min(same, key=lambda y: np.abs(y.to_array() - x.to_array()).max())
+    diff = np.abs(y.to_array() - x.to_array()).round(5).tolist()
+    return f"{x.label} {x.score:.4f} vs {y.score:.4f}, |x y z l w h yaw vx vy| {diff}"
+
+
 def assert_same_boxes(a: list, b: list) -> None:
     """Both backends' boxes of one frame pair up: same class, score within MAP_TOL, box within BOX_TOL;
     boxes without a twin are weak (< WEAK_SCORE) and at most 1 + MAX_FLIPPED of them on each side."""
@@ -45,7 +55,7 @@ def assert_same_boxes(a: list, b: list) -> None:
     for xs, ys in ((a, b), (b, a)):
         paired = {id(x) for x in twins(xs, ys)}
         alone = [x for x in xs if id(x) not in paired]
-        assert all(x.score < WEAK_SCORE for x in alone), [(x.label, x.score) for x in alone]
+        assert all(x.score < WEAK_SCORE for x in alone), [_nearest(x, ys) for x in alone]
         assert len(alone) <= 1 + MAX_FLIPPED * len(xs), f"{len(alone)} of {len(xs)} boxes have no twin"
 
 

@@ -92,12 +92,8 @@ def explained_variance(student_map: Tensor, teacher_map: Tensor, mask: Tensor | 
     return float(1.0 - sse / ss) if ss > 0 else float("nan")
 
 
-# (name, DetectorOutputs attribute, the term that pulls the student's map to the teacher's, foreground only)
-PROBED_MAPS = (
-    ("camera_bev", "camera_bev", "imd", False),
-    ("lidar_bev", "lidar_bev", "cmd", True),
-    ("fused_bev", "fused_bev", "mmd_feat", False),
-)
+# (DetectorOutputs map, the term that pulls the student's map to the teacher's, on foreground cells only)
+PROBED_MAPS = (("camera_bev", "imd", False), ("lidar_bev", "cmd", True), ("fused_bev", "mmd_feat", False))
 
 
 @torch.no_grad()
@@ -122,41 +118,38 @@ def distillation_probe(
     scenes = load_split_frames(dataroot, split, version=version)
     data = FrameDataset(scenes, tuple(cfg.image_size), augment=False, with_points=True)
     loader = DataLoader(data, batch_size=2, shuffle=False, collate_fn=collate)
-    got: dict[str, list[Tensor]] = {k: [] for k in ("heat", "mask")}
-    for name, *_ in PROBED_MAPS:
-        got[f"s_{name}"], got[f"t_{name}"] = [], []
+    student_maps: dict[str, list[Tensor]] = {name: [] for name, _, _ in PROBED_MAPS}
+    teacher_maps: dict[str, list[Tensor]] = {name: [] for name, _, _ in PROBED_MAPS}
+    heats: list[Tensor] = []
     head_corr: list[float] = []
-    seen = 0
     for batch in loader:
         cams = CameraInputs.from_batch(batch)
         s_out, t_out = student(cams), teacher(cams, batch.points)
-        heat = build_targets(batch.boxes, batch.labels, cfg.grid, cfg.head).heatmap
-        got["heat"].append(heat)
-        got["mask"].append(foreground_mask(heat))
-        for name, attr, _, _ in PROBED_MAPS:
-            got[f"s_{name}"].append(getattr(s_out, attr))
-            got[f"t_{name}"].append(getattr(t_out, attr))
+        heats.append(build_targets(batch.boxes, batch.labels, cfg.grid, cfg.head).heatmap)
+        for name, _, _ in PROBED_MAPS:
+            student_maps[name].append(getattr(s_out, name))
+            teacher_maps[name].append(getattr(t_out, name))
         head_corr += per_frame_correlation(s_out.head["heatmap"].sigmoid(), t_out.head["heatmap"].sigmoid())
-        seen += cams.batch_size
-        if seen >= frames:
+        if len(head_corr) >= frames:
             break
-    cat = {k: torch.cat(v)[:frames] for k, v in got.items()}
+    heat = torch.cat(heats)[:frames]
+    mask = foreground_mask(heat)
     maps = {}
-    for name, _, term, fg_only in PROBED_MAPS:
-        s, t = cat[f"s_{name}"], cat[f"t_{name}"]
+    for name, term, fg_only in PROBED_MAPS:
+        s, t = torch.cat(student_maps[name])[:frames], torch.cat(teacher_maps[name])[:frames]
         maps[name] = {
             "pulled_by": term,
             "r2_all_cells": explained_variance(s, t),
-            "r2_foreground": explained_variance(s, t, cat["mask"]),
+            "r2_foreground": explained_variance(s, t, mask),
             "loss_on_foreground_only": fg_only,
-            "student_gt_corr": statistics.fmean(bev_gt_correlation(s, cat["heat"])),
-            "teacher_gt_corr": statistics.fmean(bev_gt_correlation(t, cat["heat"])),
+            "student_gt_corr": statistics.fmean(bev_gt_correlation(s, heat)),
+            "teacher_gt_corr": statistics.fmean(bev_gt_correlation(t, heat)),
         }
     return {
         "student": str(student_path),
         "teacher": str(teacher_path),
         "split": split,
-        "frames": int(cat["heat"].shape[0]),
+        "frames": int(heat.shape[0]),
         "maps": maps,
         "heatmap_corr_with_teacher": statistics.fmean(head_corr[:frames]),
     }
