@@ -32,6 +32,9 @@ INPUT_NAMES = ("images", "splat_point", "splat_slot", "splat_slot_cell")
 OUTPUT_NAMES = ("heatmap",) + tuple(name for name, _ in REG_FIELDS)
 OPSET = 18  # GridSample (16+) and ScatterND with reduction "add" (16+)
 PRECISION_KEY = "simdistill.precision"  # "int8" in a `simdistill export --int8` file, absent in fp32 ones
+# bumped whenever the graph changes for the same weights, so that cached exports are made again
+# (2: the splat's sums are ScatterElements, not ScatterND: see :func:`racy_scatter_nodes`)
+EXPORT_REVISION = 2
 
 
 class ExportableDetector(nn.Module):
@@ -145,6 +148,23 @@ def read_metadata(path: str | os.PathLike) -> tuple[str, ModelConfig, tuple[int,
     fhw = json.loads(props["simdistill.feature_hw"])
     config = ModelConfig.from_dict(json.loads(props["simdistill.config"]))
     return props["simdistill.model_type"], config, (int(fhw[0]), int(fhw[1]))
+
+
+def racy_scatter_nodes(path: str | os.PathLike) -> list[str]:
+    """Names of the ScatterND nodes with a reduction in an exported file (files of EXPORT_REVISION 1).
+
+    onnxruntime's CPU kernel for them splits the updates over the intra-op threads without atomics, so
+    where indices repeat (every splat) sums are lost at random: such a file is only right in one thread.
+    """
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    return [
+        node.name
+        for node in proto.graph.node
+        if node.op_type == "ScatterND"
+        and any(a.name == "reduction" and a.s not in (b"", b"none") for a in node.attribute)
+    ]
 
 
 def max_difference(

@@ -192,11 +192,15 @@ class LiftSplat(nn.Module):
             geometry = self._plan(geometry, batch_size, (fh, fw))
         # index_select, not [], so that the ONNX graph gets Gather (GatherND is several times slower)
         weights = depth.reshape(-1).index_select(0, geometry.point).to(context.dtype)  # (M,)
-        matrices = weights.new_zeros(geometry.slot_cell.numel() * fh).index_add_(0, geometry.slot, weights)
+        # scatter_add_, not index_add_: it exports as ScatterElements, which onnxruntime's CPU provider runs
+        # in one thread; its ScatterND (index_add_) with reduction "add" loses sums to a race between the
+        # intra-op threads wherever indices repeat, as they do here
+        matrices = weights.new_zeros(geometry.slot_cell.numel() * fh).scatter_add_(0, geometry.slot, weights)
         columns = context.permute(0, 2, 1, 3).reshape(bn * fw, fh, c)  # (B*N*fW, fH, C)
         sums = torch.bmm(matrices.view(bn * fw, -1, fh), columns).reshape(-1, c)  # (B*N*fW*J, C)
         cells = batch_size * sx * sy
-        out = sums.new_zeros(cells + 1, c).index_add_(0, geometry.slot_cell, sums)[:cells]
+        cell_index = geometry.slot_cell[:, None].expand(-1, c)
+        out = sums.new_zeros(cells + 1, c).scatter_add_(0, cell_index, sums)[:cells]
         return out.view(batch_size, sx, sy, c).permute(0, 3, 1, 2).contiguous()
 
     def forward(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +20,13 @@ from simdistill_ros.errors import UserError
 from simdistill_ros.models.checkpoint import load_checkpoint, resolve_model_path
 from simdistill_ros.models.config import ModelConfig
 from simdistill_ros.models.export import (
+    EXPORT_REVISION,
     INPUT_NAMES,
     OPSET,
     OUTPUT_NAMES,
     PRECISION_KEY,
     export_onnx,
+    racy_scatter_nodes,
     read_metadata,
 )
 
@@ -59,7 +62,7 @@ def exported_path(checkpoint: str | os.PathLike) -> Path:
     digest = hashlib.sha256()
     for name in ("model.safetensors", "config.json"):
         digest.update((root / name).read_bytes())
-    digest.update(f"{torch.__version__} opset {OPSET} inputs {INPUT_NAMES}".encode())
+    digest.update(f"{torch.__version__} opset {OPSET} inputs {INPUT_NAMES} rev {EXPORT_REVISION}".encode())
     path = cache_dir() / f"{root.name}-{digest.hexdigest()[:16]}.onnx"
     if not path.exists():
         net, cfg, _ = load_checkpoint(root)
@@ -71,15 +74,27 @@ class OnnxRuntimeRunner:
     """An exported detector in an onnxruntime session: (images, splat geometry) -> head output maps.
 
     ``threads``: intra-op threads (default: torch's). Spinning threads are turned off: on a machine shared
-    with other processes a spinning pool costs far more than it saves.
+    with other processes a spinning pool costs far more than it saves. A file exported by an older version
+    (its splat as ScatterND, see :func:`~simdistill_ros.models.export.racy_scatter_nodes`) runs in one
+    thread, with a warning to export it again.
     """
 
     def __init__(self, path: str | os.PathLike, device: str = "cpu", threads: int | None = None) -> None:
         ort = _import_onnxruntime()
         self.path = Path(path)
         self.model_type, self.config, self.feature_hw = read_metadata(self.path)
+        self.threads = int(threads or torch.get_num_threads())
+        racy = racy_scatter_nodes(self.path)
+        if racy and self.threads > 1:
+            warnings.warn(
+                f"{self.path}: exported by an older simdistill_ros (ScatterND {', '.join(racy)}), whose "
+                "sums onnxruntime gets wrong in more than one thread: running it in one thread; "
+                "export it again with `simdistill export` for full speed",
+                stacklevel=2,
+            )
+            self.threads = 1
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = int(threads or torch.get_num_threads())
+        opts.intra_op_num_threads = self.threads
         opts.inter_op_num_threads = 1
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         available = ort.get_available_providers()
