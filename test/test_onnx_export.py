@@ -21,7 +21,7 @@ from simdistill_ros.models.export import (
     read_metadata,
     sample_inputs,
 )
-from simdistill_ros.models.lift_splat import LiftSplat, splat_geometry
+from simdistill_ros.models.lift_splat import splat_geometry
 from simdistill_ros.models.onnx_runtime import OnnxRuntimeRunner
 
 pytest.importorskip("onnxruntime")
@@ -199,23 +199,15 @@ def test_an_export_gives_the_same_maps_in_one_and_in_four_threads(student: Path,
             np.testing.assert_allclose(got[name], one[name], atol=MAP_TOL, err_msg=name)
 
 
-def _index_add_splat(self, depth, context, geometry, batch_size):
-    """The splat as exported before EXPORT_REVISION 2 (index_add_: ScatterND with reduction add)."""
-    sx, sy = self.grid.splat_shape
-    bn, fh, fw, c = context.shape
-    weights = depth.reshape(-1).index_select(0, geometry.point).to(context.dtype)
-    matrices = weights.new_zeros(geometry.slot_cell.numel() * fh).index_add_(0, geometry.slot, weights)
-    columns = context.permute(0, 2, 1, 3).reshape(bn * fw, fh, c)
-    sums = torch.bmm(matrices.view(bn * fw, -1, fh), columns).reshape(-1, c)
-    cells = batch_size * sx * sy
-    out = sums.new_zeros(cells + 1, c).index_add_(0, geometry.slot_cell, sums)[:cells]
-    return out.view(batch_size, sx, sy, c).permute(0, 3, 1, 2).contiguous()
+def _index_add(self: torch.Tensor, dim: int, index: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
+    """``scatter_add_`` as the splat called it before EXPORT_REVISION 2: ``index_add_`` (ScatterND)."""
+    return self.index_add_(dim, index if index.dim() == 1 else index[:, 0], src)
 
 
 def test_an_older_export_with_scatternd_runs_in_one_thread_and_says_so(student: Path, tmp_path, monkeypatch):
     net, cfg, _ = load_checkpoint(student)
     with monkeypatch.context() as patch:
-        patch.setattr(LiftSplat, "splat", _index_add_splat)
+        patch.setattr(torch.Tensor, "scatter_add_", _index_add)
         old = export_onnx(net, cfg, tmp_path / "old.onnx")
     assert len(racy_scatter_nodes(old)) >= 2
     with pytest.warns(UserWarning, match="older simdistill_ros.*one thread.*export it again"):
