@@ -30,7 +30,7 @@ from simdistill_ros.models.structures import CameraInputs
 
 INPUT_NAMES = ("images", "splat_point", "splat_slot", "splat_slot_cell")
 OUTPUT_NAMES = ("heatmap",) + tuple(name for name, _ in REG_FIELDS)
-OPSET = 18  # GridSample (16+) and ScatterND with reduction "add" (16+)
+OPSET = 18  # GridSample (16+) and ScatterElements with reduction "add" (16+)
 PRECISION_KEY = "simdistill.precision"  # "int8" in a `simdistill export --int8` file, absent in fp32 ones
 # bumped whenever the graph changes for the same weights, so that cached exports are made again
 # (2: the splat's sums are ScatterElements, not ScatterND: see :func:`racy_scatter_nodes`)
@@ -137,11 +137,16 @@ def export_onnx(
     return out
 
 
-def read_metadata(path: str | os.PathLike) -> tuple[str, ModelConfig, tuple[int, int]]:
-    """(model_type, config, feature_hw) stored in an exported file."""
+def load_graph(path: str | os.PathLike):
+    """The ``onnx.ModelProto`` of an exported file, for the readers below when one caller needs both."""
     import onnx
 
-    proto = onnx.load(str(path), load_external_data=False)
+    return onnx.load(str(path), load_external_data=False)
+
+
+def read_metadata(path: str | os.PathLike, graph=None) -> tuple[str, ModelConfig, tuple[int, int]]:
+    """(model_type, config, feature_hw) stored in an exported file (``graph``: its proto, if parsed)."""
+    proto = load_graph(path) if graph is None else graph
     props = {p.key: p.value for p in proto.metadata_props}
     if "simdistill.config" not in props:
         raise ValueError(f"{path}: not an ONNX file written by `simdistill export` (no simdistill metadata)")
@@ -150,15 +155,14 @@ def read_metadata(path: str | os.PathLike) -> tuple[str, ModelConfig, tuple[int,
     return props["simdistill.model_type"], config, (int(fhw[0]), int(fhw[1]))
 
 
-def racy_scatter_nodes(path: str | os.PathLike) -> list[str]:
-    """Names of the ScatterND nodes with a reduction in an exported file (files of EXPORT_REVISION 1).
+def racy_scatter_nodes(path: str | os.PathLike, graph=None) -> list[str]:
+    """Names of the ScatterND nodes with a reduction in an exported file (files of EXPORT_REVISION 1;
+    ``graph``: its proto, if parsed).
 
     onnxruntime's CPU kernel for them splits the updates over the intra-op threads without atomics, so
     where indices repeat (every splat) sums are lost at random: such a file is only right in one thread.
     """
-    import onnx
-
-    proto = onnx.load(str(path), load_external_data=False)
+    proto = load_graph(path) if graph is None else graph
     return [
         node.name
         for node in proto.graph.node

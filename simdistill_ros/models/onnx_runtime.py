@@ -26,6 +26,7 @@ from simdistill_ros.models.export import (
     OUTPUT_NAMES,
     PRECISION_KEY,
     export_onnx,
+    load_graph,
     racy_scatter_nodes,
     read_metadata,
 )
@@ -82,9 +83,10 @@ class OnnxRuntimeRunner:
     def __init__(self, path: str | os.PathLike, device: str = "cpu", threads: int | None = None) -> None:
         ort = _import_onnxruntime()
         self.path = Path(path)
-        self.model_type, self.config, self.feature_hw = read_metadata(self.path)
+        graph = load_graph(self.path)  # parsed once for both readers
+        self.model_type, self.config, self.feature_hw = read_metadata(self.path, graph)
         self.threads = int(threads or torch.get_num_threads())
-        racy = racy_scatter_nodes(self.path)
+        racy = racy_scatter_nodes(self.path, graph)
         if racy and self.threads > 1:
             warnings.warn(
                 f"{self.path}: exported by an older simdistill_ros (ScatterND {', '.join(racy)}), whose "
