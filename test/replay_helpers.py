@@ -7,14 +7,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_runner import run_cli
 from timeouts import time_limit
 
 REPO = Path(__file__).resolve().parents[1]
-EXE = [sys.executable, "-m", "simdistill_ros.cli"]
 FRAMES_PER_SCENE = 3
 
 
@@ -27,18 +26,8 @@ def env(**extra: str) -> dict[str, str]:
 
 
 def run(*args: str, check: bool = True, extra_env: dict | None = None) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [*EXE, *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env(**(extra_env or {})),
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"simdistill {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}"
-        )
-    return proc
+    """``simdistill ARGS`` importing this checkout."""
+    return run_cli(*args, check=check, env=env(**(extra_env or {})))
 
 
 def _build_world(root: Path) -> None:

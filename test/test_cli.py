@@ -1,22 +1,10 @@
 """The `simdistill` command as a user runs it: real subprocesses, real bags, the official devkit."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-EXE = [sys.executable, "-m", "simdistill_ros.cli"]
-
-
-def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([*EXE, *args], capture_output=True, text=True, timeout=300)
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"simdistill {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}"
-        )
-    return proc
+from cli_runner import run_cli as run
 
 
 @pytest.fixture(scope="module")

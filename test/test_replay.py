@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from replay_helpers import EXE, FRAMES_PER_SCENE, bags, env, replay_world, run
+from cli_runner import EXE
+from replay_helpers import FRAMES_PER_SCENE, bags, env, replay_world, run
 
 from simdistill_ros.frames.assembly import FrameReader
 from simdistill_ros.targets.store import (

@@ -8,19 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-EXE = [sys.executable, "-m", "simdistill_ros.cli"]
-
-
-def run(
-    *args: str, env: dict | None = None, check: bool = True, timeout: float = 300
-) -> subprocess.CompletedProcess:
-    proc = subprocess.run([*EXE, *args], capture_output=True, text=True, timeout=timeout, env=env)
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"simdistill {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}"
-        )
-    return proc
+from cli_runner import run_cli as run
 
 
 @pytest.fixture(scope="module")
