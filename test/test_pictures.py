@@ -6,11 +6,11 @@ from __future__ import annotations
 import itertools
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_runner import EXE
 from PIL import Image
 
 from simdistill_ros.classes import NUSCENES_CLASSES
@@ -115,14 +115,13 @@ def test_write_overview_puts_evenly_spaced_frames_on_one_sheet(tmp_path: Path):
 
 @pytest.mark.timeout(300)
 def test_detect_writes_pictures_and_the_overview(tmp_path: Path):
-    exe = [sys.executable, "-m", "simdistill_ros.cli"]
     world = tmp_path / "w"
     synth = ["synth", "--out", str(world), "--scenes", "1", "--frames-per-scene", "2", "--seed", "4"]
-    subprocess.run([*exe, *synth, "--image-size", "64x112"], check=True, capture_output=True, timeout=240)
+    subprocess.run([*EXE, *synth, "--image-size", "64x112"], check=True, capture_output=True, timeout=240)
     bag = next((world / "bags").iterdir())
     pics = tmp_path / "pics"
     proc = subprocess.run(
-        [*exe, "detect", "--bag", str(bag), "--out", str(tmp_path / "out"), "--png", str(pics)]
+        [*EXE, "detect", "--bag", str(bag), "--out", str(tmp_path / "out"), "--png", str(pics)]
         + ["--data", str(world), "--score-threshold", "0.2"],
         capture_output=True,
         text=True,

@@ -18,6 +18,7 @@ import json
 import os
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -27,6 +28,9 @@ from simdistill_ros.models.config import ModelConfig
 from simdistill_ros.models.head import REG_FIELDS
 from simdistill_ros.models.lift_splat import SplatGeometry, splat_geometry
 from simdistill_ros.models.structures import CameraInputs
+
+if TYPE_CHECKING:  # onnx is imported where a file is read, not with the package
+    import onnx
 
 INPUT_NAMES = ("images", "splat_point", "splat_slot", "splat_slot_cell")
 OUTPUT_NAMES = ("heatmap",) + tuple(name for name, _ in REG_FIELDS)
@@ -137,14 +141,16 @@ def export_onnx(
     return out
 
 
-def load_graph(path: str | os.PathLike):
+def load_graph(path: str | os.PathLike) -> onnx.ModelProto:
     """The ``onnx.ModelProto`` of an exported file, for the readers below when one caller needs both."""
     import onnx
 
     return onnx.load(str(path), load_external_data=False)
 
 
-def read_metadata(path: str | os.PathLike, graph=None) -> tuple[str, ModelConfig, tuple[int, int]]:
+def read_metadata(
+    path: str | os.PathLike, graph: onnx.ModelProto | None = None
+) -> tuple[str, ModelConfig, tuple[int, int]]:
     """(model_type, config, feature_hw) stored in an exported file (``graph``: its proto, if parsed)."""
     proto = load_graph(path) if graph is None else graph
     props = {p.key: p.value for p in proto.metadata_props}
@@ -155,7 +161,7 @@ def read_metadata(path: str | os.PathLike, graph=None) -> tuple[str, ModelConfig
     return props["simdistill.model_type"], config, (int(fhw[0]), int(fhw[1]))
 
 
-def racy_scatter_nodes(path: str | os.PathLike, graph=None) -> list[str]:
+def racy_scatter_nodes(path: str | os.PathLike, graph: onnx.ModelProto | None = None) -> list[str]:
     """Names of the ScatterND nodes with a reduction in an exported file (files of EXPORT_REVISION 1;
     ``graph``: its proto, if parsed).
 
