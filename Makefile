@@ -11,7 +11,7 @@ setup:
 	bash tools/setup_env.sh $(VENV)
 
 test: setup
-	@echo "[test] the whole suite: about 5 min on 2 idle cores, 15-20 min on a busy machine (pytest prints a dot per passed test)"
+	@echo "[test] the whole suite: about 6 min on 2 idle cores, 15-20 min on a busy machine (pytest prints a dot per passed test)"
 	$(PY) -m pytest -q --durations=15 test
 
 lint: setup
