@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -194,6 +195,20 @@ def test_reproduce_micro_is_resumable(tmp_path: Path) -> None:
     assert meta["synthetic_world"] == {"world": "v2", "image_size": "64x160"}  # the harness default
     wrong = subprocess.run([*ship, "baseline=student_s1", *dest], capture_output=True, text=True)
     assert wrong.returncode == 2 and "is a student, not a baseline" in wrong.stderr
+    # a fresh machine: the runs are gone and the shipped teacher stands in for the teacher run, so a
+    # later arm trains alone (no camera stage, no teacher re-trained)
+    shutil.rmtree(tmp_path / "runs")
+    teacher = tmp_path / "models" / "teacher_x"
+    reproduce = ["bash", str(ROOT / "tools" / "reproduce.sh")]
+    given = {**env, "ARMS_ONLY": "ablate_init", "TEACHER": str(teacher)}
+    fourth = subprocess.run(reproduce, env=given, capture_output=True, text=True, cwd=ROOT)
+    assert fourth.returncode == 0, fourth.stdout[-3000:] + fourth.stderr[-3000:]
+    assert fourth.stdout.count("training") == 1 and "== ablate_init: training student" in fourth.stdout
+    ablate = json.loads((results / "ablate_init.json").read_text())
+    assert f"--teacher {teacher}" in ablate["command"] and "--init-from" not in ablate["command"]
+    missing = {**given, "TEACHER": str(tmp_path / "no_teacher")}
+    bad = subprocess.run(reproduce, env=missing, capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode == 1 and "no_teacher is not a checkpoint (no meta.json)" in bad.stderr
 
 
 def test_bev_probe_correlation() -> None:

@@ -18,12 +18,14 @@
 # Resumable across sittings: each finished run writes RESULTS/NAME.json (metrics on val and on the fresh world,
 # per-class AP, AP at 0.5/1/2/4 m, steps, when trained; commit these, not the checkpoints) and is skipped
 # afterwards; a record without fresh-world metrics gets them added while its checkpoint is still on disk. A later run that needs
-# a checkpoint no longer on disk (teacher, baseline_s0) re-trains it first. The table is assembled from the
-# JSONs alone into RESULTS/table.md.
+# the teacher when its checkpoint is no longer on disk re-trains it first (and baseline_s0, its camera stage),
+# unless TEACHER names a teacher checkpoint: the shipped models/teacher_v2 is this script's teacher run (its model
+# card gives the command), so TEACHER=models/teacher_v2 lets a fresh machine go on without re-training it.
+# The table is assembled from the JSONs alone into RESULTS/table.md.
 # Environment (defaults): DATA (data/fair_v2), RUNS (runs/fair), RESULTS (results/reproduce), CONFIG (tiny_v2),
 # WORLD (v2), STEPS (1000), BATCH (4), SEEDS ("0 1 2"), ARMS_ONLY (all), JOBS (2), THREADS (1), DEVICE (auto),
 # TRAIN_SCENES (100), VAL_SCENES (50), FRAMES (8), IMAGE_SIZE (224x400), DATA_SEED (1000), FRESH
-# (data/fair_v2_fresh), FRESH_SCENES (25), FRESH_SEED (2000), SIM, PY.
+# (data/fair_v2_fresh), FRESH_SCENES (25), FRESH_SEED (2000), TEACHER (RUNS/teacher/last, trained here), SIM, PY.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-data/fair_v2}
@@ -167,7 +169,14 @@ if wanted teacher && [ ! -f "$RESULTS/teacher.json" ]; then needs_teacher=1; fi
 
 FIRST_SEED=${SEEDS%% *}
 CAMERA_STAGE="baseline_s$FIRST_SEED"
-TEACHER="$RUNS/teacher/last"
+TEACHER=${TEACHER:-$RUNS/teacher/last}
+if [ "$TEACHER" != "$RUNS/teacher/last" ]; then
+  [ -f "$TEACHER/meta.json" ] || { echo "TEACHER=$TEACHER is not a checkpoint (no meta.json)" >&2; exit 1; }
+  echo "== teacher: $TEACHER (given, not trained here)"
+  needs_teacher=0
+elif [ -f "$RUNS/teacher/done" ] && [ -f "$TEACHER/meta.json" ] && [ -f "$RESULTS/teacher.json" ]; then
+  needs_teacher=0  # on disk: its camera stage is not needed again
+fi
 if [ "$needs_teacher" = 1 ]; then
   # BEVFusion's order: the camera-only model first (it is also the first baseline seed), then the teacher
   # from its camera branch, decoder and head with the LiDAR branch and fuser added.
