@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import itertools
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_runner import EXE
+from cli_runner import run_cli
 from PIL import Image
 
 from simdistill_ros.classes import NUSCENES_CLASSES
@@ -117,16 +116,11 @@ def test_write_overview_puts_evenly_spaced_frames_on_one_sheet(tmp_path: Path):
 def test_detect_writes_pictures_and_the_overview(tmp_path: Path):
     world = tmp_path / "w"
     synth = ["synth", "--out", str(world), "--scenes", "1", "--frames-per-scene", "2", "--seed", "4"]
-    subprocess.run([*EXE, *synth, "--image-size", "64x112"], check=True, capture_output=True, timeout=240)
+    run_cli(*synth, "--image-size", "64x112", timeout=240)
     bag = next((world / "bags").iterdir())
     pics = tmp_path / "pics"
-    proc = subprocess.run(
-        [*EXE, "detect", "--bag", str(bag), "--out", str(tmp_path / "out"), "--png", str(pics)]
-        + ["--data", str(world), "--score-threshold", "0.2"],
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    detect = ["detect", "--bag", str(bag), "--out", str(tmp_path / "out"), "--png", str(pics)]
+    proc = run_cli(*detect, "--data", str(world), "--score-threshold", "0.2", check=False, timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]
     frames = sorted(pics.glob("frame_*.png"))
     assert len(frames) == 2

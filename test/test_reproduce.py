@@ -21,6 +21,13 @@ from simdistill_ros.models import load_checkpoint
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _reproduce(env: dict[str, str]) -> subprocess.CompletedProcess:
+    """One run of the harness, ``tools/reproduce.sh``, from the checkout's root."""
+    return subprocess.run(
+        ["bash", str(ROOT / "tools" / "reproduce.sh")], env=env, capture_output=True, text=True, cwd=ROOT
+    )
+
+
 def _summary(mean_ap: float) -> dict:
     aps = {"car": {"0.5": 0.0, "1.0": mean_ap, "2.0": 2 * mean_ap, "4.0": 3 * mean_ap}}
     return {
@@ -130,9 +137,7 @@ def test_reproduce_micro_is_resumable(tmp_path: Path) -> None:
         "SIM": f"{py} -m simdistill_ros.cli",
         "PY": py,
     }
-    first = subprocess.run(
-        ["bash", str(ROOT / "tools" / "reproduce.sh")], env=env, capture_output=True, text=True, cwd=ROOT
-    )
+    first = _reproduce(env)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     results = tmp_path / "results"
     names = sorted(p.stem for p in results.glob("*.json"))
@@ -158,9 +163,7 @@ def test_reproduce_micro_is_resumable(tmp_path: Path) -> None:
     (probe_run,) = json.loads((results / "student_s1.probe_fresh.json").read_text())["distillation_probes"]
     assert probe_run["student"].endswith("student_s1/last") and probe_run["frames"] == 1
     assert "What the distillation put into the student's BEV maps (the fresh world, 1 frames" in table
-    again = subprocess.run(
-        ["bash", str(ROOT / "tools" / "reproduce.sh")], env=env, capture_output=True, text=True, cwd=ROOT
-    )
+    again = _reproduce(env)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "training" not in again.stdout
     assert again.stdout.count("skipped") == 4  # baseline_s0/s1, student_s0/s1
@@ -172,9 +175,7 @@ def test_reproduce_micro_is_resumable(tmp_path: Path) -> None:
         del old["metrics_fresh"]
         record_file.write_text(json.dumps(old))
     (results / "student_s0.probe.json").unlink()  # and a missing probe is made again
-    third = subprocess.run(
-        ["bash", str(ROOT / "tools" / "reproduce.sh")], env=env, capture_output=True, text=True, cwd=ROOT
-    )
+    third = _reproduce(env)
     assert third.returncode == 0, third.stderr[-3000:]
     assert "training" not in third.stdout and third.stdout.count("| fresh world mAP") == 2
     assert all(
@@ -199,15 +200,14 @@ def test_reproduce_micro_is_resumable(tmp_path: Path) -> None:
     # later arm trains alone (no camera stage, no teacher re-trained)
     shutil.rmtree(tmp_path / "runs")
     teacher = tmp_path / "models" / "teacher_x"
-    reproduce = ["bash", str(ROOT / "tools" / "reproduce.sh")]
     given = {**env, "ARMS_ONLY": "ablate_init", "TEACHER": str(teacher)}
-    fourth = subprocess.run(reproduce, env=given, capture_output=True, text=True, cwd=ROOT)
+    fourth = _reproduce(given)
     assert fourth.returncode == 0, fourth.stdout[-3000:] + fourth.stderr[-3000:]
     assert fourth.stdout.count("training") == 1 and "== ablate_init: training student" in fourth.stdout
     ablate = json.loads((results / "ablate_init.json").read_text())
     assert f"--teacher {teacher}" in ablate["command"] and "--init-from" not in ablate["command"]
     missing = {**given, "TEACHER": str(tmp_path / "no_teacher")}
-    bad = subprocess.run(reproduce, env=missing, capture_output=True, text=True, cwd=ROOT)
+    bad = _reproduce(missing)
     assert bad.returncode == 1 and "no_teacher is not a checkpoint (no meta.json)" in bad.stderr
 
 

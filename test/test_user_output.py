@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from pathlib import Path
 
-from cli_runner import EXE
+from cli_runner import run_cli
 
 from simdistill_ros.detection.live import BUSY, NO_SET, TIME_JUMP, PipelineStats
 from simdistill_ros.evaluation.demo_report import (
@@ -184,31 +183,17 @@ def test_split_scenes_at_one_puts_every_scene_in_val():
 def test_synth_val_fraction_one_makes_an_all_val_world_that_evaluates_but_does_not_train(tmp_path: Path):
     world = tmp_path / "w"
     args = ["synth", "--out", str(world), "--scenes", "2", "--frames-per-scene", "1", "--seed", "3"]
-    proc = subprocess.run(
-        [*EXE, *args, "--image-size", "48x80", "--val-fraction", "1.0"],
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    proc = run_cli(*args, "--image-size", "48x80", "--val-fraction", "1.0", check=False, timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "train 0 scenes, val 2" in proc.stdout
     splits = json.loads((world / "v1.0-synth" / "splits.json").read_text())
     assert splits["train"] == [] and len(splits["val"]) == 2
-    ev = subprocess.run(
-        [*EXE, "evaluate", "--data", str(world), "--split", "val", "--gt-as-results"],
-        capture_output=True,
-        text=True,
-        timeout=240,
+    ev = run_cli(
+        "evaluate", "--data", str(world), "--split", "val", "--gt-as-results", check=False, timeout=240
     )
     assert ev.returncode == 0 and re.search(r"^mAP\s+1\.000", ev.stdout, re.M), ev.stdout + ev.stderr[-2000:]
-    train = subprocess.run(
-        [*EXE, "train", "baseline", "--config", "tiny", "--data", str(world), "--out", str(tmp_path / "r")],
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    train_args = ["train", "baseline", "--config", "tiny", "--data", str(world), "--out", str(tmp_path / "r")]
+    train = run_cli(*train_args, check=False, timeout=240)
     assert train.returncode == 2 and "holds no frames" in train.stderr and "Traceback" not in train.stderr
-    bad = subprocess.run(
-        [*EXE, "synth", "--out", str(tmp_path / "x"), "--val-fraction", "1.5"], capture_output=True, text=True
-    )
+    bad = run_cli("synth", "--out", str(tmp_path / "x"), "--val-fraction", "1.5", check=False)
     assert bad.returncode == 2 and "--val-fraction" in bad.stderr
