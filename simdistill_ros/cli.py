@@ -176,6 +176,14 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "1). The README's light branch (arm student_light) is --sim-channels 8 --sim-depthnet-channels 32 "
         "--sim-gcm-stride 2",
     )
+    p.add_argument(
+        "--depth-weight",
+        type=float,
+        default=None,
+        help="weight of the LiDAR depth supervision of the camera branch's depth net (BCE on the one-hot bin "
+        "of each image feature cell a LiDAR return hits; any model type, LiDAR needed at training time "
+        "only; default: the preset's, 0 = off)",
+    )
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke runs)")
     p.add_argument(
         "--pseudo-labels",

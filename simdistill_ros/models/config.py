@@ -158,6 +158,9 @@ class LossWeights:
     mmd_feat: float = 1.0
     mmd_pred_heatmap: float = 0.25
     mmd_pred_box: float = 0.25
+    # depth supervision from LiDAR (BCE on the one-hot bin of each feature cell a return hits; every model
+    # type, wherever the training data has LiDAR); 0 = off, as in every model trained before it existed
+    depth: float = 0.0
     use_gt: bool = True
     use_imd: bool = True
     use_cmd: bool = True
@@ -178,6 +181,7 @@ class LossWeights:
             "mmd_feat": self.use_mmd_feat,
             "mmd_pred_heatmap": self.use_mmd_pred,
             "mmd_pred_box": self.use_mmd_pred,
+            "depth": True,
         }[term]
         return flag and getattr(self, term) != 0.0
 

@@ -107,6 +107,11 @@ def build_config(args: argparse.Namespace):
     )
     if "gcm" in disabled:
         cfg.gcm = dataclasses.replace(cfg.gcm, enabled=False)
+    depth = getattr(args, "depth_weight", None)
+    if depth is not None:
+        if not depth >= 0.0:
+            raise UserError(f"--depth-weight {depth}: must be >= 0")
+        cfg.loss = dataclasses.replace(cfg.loss, depth=depth)
     _apply_sim_branch_options(args, cfg)
     return cfg
 
@@ -190,9 +195,9 @@ def run_train_command(args: argparse.Namespace) -> int:
                 + "; ".join(f"{s.scene}: {s.camera_names}" for s in scenes if s.camera_names != cameras)
             )
         h, w = cfg.image_size
-        dataset = FrameDataset(
-            scenes, (h, w), augment=True, with_points=args.model == "teacher" or teacher is not None
-        )
+        # LiDAR is loaded for the models that read it: the teacher, the online teacher, depth supervision
+        with_points = args.model == "teacher" or teacher is not None or cfg.loss.depth > 0.0
+        dataset = FrameDataset(scenes, (h, w), augment=True, with_points=with_points)
         optim = optim_config(args)
         model = build_model(args.model, cfg)
         _warm_start(model, args, ctx)
