@@ -184,6 +184,22 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "of each image feature cell a LiDAR return hits; any model type, LiDAR needed at training time "
         "only; default: the preset's, 0 = off)",
     )
+    p.add_argument(
+        "--feature-loss",
+        choices=("mse", "balanced"),
+        default=None,
+        help="how the student's feature terms (IMD, CMD, MMD-F) compare BEV maps: 'mse' is SimDistill's "
+        "(the default), 'balanced' scales each channel by the teacher's RMS and averages foreground and "
+        "background cells apart (weights: --loss-weights feature_fg=.. feature_bg=..)",
+    )
+    p.add_argument(
+        "--loss-weights",
+        nargs="+",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set loss weights of the model config, e.g. imd=0.5 cmd=2 (names: gt_heatmap, gt_bbox, imd, "
+        "cmd, mmd_feat, mmd_pred_heatmap, mmd_pred_box, depth, feature_fg, feature_bg)",
+    )
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke runs)")
     p.add_argument(
         "--pseudo-labels",

@@ -136,9 +136,9 @@ def test_baseline_objective_adds_the_depth_term_and_training_moves_the_depth_net
     batch.points = _points_on_rays(batch, cfg, 4)
     objective = BaselineObjective(cfg)
     terms = objective(model, batch)
-    assert "depth" in terms and float(terms["depth"]) > 0
-    total = sum(float(v) for k, v in terms.items() if k != "loss")
-    assert float(terms["loss"]) == pytest.approx(total, rel=1e-5)
+    assert "depth" in terms and float(terms["depth"].detach()) > 0
+    total = sum(float(v.detach()) for k, v in terms.items() if k != "loss")
+    assert float(terms["loss"].detach()) == pytest.approx(total, rel=1e-5)
     rig = (batch.intrinsics, batch.cam_to_base)
     target = lidar_depth_targets(batch.points, *rig, (48, 88), (6, 11), cfg.grid)
     with torch.no_grad():  # train mode both times: BatchNorm on the batch's own statistics
