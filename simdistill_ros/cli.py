@@ -202,6 +202,15 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke runs)")
     p.add_argument(
+        "--snapshot-steps",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="N",
+        help="also save the weights after these steps as OUT/step_N (to score a run part way: has it "
+        "converged?)",
+    )
+    p.add_argument(
         "--pseudo-labels",
         action="store_true",
         help="with --targets: train on the teacher's boxes even where the store has ground truth",

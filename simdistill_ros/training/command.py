@@ -300,6 +300,7 @@ def _fit(model, cfg, objective, dataset, collate, optim, run_dir: Path, base_met
             ctx,
             resume=args.resume,
             verify=not args.no_verify,
+            snapshot_steps=getattr(args, "snapshot_steps", None) or (),
         )
     except TrainingDiverged as exc:
         raise UserError(str(exc)) from None
