@@ -46,7 +46,7 @@ LONG_STEPS=${LONG_STEPS:-$((3 * STEPS))}
 DEPTH_WEIGHT=${DEPTH_WEIGHT:-3}
 # the v3 recipe: depth supervision, and the feature terms balanced (per-channel scale, foreground and
 # background apart) with weights from the measured gradient shares (docs/reproduction.md)
-V3_ARGS=${V3_ARGS:---depth-weight $DEPTH_WEIGHT --feature-loss balanced}
+V3_ARGS=${V3_ARGS:---depth-weight $DEPTH_WEIGHT --feature-loss balanced --loss-weights imd=1.5 cmd=0.3 mmd_feat=0.2}
 BATCH=${BATCH:-4}
 SEEDS=${SEEDS:-0 1 2}
 DEVICE=${DEVICE:-auto}
