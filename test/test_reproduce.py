@@ -142,6 +142,7 @@ def test_reproduce_micro_is_resumable(tmp_path: Path) -> None:
     results = tmp_path / "results"
     names = sorted(p.stem for p in results.glob("*.json"))
     probes = [f"student_s{s}.{w}" for s in (0, 1) for w in ("probe", "probe_fresh")]
+    probes += [f"{n}.depth" for n in ("baseline_s0", "baseline_s1", "student_s0", "student_s1", "teacher")]
     assert names == sorted(
         ["baseline_s0", "baseline_s1", "student_s0", "student_s1", "teacher", "teacher_probe", *probes]
     )
@@ -218,7 +219,12 @@ def test_reproduce_micro_is_resumable(tmp_path: Path) -> None:
     v3_record = json.loads((results / "student_v3_s0.json").read_text())
     assert "--depth-weight 3" in v3_record["command"] and "--feature-loss balanced" in v3_record["command"]
     assert "depth" in v3_record["curve"][-1] and v3_record["steps"] == 1
-    assert "as many steps as the student's whole lineage" in (results / "table.md").read_text()
+    v3_table = (results / "table.md").read_text()
+    assert "as many steps as the student's whole lineage" in v3_table
+    assert "- Camera-only baseline, ImageNet start, as many steps" in v3_table and "step 2: " in v3_table
+    depth = json.loads((results / "baseline_long_s0.depth.json").read_text())["depth_probes"][0]
+    assert depth["cells"] > 0 and 0.0 <= depth["argmax_within_1m"] <= 1.0
+    assert "Camera depth against the LiDAR" in v3_table and "| baseline_long_s0 |" in v3_table
     missing = {**given, "TEACHER": str(tmp_path / "no_teacher")}
     bad = _reproduce(missing)
     assert bad.returncode == 1 and "no_teacher is not a checkpoint (no meta.json)" in bad.stderr

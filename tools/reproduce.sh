@@ -155,6 +155,13 @@ probe_distillation() {  # probe_distillation NAME: a student's BEV maps against 
   done
 }
 
+probe_depth() {  # probe_depth NAME: the camera depth against the LiDAR on 40 val frames (RESULTS/NAME.depth.json)
+  local out="$RESULTS/$1.depth.json"
+  [ -f "$out" ] || [ ! -f "$RUNS/$1/last/meta.json" ] && return 0
+  $PY -m simdistill_ros.evaluation.bev_probe --depth --model "$RUNS/$1/last" --data "$DATA" --split val \
+    --frames 40 --out "$out" >/dev/null
+}
+
 run() {  # run NAME ARM SEED MODEL [args]: skipped when its result JSON exists
   wanted "$2" || return 0
   if [ -f "$RESULTS/$1.json" ]; then
@@ -164,15 +171,17 @@ run() {  # run NAME ARM SEED MODEL [args]: skipped when its result JSON exists
     train_eval "$@"
   fi
   if [ "$4" = student ]; then probe_distillation "$1"; fi
+  probe_depth "$1"
 }
 
 ensure() {  # ensure NAME ARM SEED MODEL [args]: a checkpoint later runs start from; re-trained if gone
   if [ -f "$RUNS/$1/done" ] && [ -f "$RUNS/$1/last/meta.json" ]; then
     if [ -f "$RESULTS/$1.json" ]; then fresh_if_missing "$1" "$2" "$3"; else train_eval "$@"; fi
-    return 0
+  else
+    [ -f "$RESULTS/$1.json" ] && echo "== $1: checkpoint gone, re-training it (its record is replaced)"
+    train_eval "$@"
   fi
-  [ -f "$RESULTS/$1.json" ] && echo "== $1: checkpoint gone, re-training it (its record is replaced)"
-  train_eval "$@"
+  probe_depth "$1"
 }
 
 spawn() {  # run in the background, at most JOBS at a time
