@@ -45,8 +45,9 @@ def start(module: str, *args: str, env: dict[str, str], log: Path) -> subprocess
 def offline_detect(ckpt: Path, bag: Path, out: Path) -> list[list[dict]]:
     """`simdistill detect` on the bag, read back from its output bag: per frame, the box records."""
     from simdistill_ros.cli import main as cli
-    from simdistill_ros.detection.messages import box_record, boxes_from_detection_array
     from simdistill_ros.frames import BagReader
+    from simdistill_ros.outputs.records import box_record
+    from simdistill_ros.outputs.vision import boxes_from_detection_array
 
     assert cli(["detect", "--model", str(ckpt), "--bag", str(bag), "--out", str(out), "--device", "cpu",
                 "--score-threshold", THRESHOLD]) == 0  # fmt: skip
