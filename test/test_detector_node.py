@@ -246,3 +246,25 @@ def test_autoware_objects_carry_the_heads_velocity_beside_the_same_boxes(tmp_pat
         )
     speeds = [np.hypot(*b["velocity"]) for f in frames for b in f["boxes"]]
     assert max(speeds) > 0.05, speeds  # the head's velocities left the process
+
+
+def test_autoware_topic_names_and_raw_cameras_from_the_autoware_parameters(tmp_path: Path, ckpt: Path):
+    """config/autoware.yaml as launch/autoware.launch.py loads it: raw images on /sensing/camera/cameraN,
+    DetectedObjects on Autoware's detection topic in base_link (vision_msgs added here for the recorder)."""
+    pytest.importorskip("autoware_perception_msgs.msg")
+    bag = synth_world(tmp_path / "world", frames=2, raw=True)
+    cams = ("CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_BACK_RIGHT", "CAM_BACK", "CAM_BACK_LEFT", "CAM_FRONT_LEFT")
+    remaps = [f"/{c}/image_rect=/sensing/camera/camera{i}/image_rect_color" for i, c in enumerate(cams)]
+    remaps += [f"/{c}/camera_info=/sensing/camera/camera{i}/camera_info" for i, c in enumerate(cams)]
+    objects = "/perception/object_recognition/detection/camera_bev/objects"
+    node_args = [
+        "--params-file", str(ROOT / "config" / "detector.yaml"),
+        "--params-file", str(ROOT / "config" / "autoware.yaml"),
+        "-p", "outputs:=[vision_msgs, autoware]", "-p", f"objects_topic:={objects}",
+    ]  # fmt: skip
+    frames, log, code = run_live(
+        tmp_path, ckpt, bag, 2, node_args, ["--remap", *remaps], ["--objects-topic", objects]
+    )
+    assert code == 0, log
+    assert "/sensing/camera/camera0/image_rect_color" in log, log
+    assert len(frames) == 2 and all(f["has_velocity"] and f["frame_id"] == "base_link" for f in frames), log

@@ -141,19 +141,20 @@ def format_demo_report(run: DemoRun) -> str:
             f"{pad}mAAE neither: the models predict no attributes (each class gets its default one).",
             f"{pad}NDS still counts both errors.",
         ]
-    if run.offline:
-        otp = run.offline.get("tp_errors", {})
-        lines.append(
-            f"{'Offline bag':<{w}}`simdistill evaluate --detections` on the output bag: mAP "
-            f"{_pts(run.offline.get('mean_ap'))}, NDS {_pts(run.offline.get('nd_score'))}, "
-            f"mAVE {_num(otp.get('vel_err'), '.3f')} m/s (from its DetectedObjects)"
-        )
     lines += [
         f"{pad}The model card ({card}) scores the benchmark's val split;",
         f"{pad}{_num(run.frames_recorded, 'd')} frames of one scene are a small sample: the live numbers can "
         "differ from the card's",
         f"{pad}by several points either way.",
     ]
+    if run.offline:
+        off = run.offline
+        mave = _num(off.get("tp_errors", {}).get("vel_err"), ".3f")
+        lines += [
+            f"{'Offline bag':<{w}}`simdistill evaluate --detections` on the output bag (velocity from its",
+            f"{pad}DetectedObjects): mAP {_pts(off.get('mean_ap'))}, NDS {_pts(off.get('nd_score'))}, "
+            f"mAVE {mave} m/s",
+        ]
     if run.sanity_map is not None:
         verdict = "ok" if abs(run.sanity_map - 1.0) < 1e-6 else "WRONG: the evaluation set-up is broken"
         lines.append(
