@@ -209,3 +209,25 @@ def test_rclpy_messages_hold_the_same_fields():
     vision = boxes_from_detection_array(msgs["vision_msgs"])
     merged = with_published_velocity(vision, objects)
     np.testing.assert_allclose([b.velocity for b in merged], [b.velocity for b in boxes()], atol=1e-6)
+
+
+def test_a_missing_autoware_package_is_one_clear_line(monkeypatch, tmp_path, capsys):
+    """Where autoware_perception_msgs is not installed (simulated: the import fails), the autoware output
+    is refused with what to do, before any model loads."""
+    import sys
+
+    from simdistill_ros.cli import main as cli
+    from simdistill_ros.outputs.ros import message_class
+
+    monkeypatch.setitem(sys.modules, "autoware_perception_msgs", None)
+    monkeypatch.setitem(sys.modules, "autoware_perception_msgs.msg", None)
+    with pytest.raises(OutputsError, match="needs autoware_perception_msgs: source an Autoware workspace"):
+        message_class("autoware")
+    pytest.importorskip("rclpy")
+    bag = tmp_path / "in"
+    bag.mkdir()
+    args = ["detect", "--model", str(tmp_path / "none"), "--bag", str(bag), "--out", str(tmp_path / "out")]
+    assert cli([*args, "--outputs", "vision_msgs", "autoware"]) != 0
+    err = capsys.readouterr().err
+    assert "needs autoware_perception_msgs" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
