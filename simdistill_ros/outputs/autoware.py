@@ -1,14 +1,16 @@
 """Box3D lists <-> the fields of autoware_perception_msgs/DetectedObjects (no ROS).
 
-What Autoware's detectors (autoware_tensorrt_bevdet, autoware_lidar_centerpoint) put in the message, and so
-what this one does:
+As Autoware's detectors (autoware_tensorrt_bevdet, autoware_lidar_centerpoint) fill the message, except the
+twist:
 
 - ``existence_probability`` = the detection score; one ``classification`` with the Autoware label and
   probability 1.0 (the head scores one class per box: its score is already the existence probability);
 - ``kinematics.pose_with_covariance.pose``: the box centre and yaw in the header's frame (covariance
   unset: ``has_position_covariance`` false);
 - ``kinematics.twist_with_covariance.twist.linear``: the head's velocity (vx, vy in the base frame) rotated
-  by -yaw into the object's frame, as Autoware's trackers read it (``has_twist`` true, no covariance);
+  by -yaw into the object's frame, the whole vector (``has_twist`` true, no covariance). Autoware's
+  detectors write the speed into ``linear.x`` and 2 (velocity heading - yaw) into ``angular.z`` instead;
+  both agree for a box moving along its heading;
 - ``shape``: BOUNDING_BOX with dimensions x = length, y = width, z = height.
 
 Labels: car, truck, bus, trailer, motorcycle, bicycle and pedestrian map to Autoware's labels of the same
