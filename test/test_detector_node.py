@@ -214,8 +214,9 @@ def test_autoware_objects_carry_the_heads_velocity_beside_the_same_boxes(tmp_pat
     pytest.importorskip("autoware_perception_msgs.msg")
     from simdistill_ros.cli import main as cli
     from simdistill_ros.frames import BagReader
-    from simdistill_ros.outputs import OBJECTS_TOPIC
+    from simdistill_ros.outputs import MARKERS_TOPIC, OBJECTS_TOPIC
     from simdistill_ros.outputs.autoware import with_published_velocity
+    from simdistill_ros.outputs.markers import MARKER_ARROW, MIN_ARROW_SPEED
     from simdistill_ros.outputs.records import box_record
     from simdistill_ros.outputs.vision import boxes_from_detection_array
 
@@ -224,15 +225,24 @@ def test_autoware_objects_carry_the_heads_velocity_beside_the_same_boxes(tmp_pat
     assert cli(["detect", "--model", str(ckpt), "--bag", str(bag), "--out", str(out), "--device", "cpu",
                 "--score-threshold", THRESHOLD, "--outputs", "vision_msgs", "autoware"]) == 0  # fmt: skip
     with BagReader(out) as reader:
-        msgs = list(reader.messages([TOPIC, OBJECTS_TOPIC]))
+        msgs = list(reader.messages([TOPIC, OBJECTS_TOPIC, MARKERS_TOPIC]))
     vision = [m for topic, _, m in msgs if topic == TOPIC]
     objects = [m for topic, _, m in msgs if topic == OBJECTS_TOPIC]
-    assert len(vision) == len(objects) == 3
+    markers = [m for topic, _, m in msgs if topic == MARKERS_TOPIC]
+    assert len(vision) == len(objects) == len(markers) == 3
     offline = []
-    for v, o in zip(vision, objects):
+    for v, o, mk in zip(vision, objects, markers):
         assert (v.header.stamp, v.header.frame_id) == (o.header.stamp, o.header.frame_id)
         assert o.objects and all(obj.kinematics.has_twist for obj in o.objects)
-        offline.append([box_record(b) for b in with_published_velocity(boxes_from_detection_array(v), o)])
+        boxes = with_published_velocity(boxes_from_detection_array(v), o)
+        offline.append([box_record(b) for b in boxes])
+        # one velocity arrow per box moving at MIN_ARROW_SPEED or more, two points a second of travel apart
+        arrows = {m.id: m for m in mk.markers if m.ns == "velocity" and m.type == MARKER_ARROW}
+        moving = [i for i, b in enumerate(boxes) if np.hypot(*b.velocity) >= MIN_ARROW_SPEED]
+        assert sorted(arrows) == moving
+        for i in moving:
+            a, b = arrows[i].points
+            np.testing.assert_allclose([b.x - a.x, b.y - a.y], boxes[i].velocity, atol=1e-5)
 
     node_args = ["-p", "outputs:=[vision_msgs, autoware]"]
     frames, log, code = run_live(tmp_path, ckpt, bag, 3, node_args, [], ["--objects-topic", OBJECTS_TOPIC])
@@ -245,7 +255,7 @@ def test_autoware_objects_carry_the_heads_velocity_beside_the_same_boxes(tmp_pat
             [b["velocity"] for b in live["boxes"]], [b["velocity"] for b in off], atol=1e-4
         )
     speeds = [np.hypot(*b["velocity"]) for f in frames for b in f["boxes"]]
-    assert max(speeds) > 0.05, speeds  # the head's velocities left the process
+    assert max(speeds) > MIN_ARROW_SPEED, speeds  # the head's velocities left the process, arrows drawn
 
 
 def test_autoware_topic_names_and_raw_cameras_from_the_autoware_parameters(tmp_path: Path, ckpt: Path):
