@@ -76,7 +76,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         "evaluate",
         help="official nuScenes detection metrics (mAP, NDS, TP errors, per-class AP)",
         description="Run the official nuScenes DetectionEval on a nuScenes-format dataset, restricted to the "
-        "classes present in the split. Give exactly one of --results, --model or --gt-as-results.",
+        "classes present in the split. Give exactly one of --results, --model, --detections or "
+        "--gt-as-results.",
     )
     p.add_argument("--data", required=True, help="dataset root (holds v1.0-synth/ and bags/)")
     p.add_argument("--split", default="val", help="split name from splits.json (default: val)")
@@ -86,6 +87,12 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         "--model",
         help="checkpoint directory (or shipped name, e.g. student_v2) to run and score; with --backend "
         "onnxruntime also an .onnx file from `simdistill export` (fp32 or --int8)",
+    )
+    g.add_argument(
+        "--detections",
+        metavar="BAG",
+        help="score the messages of a detection bag (`simdistill detect --outputs vision_msgs autoware`): "
+        "boxes and classes from its Detection3DArray, velocities (mAVE) from its DetectedObjects",
     )
     g.add_argument("--gt-as-results", action="store_true", help="score the ground truth itself (mAP 1.0)")
     p.add_argument("--version", default="v1.0-synth", help="dataset version folder")
@@ -225,7 +232,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 def _add_detect(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "detect",
-        help="run a model over a bag and write a bag of Detection3DArray + MarkerArray (+ pictures)",
+        help="run a model over a bag and write a bag of its detections (Detection3DArray and/or Autoware "
+        "DetectedObjects) + MarkerArray (+ pictures)",
     )
     p.add_argument("--model", default=DEFAULT_MODEL, help="checkpoint directory or shipped model name")
     p.add_argument("--bag", required=True, help="input rosbag2 (mcap or sqlite3)")
@@ -245,6 +253,23 @@ def _add_detect(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=DEFAULT_SCORE_THRESHOLD,
         help=f"minimum score kept (default {DEFAULT_SCORE_THRESHOLD}, as the node)",
+    )
+    p.add_argument(
+        "--outputs",
+        nargs="+",
+        choices=("vision_msgs", "autoware"),
+        default=["vision_msgs"],
+        help="detection messages to write, as the node's `outputs` parameter: vision_msgs "
+        "(vision_msgs/Detection3DArray on /simdistill_detector/detections), autoware "
+        "(autoware_perception_msgs/DetectedObjects with velocity on /simdistill_detector/objects), or both "
+        "(default vision_msgs)",
+    )
+    p.add_argument(
+        "--orientation-availability",
+        choices=("available", "sign_unknown", "unavailable"),
+        default="sign_unknown",
+        help="DetectedObjects' orientation_availability (default sign_unknown: the shipped models reverse "
+        "about a third of the cars; see the README)",
     )
     _add_no_verify(p)
     p.add_argument("--strict", action="store_true", help="exit 1 when any frame was skipped")

@@ -15,6 +15,7 @@ from simdistill_ros.evaluation.nuscenes_eval import (
     gt_as_results,
 )
 from simdistill_ros.evaluation.predict import predict_split_results
+from simdistill_ros.evaluation.published import read_detection_bag, results_from_published
 
 
 def run_evaluate_command(args: argparse.Namespace) -> int:
@@ -34,6 +35,19 @@ def run_evaluate_command(args: argparse.Namespace) -> int:
         except json.JSONDecodeError as exc:
             raise UserError(f"results file {path} is not valid JSON: {exc}") from None
         check_results(results)
+    elif getattr(args, "detections", None):
+        if not Path(args.detections).exists():
+            raise UserError(f"detection bag {args.detections} does not exist")
+        published = read_detection_bag(args.detections)
+        print(f"detections: {args.detections}: {published.describe()}")
+        results, matched = results_from_published(
+            published.frames,
+            dataroot,
+            args.split,
+            args.version,
+            source=f"published messages ({args.detections})",
+        )
+        print(f"detections: {matched} of {len(published.frames)} frames matched {args.split} samples")
     else:
         results = predict_split_results(
             args.model,
