@@ -44,8 +44,9 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
         "synth",
         help="render a synthetic multi-camera + LiDAR world into rosbag2 files and nuScenes tables",
         description="Procedurally generate driving scenes, render N cameras and a spinning LiDAR with one "
-        "ray caster, and write one rosbag2 per scene (nuscenes2bag topic layout) plus the ground truth as a "
-        "nuScenes-format dataset (v1.0-synth, splits.json with train/val scenes).",
+        "ray caster, and write one rosbag2 per scene (nuscenes2bag topic layout) plus a nuScenes-format "
+        "dataroot of the same scenes (samples/ and sweeps/ with jpg and pcd.bin files, v1.0-synth tables, "
+        "splits.json with train/val scenes).",
     )
     p.add_argument("--out", required=True, help="output directory (created; must not hold a dataset already)")
     p.add_argument("--scenes", type=int, default=2, help="number of scenes (default: 2)")
@@ -60,7 +61,11 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
         default=0.5,
         help="share of scenes in the val split (1.0: all val, a test-only world)",
     )
-    p.add_argument("--no-lidar", action="store_true", help="write bags without the LiDAR topic")
+    p.add_argument(
+        "--no-lidar",
+        action="store_true",
+        help="write bags without the LiDAR topic (the dataroot keeps its pcd.bin: the tables need them)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
     p.add_argument(
         "--world",
