@@ -39,6 +39,31 @@ def _add_sensor_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--base-frame", metavar="FRAME", help="base frame of extrinsics and boxes (base_link)")
 
 
+def _add_dataroot_flags(p: argparse.ArgumentParser, split_default: str) -> None:
+    """Which dataset version, split and frame source a command reads (docs/design.md)."""
+    g = p.add_argument_group(
+        "dataset", "A nuScenes-format dataroot: the synthetic world, or nuScenes itself."
+    )
+    g.add_argument(
+        "--version",
+        default="v1.0-synth",
+        help="version folder of the tables: v1.0-synth (default), v1.0-mini, v1.0-trainval",
+    )
+    g.add_argument(
+        "--split",
+        default=split_default,
+        help=f"split (default: {split_default}): a key of VERSION/splits.json, else one of nuScenes' own "
+        "(mini_train, mini_val, train, val) restricted to the version's scenes",
+    )
+    g.add_argument(
+        "--frames-from",
+        choices=("auto", "bags", "samples"),
+        default="auto",
+        help="read the frames from DATA/bags/ (one rosbag2 per scene) or from the dataroot's samples/ and "
+        "sweeps/ files through the nuScenes devkit; auto (default): the bags when DATA/bags/ exists",
+    )
+
+
 def _add_synth(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "synth",
@@ -83,8 +108,9 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         description="Run the official nuScenes DetectionEval on a nuScenes-format dataset, restricted to the "
         "classes present in the split. Give exactly one of --results, --model or --gt-as-results.",
     )
-    p.add_argument("--data", required=True, help="dataset root (holds v1.0-synth/ and bags/)")
-    p.add_argument("--split", default="val", help="split name from splits.json (default: val)")
+    p.add_argument(
+        "--data", required=True, help="dataset root (v1.0-synth/ and bags/, or a nuScenes dataroot)"
+    )
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--results", help="nuScenes results JSON to score")
     g.add_argument(
@@ -93,7 +119,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         "onnxruntime also an .onnx file from `simdistill export` (fp32 or --int8)",
     )
     g.add_argument("--gt-as-results", action="store_true", help="score the ground truth itself (mAP 1.0)")
-    p.add_argument("--version", default="v1.0-synth", help="dataset version folder")
+    _add_dataroot_flags(p, "val")
     p.add_argument("--out", help="directory for metrics_summary.json and the results JSON")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (with --model)")
     p.add_argument(
@@ -116,14 +142,25 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
         help="train the teacher, the camera-only baseline or the SimDistill student",
-        description="Train a model on a synthetic (or any nuScenes-format + bags) dataset. The student is "
+        description="Train a model on the synthetic world or a nuScenes dataroot (v1.0-mini, "
+        "v1.0-trainval: --data ROOT --version VERSION). The student is "
         "distilled from --teacher online, or from a stored replay (--targets).",
     )
     p.add_argument("model", choices=("teacher", "baseline", "student"))
     p.add_argument(
         "--config", default="tiny", choices=("tiny", "tiny_v2", "nuscenes"), help="model config preset"
     )
-    p.add_argument("--data", help="dataset root (with ground truth)")
+    p.add_argument(
+        "--data", help="dataset root with ground truth (the synthetic world, or a nuScenes dataroot)"
+    )
+    _add_dataroot_flags(p, "train")
+    p.add_argument(
+        "--lidar-sweeps",
+        type=int,
+        default=None,
+        help="teacher: LiDAR sweeps per frame, earlier sweeps motion-compensated into the key frame with a "
+        "time-lag feature (needs --frames-from samples; default: the config's, 1)",
+    )
     p.add_argument("--targets", help="teacher replay target store (student only)")
     p.add_argument("--out", required=True, help="run directory: checkpoints, log.csv")
     p.add_argument("--teacher", help="teacher checkpoint (student only, online distillation)")

@@ -44,6 +44,7 @@ def run_evaluate_command(args: argparse.Namespace) -> int:
             score_threshold=args.score_threshold,
             verify=not args.no_verify,
             backend=args.backend,
+            frames_from=getattr(args, "frames_from", "auto"),
         )
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
