@@ -312,6 +312,25 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:
     _add_sensor_flags(p)
 
 
+def _add_nuscenes_to_bag(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "nuscenes-to-bag",
+        help="write a nuScenes dataroot's scenes as rosbag2 files the detector node and the replay read",
+        description="One rosbag2 per scene, every camera and LiDAR sample_data in time order (key frames and "
+        "sweeps): the jpgs as CompressedImage with CameraInfo, the LiDAR as PointCloud2 (x, y, z, "
+        "intensity), "
+        "/tf map -> base_link from the ego poses and /tf_static base_link -> each sensor. Radar is left out.",
+    )
+    p.add_argument("--data", required=True, help="nuScenes dataroot (samples/, sweeps/, VERSION/)")
+    p.add_argument("--version", default="v1.0-mini", help="version folder (default: v1.0-mini)")
+    p.add_argument("--out", required=True, help="folder for the bags (one <scene>/ per scene)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--split", help="only this split's scenes (splits.json key or a nuScenes split)")
+    g.add_argument("--scenes", nargs="+", metavar="NAME", help="only these scenes")
+    p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="rosbag2 storage plugin")
+    p.add_argument("--overwrite", action="store_true", help="replace bags that exist")
+
+
 def _add_no_verify(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-verify",
@@ -327,7 +346,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_synth, _add_train, _add_evaluate, _add_detect, _add_export, _add_replay):
+    for add in (
+        _add_synth,
+        _add_train,
+        _add_evaluate,
+        _add_detect,
+        _add_export,
+        _add_replay,
+        _add_nuscenes_to_bag,
+    ):
         add(sub)
     return parser
 
@@ -362,6 +389,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from simdistill_ros.replay.command import run_replay_command
 
             return run_replay_command(args)
+        if args.command == "nuscenes-to-bag":
+            from simdistill_ros.dataset.to_bag import run_nuscenes_to_bag_command
+
+            return run_nuscenes_to_bag_command(args)
     except (UserError, FileNotFoundError) as exc:
         print(f"simdistill {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -240,3 +240,35 @@ def test_official_splits_resolve_on_the_version_scenes(dataroot_copy: Path) -> N
     assert len(frames) == 3
     report = evaluate(root, "mini_val", gt_as_results(root, "mini_val", "v1.0-mini"), "v1.0-mini")
     assert report.mean_ap == pytest.approx(1.0)
+
+
+def test_nuscenes_to_bag_gives_the_frames_of_the_original_bags(world: Path, dataroot_copy: Path) -> None:
+    out = dataroot_copy / "bags"
+    assert (
+        simdistill(["nuscenes-to-bag", "--data", str(dataroot_copy), "--version", VERSION, "--out", str(out)])
+        == 0
+    )
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in (world / "bags").iterdir())
+    original = open_split_frames(world, "val", VERSION, source="bags")
+    converted = open_split_frames(dataroot_copy, "val", VERSION, source="bags")
+    assert len(converted) == len(original) == 3
+    for a, b in zip(original, converted):
+        assert a.token == b.token  # (the key differs below 1 us: the tables hold microseconds)
+        assert np.array_equal(a.images, b.images)
+        assert np.allclose(a.cam_to_base, b.cam_to_base, atol=1e-5) and np.allclose(
+            a.intrinsics, b.intrinsics
+        )
+        assert np.allclose(a.points, b.points, atol=1e-4)
+    # Bags that exist are kept; a dataset naming a missing file writes no bag.
+    assert (
+        simdistill(["nuscenes-to-bag", "--data", str(dataroot_copy), "--version", VERSION, "--out", str(out)])
+        == 2
+    )
+    image = dataroot_copy / _first(dataroot_copy, "samples/CAM_FRONT/")["filename"]
+    os.unlink(image)
+    fresh = dataroot_copy / "fresh"
+    with pytest.raises(DatasetError, match=f"names {image.relative_to(dataroot_copy)}, which does not exist"):
+        from simdistill_ros.dataset.to_bag import dataroot_to_bags
+
+        dataroot_to_bags(dataroot_copy, VERSION, fresh)
+    assert not fresh.exists()
