@@ -67,7 +67,7 @@ def _add_dataroot_flags(p: argparse.ArgumentParser, split_default: str) -> None:
 def _add_synth(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "synth",
-        help="render a synthetic multi-camera + LiDAR world into rosbag2 files and nuScenes tables",
+        help="render a synthetic multi-camera + LiDAR world into rosbag2 files and a nuScenes dataroot",
         description="Procedurally generate driving scenes, render N cameras and a spinning LiDAR with one "
         "ray caster, and write one rosbag2 per scene (nuscenes2bag topic layout) plus a nuScenes-format "
         "dataroot of the same scenes (samples/ and sweeps/ with jpg and pcd.bin files, v1.0-synth tables, "

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from simdistill_ros.dataset.dataroot import dataroot_versions
 from simdistill_ros.errors import UserError
 from simdistill_ros.evaluation.nuscenes_eval import (
     check_results,
@@ -20,7 +21,11 @@ from simdistill_ros.evaluation.predict import predict_split_results
 def run_evaluate_command(args: argparse.Namespace) -> int:
     dataroot = Path(args.data)
     if not (dataroot / args.version).is_dir():
-        raise UserError(f"{dataroot} holds no {args.version}/ tables (make one with `simdistill synth`)")
+        have = ", ".join(dataroot_versions(dataroot)) or "none"
+        raise UserError(
+            f"{dataroot} holds no {args.version}/ tables (versions there: {have}; make one with "
+            "`simdistill synth`)"
+        )
     check_split(dataroot, args.split, args.version)  # before a model runs over a split that is not there
     out_dir = Path(args.out) if args.out else None
     if args.gt_as_results:
