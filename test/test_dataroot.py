@@ -272,3 +272,14 @@ def test_nuscenes_to_bag_gives_the_frames_of_the_original_bags(world: Path, data
 
         dataroot_to_bags(dataroot_copy, VERSION, fresh)
     assert not fresh.exists()
+
+
+def test_the_memory_tool_writes_a_dataroot_the_reader_reads(tmp_path: Path) -> None:
+    from tool_modules import load_tool
+
+    tool = load_tool("dataroot_memory")
+    tool.write_load_dataroot(tmp_path, 3, (90, 160))
+    frames = DatarootFrames(tmp_path, VERSION, "train", lidar_sweeps=2)
+    frame = frames[2]
+    assert len(frames) == 3 and frame.images.shape == (6, 90, 160, 3) and len(frame.boxes) == 5
+    assert sorted(np.unique(frame.points[:, 4]).round(3)) == [0.0, 0.05]

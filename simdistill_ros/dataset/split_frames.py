@@ -39,6 +39,8 @@ def open_split_frames(
     ``with_points=False`` reads no LiDAR file (camera-only models)."""
     if frames_source_of(dataroot, source) == "bags":
         if lidar_sweeps != 1:
-            raise UserError(f"{lidar_sweeps} LiDAR sweeps need the dataroot's sweeps/ (frames from samples)")
+            raise UserError(
+                f"{lidar_sweeps} LiDAR sweeps need the dataroot's sweeps/: read it with --frames-from samples"
+            )
         return CachedFrames(load_split_frames(dataroot, split, version=version, sensors=sensors))
     return DatarootFrames(dataroot, version, split, lidar_sweeps=lidar_sweeps, with_points=with_points)
