@@ -218,7 +218,40 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "1). The README's light branch (arm student_light) is --sim-channels 8 --sim-depthnet-channels 32 "
         "--sim-gcm-stride 2",
     )
+    p.add_argument(
+        "--depth-weight",
+        type=float,
+        default=None,
+        help="weight of the LiDAR depth supervision of the camera branch's depth net (BCE on the one-hot bin "
+        "of each image feature cell a LiDAR return hits; any model type, LiDAR needed at training time "
+        "only; default: the preset's, 0 = off)",
+    )
+    p.add_argument(
+        "--feature-loss",
+        choices=("mse", "balanced"),
+        default=None,
+        help="how the student's feature terms (IMD, CMD, MMD-F) compare BEV maps: 'mse' is SimDistill's "
+        "(the default), 'balanced' scales each channel by the teacher's RMS and averages foreground and "
+        "background cells apart (weights: --loss-weights feature_fg=.. feature_bg=..)",
+    )
+    p.add_argument(
+        "--loss-weights",
+        nargs="+",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set loss weights of the model config, e.g. imd=0.5 cmd=2 (names: gt_heatmap, gt_bbox, imd, "
+        "cmd, mmd_feat, mmd_pred_heatmap, mmd_pred_box, depth, feature_fg, feature_bg)",
+    )
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke runs)")
+    p.add_argument(
+        "--snapshot-steps",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="N",
+        help="also save the weights after these steps as OUT/step_N (to score a run part way: has it "
+        "converged?)",
+    )
     p.add_argument(
         "--pseudo-labels",
         action="store_true",

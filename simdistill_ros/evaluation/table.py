@@ -15,6 +15,7 @@ legacy RUNS_DIR`` reads each run's metrics_summary.json; rows in the order of th
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import math
 import statistics
@@ -112,6 +113,20 @@ FAIR_ARMS: tuple[tuple[str, str, str, str], ...] = (
     ("ablate_gcm", "  - GCM", "C", "ablation"),
     ("ablate_init", "  - warm start (pretrained backbone only)", "C", "ablation"),
     (
+        "baseline_long",
+        "Camera-only baseline, ImageNet start, as many steps as the student's whole lineage (equal training)",
+        "C",
+        "arm",
+    ),
+    ("baseline_depth_long", "  the same, with LiDAR depth supervision", "C", "arm"),
+    ("student_depth", "SimDistill student with LiDAR depth supervision", "C", "arm"),
+    (
+        "student_v3",
+        "Student v3 recipe: depth supervision + balanced distillation (teacher start)",
+        "C",
+        "arm",
+    ),
+    (
         "student_light",
         "SimDistill student, light simulated-LiDAR branch (8 channels, BEV GCM on the 2x-pooled BEV; README "
         "Speed)",
@@ -179,11 +194,42 @@ def record_run(
     }
     if fresh_file.is_file():
         record["metrics_fresh"] = metrics_from_summary(json.loads(fresh_file.read_text()))
+    curve = read_curve(run_dir / "log.csv")
+    if curve:
+        record["curve"] = curve
+    at_steps = val_at_steps(run_dir)
+    if at_steps:
+        record["val_at_steps"] = at_steps
     out_file.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_file.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     tmp.replace(out_file)
     return record
+
+
+def read_curve(log_csv: Path) -> list[dict]:
+    """The run's loss curve: every row of its ``log.csv`` (one per epoch: step, lr, each loss term), as
+    numbers; a header repeated by a resumed run is skipped."""
+    if not log_csv.is_file():
+        return []
+    rows = []
+    with open(log_csv, newline="") as f:
+        for row in csv.DictReader(f):
+            try:
+                rows.append({k: float(v) for k, v in row.items() if v not in (None, "")})
+            except ValueError:
+                continue
+    return rows
+
+
+def val_at_steps(run_dir: Path) -> dict[str, dict[str, float]]:
+    """{step: {"mAP", "NDS"}} of the run's snapshots scored on val (``RUN/eval_step_<N>/``)."""
+    out = {}
+    for summary in sorted(run_dir.glob("eval_step_*/metrics_summary.json")):
+        step = summary.parent.name.rsplit("_", 1)[1]
+        data = json.loads(summary.read_text())
+        out[step] = {"mAP": float(data["mean_ap"]), "NDS": float(data["nd_score"])}
+    return dict(sorted(out.items(), key=lambda kv: int(kv[0])))
 
 
 def load_records(results_dir: Path) -> list[dict]:
@@ -235,6 +281,12 @@ PAIRED: tuple[tuple[str, str], ...] = (
     ("student", "baseline_warm"),
     ("student", "student_nodistill"),
     ("student_nodistill", "baseline_warm"),
+    ("baseline_long", "baseline"),
+    ("student", "baseline_long"),
+    ("baseline_depth_long", "baseline_long"),
+    ("student_depth", "student"),
+    ("student_v3", "baseline_long"),
+    ("student_v3", "baseline_depth_long"),
 )
 
 

@@ -108,8 +108,49 @@ def build_config(args: argparse.Namespace):
     )
     if "gcm" in disabled:
         cfg.gcm = dataclasses.replace(cfg.gcm, enabled=False)
+    _apply_loss_options(args, cfg)
     _apply_sim_branch_options(args, cfg)
     return cfg
+
+
+WEIGHT_NAMES = (
+    "gt_heatmap",
+    "gt_bbox",
+    "imd",
+    "cmd",
+    "mmd_feat",
+    "mmd_pred_heatmap",
+    "mmd_pred_box",
+    "depth",
+    "feature_fg",
+    "feature_bg",
+)
+
+
+def _apply_loss_options(args: argparse.Namespace, cfg) -> None:
+    """--depth-weight, --feature-loss and --loss-weights NAME=VALUE into ``cfg.loss``."""
+    changes: dict = {}
+    for item in getattr(args, "loss_weights", None) or []:
+        name, sep, value = item.partition("=")
+        if not sep or name not in WEIGHT_NAMES:
+            raise UserError(
+                f"--loss-weights {item}: expected NAME=VALUE with NAME one of {', '.join(WEIGHT_NAMES)}"
+            )
+        try:
+            changes[name] = float(value)
+        except ValueError:
+            raise UserError(f"--loss-weights {item}: {value!r} is not a number") from None
+    if getattr(args, "depth_weight", None) is not None:
+        changes["depth"] = args.depth_weight
+    for name, value in changes.items():
+        if not value >= 0.0 or value == float("inf"):
+            raise UserError(f"loss weight {name}={value}: must be a finite number >= 0")
+    if getattr(args, "feature_loss", None):
+        changes["feature_loss"] = args.feature_loss
+    distill_only = {"imd", "cmd", "mmd_feat", "mmd_pred_heatmap", "mmd_pred_box", "feature_fg", "feature_bg"}
+    if args.model != "student" and (distill_only & set(changes) or "feature_loss" in changes):
+        raise UserError("the distillation weights and --feature-loss apply to the student only")
+    cfg.loss = dataclasses.replace(cfg.loss, **changes)
 
 
 def _apply_sim_branch_options(args: argparse.Namespace, cfg) -> None:
@@ -185,7 +226,8 @@ def run_train_command(args: argparse.Namespace) -> int:
                 raise UserError(f"{args.teacher} is a {tmeta.get('model_type')} checkpoint, not a teacher")
             if tcfg.grid != cfg.grid:
                 raise UserError("the teacher's BEV grid differs from the student's config")
-        with_points = args.model == "teacher" or teacher is not None
+        # LiDAR is loaded for the models that read it: the teacher, the online teacher, depth supervision
+        with_points = args.model == "teacher" or teacher is not None or cfg.loss.depth > 0.0
         frames = open_split_frames(
             dataroot,
             getattr(args, "split", None) or "train",
@@ -271,6 +313,7 @@ def _fit(model, cfg, objective, dataset, collate, optim, run_dir: Path, base_met
             ctx,
             resume=args.resume,
             verify=not args.no_verify,
+            snapshot_steps=getattr(args, "snapshot_steps", None) or (),
         )
     except TrainingDiverged as exc:
         raise UserError(str(exc)) from None
