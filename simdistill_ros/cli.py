@@ -39,13 +39,39 @@ def _add_sensor_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--base-frame", metavar="FRAME", help="base frame of extrinsics and boxes (base_link)")
 
 
+def _add_dataroot_flags(p: argparse.ArgumentParser, split_default: str) -> None:
+    """Which dataset version, split and frame source a command reads (docs/design.md)."""
+    g = p.add_argument_group(
+        "dataset", "A nuScenes-format dataroot: the synthetic world, or nuScenes itself."
+    )
+    g.add_argument(
+        "--version",
+        default="v1.0-synth",
+        help="version folder of the tables: v1.0-synth (default), v1.0-mini, v1.0-trainval",
+    )
+    g.add_argument(
+        "--split",
+        default=split_default,
+        help=f"split (default: {split_default}): a key of VERSION/splits.json, else one of nuScenes' own "
+        "(mini_train, mini_val, train, val) restricted to the version's scenes",
+    )
+    g.add_argument(
+        "--frames-from",
+        choices=("auto", "bags", "samples"),
+        default="auto",
+        help="read the frames from DATA/bags/ (one rosbag2 per scene) or from the dataroot's samples/ and "
+        "sweeps/ files through the nuScenes devkit; auto (default): the bags when DATA/bags/ exists",
+    )
+
+
 def _add_synth(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "synth",
-        help="render a synthetic multi-camera + LiDAR world into rosbag2 files and nuScenes tables",
+        help="render a synthetic multi-camera + LiDAR world into rosbag2 files and a nuScenes dataroot",
         description="Procedurally generate driving scenes, render N cameras and a spinning LiDAR with one "
-        "ray caster, and write one rosbag2 per scene (nuscenes2bag topic layout) plus the ground truth as a "
-        "nuScenes-format dataset (v1.0-synth, splits.json with train/val scenes).",
+        "ray caster, and write one rosbag2 per scene (nuscenes2bag topic layout) plus a nuScenes-format "
+        "dataroot of the same scenes (samples/ and sweeps/ with jpg and pcd.bin files, v1.0-synth tables, "
+        "splits.json with train/val scenes).",
     )
     p.add_argument("--out", required=True, help="output directory (created; must not hold a dataset already)")
     p.add_argument("--scenes", type=int, default=2, help="number of scenes (default: 2)")
@@ -60,7 +86,11 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
         default=0.5,
         help="share of scenes in the val split (1.0: all val, a test-only world)",
     )
-    p.add_argument("--no-lidar", action="store_true", help="write bags without the LiDAR topic")
+    p.add_argument(
+        "--no-lidar",
+        action="store_true",
+        help="write bags without the LiDAR topic (the dataroot keeps its pcd.bin: the tables need them)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
     p.add_argument(
         "--world",
@@ -79,8 +109,9 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         "classes present in the split. Give exactly one of --results, --model, --detections or "
         "--gt-as-results.",
     )
-    p.add_argument("--data", required=True, help="dataset root (holds v1.0-synth/ and bags/)")
-    p.add_argument("--split", default="val", help="split name from splits.json (default: val)")
+    p.add_argument(
+        "--data", required=True, help="dataset root (v1.0-synth/ and bags/, or a nuScenes dataroot)"
+    )
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--results", help="nuScenes results JSON to score")
     g.add_argument(
@@ -95,7 +126,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         "boxes and classes from its Detection3DArray, velocities (mAVE) from its DetectedObjects",
     )
     g.add_argument("--gt-as-results", action="store_true", help="score the ground truth itself (mAP 1.0)")
-    p.add_argument("--version", default="v1.0-synth", help="dataset version folder")
+    _add_dataroot_flags(p, "val")
     p.add_argument("--out", help="directory for metrics_summary.json and the results JSON")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (with --model)")
     p.add_argument(
@@ -118,14 +149,25 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
         help="train the teacher, the camera-only baseline or the SimDistill student",
-        description="Train a model on a synthetic (or any nuScenes-format + bags) dataset. The student is "
+        description="Train a model on the synthetic world or a nuScenes dataroot (v1.0-mini, "
+        "v1.0-trainval: --data ROOT --version VERSION). The student is "
         "distilled from --teacher online, or from a stored replay (--targets).",
     )
     p.add_argument("model", choices=("teacher", "baseline", "student"))
     p.add_argument(
         "--config", default="tiny", choices=("tiny", "tiny_v2", "nuscenes"), help="model config preset"
     )
-    p.add_argument("--data", help="dataset root (with ground truth)")
+    p.add_argument(
+        "--data", help="dataset root with ground truth (the synthetic world, or a nuScenes dataroot)"
+    )
+    _add_dataroot_flags(p, "train")
+    p.add_argument(
+        "--lidar-sweeps",
+        type=int,
+        default=None,
+        help="teacher: LiDAR sweeps per frame, earlier sweeps motion-compensated into the key frame with a "
+        "time-lag feature (needs --frames-from samples; default: the config's, 1)",
+    )
     p.add_argument("--targets", help="teacher replay target store (student only)")
     p.add_argument("--out", required=True, help="run directory: checkpoints, log.csv")
     p.add_argument("--teacher", help="teacher checkpoint (student only, online distillation)")
@@ -328,6 +370,25 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:
     _add_sensor_flags(p)
 
 
+def _add_nuscenes_to_bag(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "nuscenes-to-bag",
+        help="write a nuScenes dataroot's scenes as rosbag2 files the detector node and the replay read",
+        description="One rosbag2 per scene, every camera and LiDAR sample_data in time order (key frames and "
+        "sweeps): the jpgs as CompressedImage with CameraInfo, the LiDAR as PointCloud2 (x, y, z, "
+        "intensity), "
+        "/tf map -> base_link from the ego poses and /tf_static base_link -> each sensor. Radar is left out.",
+    )
+    p.add_argument("--data", required=True, help="nuScenes dataroot (samples/, sweeps/, VERSION/)")
+    p.add_argument("--version", default="v1.0-mini", help="version folder (default: v1.0-mini)")
+    p.add_argument("--out", required=True, help="folder for the bags (one <scene>/ per scene)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--split", help="only this split's scenes (splits.json key or a nuScenes split)")
+    g.add_argument("--scenes", nargs="+", metavar="NAME", help="only these scenes")
+    p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="rosbag2 storage plugin")
+    p.add_argument("--overwrite", action="store_true", help="replace bags that exist")
+
+
 def _add_no_verify(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-verify",
@@ -343,7 +404,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_synth, _add_train, _add_evaluate, _add_detect, _add_export, _add_replay):
+    for add in (
+        _add_synth,
+        _add_train,
+        _add_evaluate,
+        _add_detect,
+        _add_export,
+        _add_replay,
+        _add_nuscenes_to_bag,
+    ):
         add(sub)
     return parser
 
@@ -378,6 +447,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from simdistill_ros.replay.command import run_replay_command
 
             return run_replay_command(args)
+        if args.command == "nuscenes-to-bag":
+            from simdistill_ros.dataset.to_bag import run_nuscenes_to_bag_command
+
+            return run_nuscenes_to_bag_command(args)
     except (UserError, FileNotFoundError) as exc:
         print(f"simdistill {args.command}: error: {exc}", file=sys.stderr)
         return 2

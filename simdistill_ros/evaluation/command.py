@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from simdistill_ros.dataset.dataroot import dataroot_versions
 from simdistill_ros.errors import UserError
 from simdistill_ros.evaluation.nuscenes_eval import (
     check_results,
@@ -21,7 +22,11 @@ from simdistill_ros.evaluation.published import read_detection_bag, results_from
 def run_evaluate_command(args: argparse.Namespace) -> int:
     dataroot = Path(args.data)
     if not (dataroot / args.version).is_dir():
-        raise UserError(f"{dataroot} holds no {args.version}/ tables (make one with `simdistill synth`)")
+        have = ", ".join(dataroot_versions(dataroot)) or "none"
+        raise UserError(
+            f"{dataroot} holds no {args.version}/ tables (versions there: {have}; make one with "
+            "`simdistill synth`)"
+        )
     check_split(dataroot, args.split, args.version)  # before a model runs over a split that is not there
     out_dir = Path(args.out) if args.out else None
     if args.gt_as_results:
@@ -58,6 +63,7 @@ def run_evaluate_command(args: argparse.Namespace) -> int:
             score_threshold=args.score_threshold,
             verify=not args.no_verify,
             backend=args.backend,
+            frames_from=getattr(args, "frames_from", "auto"),
         )
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)

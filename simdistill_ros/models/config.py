@@ -95,6 +95,9 @@ class PillarConfig:
     point_channels: int = 32  # width of the per-point Linear+BN+ReLU
     out_channels: int = 32
     num_convs: int = 2  # 3x3 convs after the canvas (the first one strides by the grid downsample)
+    # LiDAR sweeps per frame (key frame included): more than 1 accumulates earlier sweeps, motion-compensated
+    # into the key frame, and adds their time lag as a point feature (read from a nuScenes dataroot)
+    lidar_sweeps: int = 1
 
 
 @dataclass
