@@ -1,6 +1,8 @@
-# Every target works on a fresh machine: `make setup` builds .venv (torch CPU, the pip-only ROS 2 stack,
-# vision_msgs/tf2_msgs built from their .msg files, this package in editable mode).
+# Every target works on a fresh machine: `make setup` builds .venv (torch CPU, the pip-only ROS 2 stack of
+# ROS_DISTRO, vision_msgs/tf2_msgs built from their .msg files, this package in editable mode).
+# ROS_DISTRO=jazzy (the default, LTS) or kilted: which ROS 2 wheels; one distribution per venv.
 VENV ?= .venv
+ROS_DISTRO ?= jazzy
 PY := $(VENV)/bin/python
 SIMDISTILL := $(VENV)/bin/simdistill
 DEMO_DIR ?= out/demo
@@ -8,7 +10,7 @@ DEMO_DIR ?= out/demo
 .PHONY: setup test lint demo bench reproduce faults mutants clean
 
 setup:
-	bash tools/setup_env.sh $(VENV)
+	ROS_DISTRO=$(ROS_DISTRO) bash tools/setup_env.sh $(VENV)
 
 test: setup
 	@echo "[test] the whole suite: about 6 min on 2 idle cores, 15-20 min on a busy machine (pytest prints a dot per passed test)"

@@ -7,11 +7,14 @@ pip-only environment builds the rclpy package from), installed to ``share/simdis
 
 from __future__ import annotations
 
+import sys
 from functools import cache
 from pathlib import Path
 
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
+
+from simdistill_ros.package_share import PACKAGE, PackageDataMissing, share_dir
 
 # The current ROS 2 LTS; rosbags 0.11 also ships KILTED and LYRICAL (identical to JAZZY for the std, geometry,
 # sensor, tf2 and visualization msgs); HUMBLE differs only in visualization_msgs/Marker (fields added in Iron)
@@ -21,20 +24,10 @@ _SUBDIR = Path("msgs") / "vision_msgs" / "msg"
 
 def _vision_msgs_dir() -> Path:
     """The source checkout's ``msgs/vision_msgs/msg``, else the installed copy under ``share/``."""
-    here = Path(__file__).resolve()
-    checkout = here.parents[2] / _SUBDIR
-    if checkout.is_dir():
-        return checkout
-    try:  # optional: only a ROS install has ament_index_python
-        from ament_index_python.packages import get_package_share_directory
-
-        share = Path(get_package_share_directory("simdistill_ros")) / _SUBDIR
-        if share.is_dir():
-            return share
-    except Exception:  # not installed with ament, or no sourced environment
-        pass
-    # <prefix>/lib/pythonX.Y/site-packages/simdistill_ros/interfaces/__init__.py -> <prefix>/share/...
-    return here.parents[5] / "share" / "simdistill_ros" / _SUBDIR
+    try:
+        return share_dir() / _SUBDIR
+    except PackageDataMissing:  # an incomplete install: typestore() names the directory it lacks
+        return Path(sys.prefix) / "share" / PACKAGE / _SUBDIR
 
 
 VISION_MSGS_DIR = _vision_msgs_dir()
