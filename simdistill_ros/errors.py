@@ -18,12 +18,12 @@ _ROS_PACKAGES = (
 ).split()
 # Optional Python packages that pip does not install with this one (setup.py), and how to add them.
 _OPTIONAL = {
-    "nuscenes": "the official nuScenes devkit is not installed (it pins old versions of its dependencies): "
-    "pip install 'simdistill_ros[evaluation]' && pip install --no-deps nuscenes-devkit==1.2.0",
-    "onnx": "ONNX is not installed: pip install 'simdistill_ros[onnx]'",
-    "onnxscript": "onnxscript is not installed: pip install 'simdistill_ros[onnx]'",
-    "onnxruntime": "onnxruntime is not installed: pip install 'simdistill_ros[onnx]'",
+    "nuscenes": "the official nuScenes devkit is not installed (it pins old versions of its dependencies, "
+    "so it is not a dependency of this package): pip install matplotlib scikit-learn pyquaternion cachetools "
+    "shapely && pip install --no-deps nuscenes-devkit==1.2.0",
 }
+_ONNX = "is not installed: pip install onnx onnxscript onnxruntime (onnxruntime-gpu for CUDA)"
+_OPTIONAL.update({name: f"{name} {_ONNX}" for name in ("onnx", "onnxscript", "onnxruntime")})
 
 
 class MissingPackageError(UserError):
