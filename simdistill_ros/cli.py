@@ -18,7 +18,7 @@ from simdistill_ros.defaults import (
     DEFAULT_TEACHER,
     EVAL_SCORE_THRESHOLD,
 )
-from simdistill_ros.errors import UserError
+from simdistill_ros.errors import UserError, missing_package_error
 from simdistill_ros.openmp import bound_openmp_spin
 
 
@@ -453,6 +453,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_nuscenes_to_bag_command(args)
     except (UserError, FileNotFoundError) as exc:
         print(f"simdistill {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        missing = missing_package_error(exc)
+        if missing is None:
+            raise
+        print(f"simdistill {args.command}: error: {missing}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"simdistill {args.command}: interrupted", file=sys.stderr)

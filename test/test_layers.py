@@ -18,6 +18,7 @@ LAYERS = (
     "defaults",  # the defaults shared by commands and nodes (plain values)
     "openmp",  # OpenMP's spin-waiting bounded by the entry points, before torch loads
     "classes",  # the ten nuScenes detection classes
+    "package_share",  # where package.xml, config/, models/, msgs/ are: the checkout or share/
     "geometry",  # transforms, cameras, rigs, boxes
     "interfaces",  # the rosbags typestore with vision_msgs and autoware_perception_msgs
     "frames",  # sensors -> frames: bags, point clouds, tf, time sync, frame assembly

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -57,11 +58,23 @@ def test_colcon_build_installs_scripts_and_share_files(tmp_path: Path):
         src_files = sorted(p.relative_to(ROOT / name) for p in (ROOT / name).rglob("*") if p.is_file())
         got = sorted(p.relative_to(share / name) for p in (share / name).rglob("*") if p.is_file())
         assert [p for p in src_files if not p.name.startswith(".")] == got
-    # With the install sourced (AMENT_PREFIX_PATH), shipped model names resolve to the installed share.
-    env = dict(os.environ, AMENT_PREFIX_PATH=str(install), PYTHONPATH=str(ROOT))
-    found = subprocess.run(
-        [sys.executable, "-c", "from simdistill_ros.models.checkpoint import resolve_model_path as r; "
-         "print(r('student_tiny'))"],
-        capture_output=True, text=True, env=env, check=True,
-    ).stdout.strip()  # fmt: skip
-    assert Path(found) == share / "models" / "student_tiny"
+    # As a user runs it: the workspace sourced, the installed code (not the checkout's) finds the installed
+    # share files, and the installed detector_node entry point answers --help.
+    probe = (
+        "import simdistill_ros, simdistill_ros.models.checkpoint as c; "
+        "print(simdistill_ros.__file__); print(c.resolve_model_path('student_tiny'))"
+    )
+    script = (
+        f"source install/setup.bash && python -c {shlex.quote(probe)} && "
+        "install/simdistill_ros/lib/simdistill_ros/detector_node --help"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "AMENT_PREFIX_PATH")}
+    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
+    proc = subprocess.run(
+        ["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    code, model, *help_text = proc.stdout.splitlines()
+    assert Path(code).is_relative_to(install), code
+    assert Path(model) == share / "models" / "student_tiny"
+    assert help_text[0].startswith("usage: detector_node"), help_text[:3]

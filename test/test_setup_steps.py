@@ -80,3 +80,37 @@ def test_setup_env_runs_every_install_and_build_through_a_step():
     calls = [c for c in calls if not re.match(r"\s*(pip_install|build_msgs)\(\)", c)]  # the definitions
     assert len(calls) >= 5  # torch, requirements, devkit, the message packages, the package itself
     assert all(re.search(r"\brun_step\b", c) for c in calls), calls
+
+
+def _setup_env(venv: Path, distro: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", "tools/setup_env.sh", str(venv)],
+        cwd=ROOT,
+        env={**os.environ, "ROS_DISTRO": distro},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_setup_names_the_distributions_it_can_install(tmp_path: Path):
+    """A sourced Humble environment sets ROS_DISTRO=humble: one line, before anything is installed."""
+    proc = _setup_env(tmp_path / "venv", "humble")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "[setup] error: ROS_DISTRO=humble has no pip wheels; the pip-only set-up offers ROS_DISTRO=jazzy "
+        "(the default) or ROS_DISTRO=kilted (with a sourced humble install, build with colcon instead)"
+    )
+    assert not (tmp_path / "venv" / "bin").exists()
+
+
+def test_setup_never_mixes_two_distributions_in_one_venv(tmp_path: Path):
+    venv = tmp_path / "venv"
+    (venv / ".simdistill-stamps").mkdir(parents=True)
+    (venv / ".simdistill-stamps" / "distro").write_text("kilted\n")
+    proc = _setup_env(venv, "jazzy")
+    assert proc.returncode == 2 and "holds ROS 2 kilted; set up jazzy in another venv" in proc.stderr
+    # a venv set up before the choice existed (stamps, no distro stamp) holds Kilted
+    (venv / ".simdistill-stamps" / "distro").unlink()
+    assert "holds ROS 2 kilted" in _setup_env(venv, "jazzy").stderr
+    assert not (venv / "bin").exists()

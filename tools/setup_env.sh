@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Idempotent set-up of a pip-only ROS 2 + PyTorch environment in $1 (default .venv):
-# torch (CPU), rclpy and message wheels, vision_msgs/tf2_msgs built from msgs/, cv_bridge, rosbags,
-# nuscenes-devkit, and this package in editable mode. Each step leaves a stamp so re-runs are no-ops.
+# torch (CPU), rclpy and message wheels of the ROS 2 distribution $ROS_DISTRO (jazzy, the default, or
+# kilted), vision_msgs/tf2_msgs built from msgs/ with that distribution's rosidl wheels, cv_bridge,
+# rosbags, nuscenes-devkit, and this package in editable mode. Each step leaves a stamp so re-runs are
+# no-ops.
 # Each long step prints its expected duration and a heartbeat (tools/steps.sh, every $HEARTBEAT_S s).
 # Expected durations: measured on a fresh 2-core machine, idle (wheels in the local pip cache) and busy.
 set -euo pipefail
@@ -9,9 +11,29 @@ cd "$(dirname "$0")/.."
 VENV=${1:-.venv}
 ROOT=$PWD
 start=$(date +%s)
+# The distributions with wheels on PyPI (cp311). A sourced ROS environment also sets ROS_DISTRO: name the
+# one to install when it says another.
+DISTRO=${ROS_DISTRO:-jazzy}
+case $DISTRO in
+  jazzy) DISTRO_NAME="Jazzy" ;;
+  kilted) DISTRO_NAME="Kilted" ;;
+  *) echo "[setup] error: ROS_DISTRO=$DISTRO has no pip wheels; the pip-only set-up offers ROS_DISTRO=jazzy" \
+       "(the default) or ROS_DISTRO=kilted (with a sourced $DISTRO install, build with colcon instead)" >&2
+     exit 2 ;;
+esac
 mkdir -p "$VENV"
 VENV=$(cd "$VENV" && pwd)
 STAMPS=$VENV/.simdistill-stamps
+# One distribution per venv: installing another over it would leave a mix of both distributions' wheels.
+# A venv set up before the choice existed (stamps but no distro stamp) holds Kilted.
+if [ -d "$STAMPS" ]; then
+  have=$(cat "$STAMPS/distro" 2>/dev/null || echo kilted)
+  if [ "$have" != "$DISTRO" ]; then
+    echo "[setup] error: $VENV holds ROS 2 $have; set up $DISTRO in another venv (make setup" \
+      "ROS_DISTRO=$DISTRO VENV=.venv-$DISTRO) or remove $VENV first" >&2
+    exit 2
+  fi
+fi
 PY=$VENV/bin/python
 PIP=("$PY" -m pip install --disable-pip-version-check -q)
 
@@ -30,15 +52,18 @@ if [ ! -x "$PY" ]; then
   did+=("venv")
 fi
 
-h=$(hash_of tools/setup_env.sh requirements.txt)
+ROS_REQUIREMENTS=requirements-ros-$DISTRO.txt
+h=$(hash_of tools/setup_env.sh requirements.txt "$ROS_REQUIREMENTS")
 if ! step_done pip "$h"; then
   # torch first and pinned: a loose spec would pull multi-GB CUDA wheels.
   run_step "pip: torch 2.13.0 (CPU)" "under 1 min idle, up to 2 min busy, plus the download of ~180 MB" \
     pip_install torch==2.13.0
-  run_step "pip: requirements.txt (ROS 2 Kilted wheels, rosbags, devkit dependencies, test tools)" \
-    "about 1 min idle, up to 2 min busy" pip_install -r requirements.txt
+  # One resolution for both files: numpy<2.3 (requirements.txt) holds for the ROS wheels too.
+  run_step "pip: $ROS_REQUIREMENTS (ROS 2 $DISTRO_NAME wheels) and requirements.txt (devkit needs, test tools)" \
+    "about 1 min idle, up to 2 min busy" pip_install -r "$ROS_REQUIREMENTS" -r requirements.txt
   # The devkit pins old versions of its dependencies; its needs are in requirements.txt.
   run_step "pip: nuscenes-devkit 1.2.0" "a few seconds" pip_install --no-deps nuscenes-devkit==1.2.0
+  mark distro "$DISTRO"
   mark pip "$h"
   did+=("Python packages")
 fi
@@ -95,7 +120,7 @@ fi
 
 versions=$("$PY" -c "
 import importlib.metadata as m
-print(f\"torch {m.version('torch')}, rclpy {m.version('ros-rclpy')} (ROS 2 Kilted wheels), \"
+print(f\"torch {m.version('torch')}, rclpy {m.version('ros-rclpy')} (ROS 2 $DISTRO_NAME wheels), \"
       f\"simdistill_ros {m.version('simdistill_ros')} (editable)\")")
 if [ ${#did[@]} -eq 0 ]; then
   echo "[setup] $VENV already up to date ($versions; $(($(date +%s) - start)) s)"

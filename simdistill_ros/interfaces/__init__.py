@@ -9,11 +9,14 @@ vision_msgs nor autoware_perception_msgs. Their definitions are read from the on
 
 from __future__ import annotations
 
+import sys
 from functools import cache
 from pathlib import Path
 
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
+
+from simdistill_ros.package_share import PACKAGE, PackageDataMissing, share_dir
 
 # The current ROS 2 LTS; rosbags 0.11 also ships KILTED and LYRICAL (identical to JAZZY for the std, geometry,
 # sensor, tf2 and visualization msgs); HUMBLE differs only in visualization_msgs/Marker (fields added in Iron)
@@ -25,20 +28,10 @@ PACKAGES = ("vision_msgs", "autoware_perception_msgs")
 def _msgs_dir(package: str) -> Path:
     """The source checkout's ``msgs/<package>/msg``, else the installed copy under ``share/``."""
     subdir = Path("msgs") / package / "msg"
-    here = Path(__file__).resolve()
-    checkout = here.parents[2] / subdir
-    if checkout.is_dir():
-        return checkout
-    try:  # optional: only a ROS install has ament_index_python
-        from ament_index_python.packages import get_package_share_directory
-
-        share = Path(get_package_share_directory("simdistill_ros")) / subdir
-        if share.is_dir():
-            return share
-    except Exception:  # not installed with ament, or no sourced environment
-        pass
-    # <prefix>/lib/pythonX.Y/site-packages/simdistill_ros/interfaces/__init__.py -> <prefix>/share/...
-    return here.parents[5] / "share" / "simdistill_ros" / subdir
+    try:
+        return share_dir() / subdir
+    except PackageDataMissing:  # an incomplete install: typestore() names the directory it lacks
+        return Path(sys.prefix) / "share" / PACKAGE / subdir
 
 
 MSGS_DIRS = {package: _msgs_dir(package) for package in PACKAGES}

@@ -25,6 +25,7 @@ from torch import nn
 from simdistill_ros.errors import UserError
 from simdistill_ros.models.config import ModelConfig
 from simdistill_ros.models.detectors import MODEL_TYPES
+from simdistill_ros.package_share import share_dir
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -180,19 +181,9 @@ def load_matching_weights(
 
 
 def shipped_models_dir() -> Path:
-    """``share/simdistill_ros/models`` in a ROS install, else the source checkout's ``models/``."""
-    try:  # optional: only a ROS install has ament_index_python
-        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
-
-        try:
-            share = Path(get_package_share_directory("simdistill_ros")) / "models"
-            if share.is_dir():
-                return share
-        except (PackageNotFoundError, OSError):  # not installed, or no sourced ROS env (AMENT_PREFIX_PATH)
-            pass
-    except ImportError:
-        pass
-    return Path(__file__).resolve().parents[2] / "models"
+    """The source checkout's ``models/``, else ``share/simdistill_ros/models`` of the install prefix
+    (:func:`simdistill_ros.package_share.share_dir`; no sourced ROS environment needed)."""
+    return share_dir() / "models"
 
 
 def resolve_model_path(name_or_path: str | os.PathLike) -> Path:

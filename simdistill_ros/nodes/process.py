@@ -18,6 +18,7 @@ from typing import Any
 
 from simdistill_ros.detection.parameters import PARAMETERS as DETECTOR_PARAMETERS
 from simdistill_ros.detection.parameters import UNSET, Param
+from simdistill_ros.errors import missing_package_error
 from simdistill_ros.replay.parameters import PARAMETERS as REPLAY_PARAMETERS
 
 DETECTOR_SUMMARY = (
@@ -114,13 +115,24 @@ class StopSignal:
             signal.signal(s, handler)
 
 
+def _missing_ros_package(prog: str, exc: ModuleNotFoundError) -> int:
+    """One line and exit status 1 for a missing ROS 2 package; any other missing module is re-raised."""
+    missing = missing_package_error(exc)
+    if missing is None:
+        raise exc
+    print(f"{prog}: error: {missing}", file=sys.stderr)
+    return 1
+
+
 def detector_node(argv: Sequence[str] | None = None) -> int:
     """Console script ``detector_node``."""
     if wants_help(argv):
         print(detector_usage())
         return 0
-    from simdistill_ros.nodes import detector_node as node
-
+    try:
+        from simdistill_ros.nodes import detector_node as node
+    except ModuleNotFoundError as exc:
+        return _missing_ros_package("detector_node", exc)
     return node.main(argv)
 
 
@@ -129,6 +141,8 @@ def teacher_replay_node(argv: Sequence[str] | None = None) -> int:
     if wants_help(argv):
         print(replay_usage())
         return 0
-    from simdistill_ros.nodes import teacher_replay_node as node
-
+    try:
+        from simdistill_ros.nodes import teacher_replay_node as node
+    except ModuleNotFoundError as exc:
+        return _missing_ros_package("teacher_replay_node", exc)
     return node.main(argv)

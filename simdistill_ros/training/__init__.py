@@ -1,0 +1,1 @@
+"""Learning: augmentation, datasets (frames, target store), objectives, the loop, DDP, `simdistill train`."""
