@@ -369,13 +369,46 @@ def _no_sha(ws: Workspace):
     return r.status, "loaded with a warning", reason
 
 
-@case('config.json with "image_size": "big"', "exit 2", r"config.image_size must be a list of 2 integers")
+@case(
+    "config.json with the BEV grid doubled (same weights)",
+    "exit 2",
+    r"config\.json: sha256 .* differs from config_sha256",
+)
+def _config_grid(ws: Workspace):
+    ckpt = ws.student("grid2x")
+    cfg = json.loads((ckpt / "config.json").read_text())
+    for axis in ("xbound", "ybound"):
+        cfg["grid"][axis] = [2 * v for v in cfg["grid"][axis]]
+    (ckpt / "config.json").write_text(json.dumps(cfg))
+    r = ws.cli("detect", "--model", ckpt, "--bag", ws.bag, "--out", ws.root / "out" / "grid2x")
+    return _cli_row(r, "ran with boxes metres off")
+
+
+@case("checkpoint whose meta.json has no config_sha256", "exit 0", r"has no config_sha256")
+def _no_config_sha(ws: Workspace):
+    ckpt = ws.student("no_config_sha")
+    meta = json.loads((ckpt / "meta.json").read_text())
+    del meta["config_sha256"]
+    (ckpt / "meta.json").write_text(json.dumps(meta))
+    out = ws.root / "out" / "no_config_sha"
+    r = ws.cli("detect", "--model", ckpt, "--bag", ws.bag, "--out", out, "--device", "cpu")
+    shutil.rmtree(out, ignore_errors=True)
+    reason = next((ln.strip() for ln in r.stderr.splitlines() if "config_sha256" in ln), r.reason())
+    return r.status, "loaded with a warning", reason
+
+
+@case(
+    'config.json with "image_size": "big" (--no-verify)',
+    "exit 2",
+    r"config.image_size must be a list of 2 integers",
+)
 def _config_type(ws: Workspace):
     ckpt = ws.student("big")
     cfg = json.loads((ckpt / "config.json").read_text())
     cfg["image_size"] = "big"
     (ckpt / "config.json").write_text(json.dumps(cfg))
-    r = ws.cli("detect", "--model", ckpt, "--bag", ws.bag, "--out", ws.root / "out" / "big")
+    # checked, its checksum refuses it first (the case above); unchecked, its contents are still checked
+    r = ws.cli("detect", "--model", ckpt, "--bag", ws.bag, "--out", ws.root / "out" / "big", "--no-verify")
     return _cli_row(r, "ran")
 
 
@@ -403,6 +436,21 @@ def _pickle_resume(ws: Workspace):
     r = ws.cli(*common, "--epochs", "2", "--max-steps", "2", "--resume")
     ran = marker.exists()
     return r.status, "payload RAN" if ran else "resumed", "PAYLOAD RAN" if ran else "payload never ran"
+
+
+@case(
+    "train --resume from a run without train_state.json", "exit 2", r"has no train_state\.json .*--init-from"
+)
+def _resume_without_state(ws: Workspace):
+    run = ws.root / "run_no_state"
+    shutil.rmtree(run, ignore_errors=True)
+    common = ["train", "baseline", "--data", ws.world, "--out", run, "--device", "cpu", "--batch-size", "1"]
+    r = ws.cli(*common, "--epochs", "1", "--max-steps", "2")
+    if r.code != 0:
+        return _cli_row(r, "")
+    for name in ("train_state.json", "train_state.safetensors"):
+        (run / "last" / name).unlink()
+    return _cli_row(ws.cli(*common, "--epochs", "1", "--max-steps", "1", "--resume"), "resumed past its end")
 
 
 # evaluate --------------------------------------------------------------------------------------------------
