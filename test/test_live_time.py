@@ -17,6 +17,7 @@ from simdistill_ros.detection.live import (
     BEFORE_JUMP,
     ERROR,
     JUMP_BACK_NS,
+    LATE_S,
     LOG_THROTTLE_S,
     NO_SET,
     OK,
@@ -57,21 +58,24 @@ class Rig:
     def _jumped(self) -> None:
         self.jumps += 1
 
-    def send(self, start_ns: int, clock_ns: int, offsets: dict[str, int] | None = None) -> None:
-        """One camera set of cycle ``start_ns`` (plus per-camera offsets), the node clock at ``clock_ns``."""
+    def send(
+        self, start_ns: int, clock_ns: int, offsets: dict[str, int] | None = None, period_ns: int = PERIOD
+    ) -> None:
+        """One camera set of cycle ``start_ns`` (plus per-camera offsets), the node clock at ``clock_ns``;
+        the next set arrives ``period_ns`` later."""
         offsets = offsets or {}
         for i, cam in enumerate(CAMS):
             stamp = start_ns + i * 8_000_000 + offsets.get(cam, 0)
             for kind in ("info", "image"):
                 msg = SimpleNamespace(stamp=stamp, kind=kind)
                 self.logs += self.input.add((kind, cam), stamp, msg, clock_ns, self.now)
-        self.now += PERIOD / SEC
+        self.now += period_ns / SEC
 
-    def good(self, first: int, count: int, base: int = T0) -> list[int]:
+    def good(self, first: int, count: int, base: int = T0, period_ns: int = PERIOD) -> list[int]:
         """Send ``count`` good cycles from cycle number ``first``; returns their stamps."""
-        stamps = [base + k * PERIOD for k in range(first, first + count)]
+        stamps = [base + k * period_ns for k in range(first, first + count)]
         for s in stamps:
-            self.send(s, clock_ns=s + 20_000_000)
+            self.send(s, clock_ns=s + 20_000_000, period_ns=period_ns)
         return stamps
 
     def synced(self) -> list[int]:
@@ -152,6 +156,81 @@ def test_a_bag_loop_without_sim_time_recovers_and_late_messages_of_the_old_loop_
     assert rig.jumps == 2 and len(rig.logged(TIME_JUMP)) == 1  # logged once, counted twice
     assert rig.stats.dropped(TIME_JUMP) == 2 and rig.stats.dropped(BEFORE_JUMP) == 1
     assert rig.logged(BEFORE_JUMP) and "CAM_BACK info" in rig.logged(BEFORE_JUMP)[0]
+
+
+@pytest.mark.parametrize("period_s", [0.3, 0.6, 1.0, 2.0])
+def test_after_a_jump_back_every_frame_of_the_new_timeline_passes_whatever_its_spacing(period_s):
+    """tf2's behaviour: clear, then accept. Frames further apart than the jump threshold (0.5 s) used to
+    stall until their stamps passed the old timeline."""
+    rig = Rig()
+    period = int(period_s * SEC)
+    assert rig.good(0, 5, period_ns=period) == rig.synced()
+    after = rig.good(0, 6, base=T0 - 30 * SEC, period_ns=period)
+    assert rig.synced() == after
+    assert rig.jumps == 1 and rig.stats.dropped(BEFORE_JUMP) == 0
+
+
+@pytest.mark.parametrize(("period_s", "frames"), [(0.5, 6), (1.0, 6), (1 / 12, 12)])
+def test_a_looping_bag_without_clock_loses_no_frame_of_its_second_lap(period_s, frames):
+    """Two laps of a bag (2 Hz key frames, 1 Hz, 12 Hz), the wall clock far ahead of its stamps. (A lap
+    shorter than the jump threshold, 0.5 s, is no jump: its stamps are late for the synchroniser.)"""
+    rig = Rig()
+    period = int(period_s * SEC)
+    lap = [T0 + k * period for k in range(frames)]
+    synced = []
+    for _ in range(2):
+        for s in lap:
+            rig.send(s, clock_ns=T0 + HOUR, period_ns=period)
+            synced += rig.synced()  # the worker takes each frame as it comes
+    assert synced == lap + lap
+    assert rig.jumps == 1 and rig.stats.dropped(BEFORE_JUMP) == 0
+
+
+def test_a_late_reference_image_of_the_old_timeline_does_not_jump_the_gate_forward_again():
+    rig = Rig()
+    old = rig.good(0, 6)
+    assert rig.synced() == old
+    restart = T0 - 30 * SEC
+    after = rig.good(0, 1, base=restart)
+    late = old[-1] + PERIOD  # the next set of the old timeline, its reference image still in flight
+    rig.logs += rig.input.add(("image", CAMS[0]), late, None, late, rig.now)
+    after += rig.good(1, 6, base=restart)
+    assert rig.synced() == after
+    assert rig.jumps == 1 and rig.stats.dropped(BEFORE_JUMP) == 1
+    assert "CAM_FRONT image of the old timeline arrived" in rig.logged(BEFORE_JUMP)[0]
+
+
+def test_a_message_stamped_like_the_old_timeline_long_after_the_jump_is_the_new_timeline():
+    """A short jump back (0.6 s) with frames 1 s apart: the second frame of the new timeline lies near the
+    old one's newest stamp; it came a second after the jump, so it is not a late message: accepted."""
+    gate = StampGate("A", max_ahead_ns=10 * SEC)
+    assert gate.check(("image", "A"), T0, T0, now=10.0)[0] == StampGate.ACCEPT
+    assert gate.check(("image", "A"), T0 - 600_000_000, T0, now=10.1)[0] == StampGate.RESET
+    assert gate.check(("image", "B"), T0 + 8_000_000, T0, now=10.2)[:2] == (StampGate.REFUSE, BEFORE_JUMP)
+    assert gate.check(("image", "A"), T0 + 400_000_000, T0, now=10.1 + LATE_S)[0] == StampGate.ACCEPT
+
+
+def test_a_clock_jump_after_the_stamps_already_jumped_resets_nothing_more():
+    """With sim time the first images of the restarted timeline may come before the /clock message."""
+    rig = Rig()
+    rig.good(0, 6)
+    restart = T0 - 30 * SEC
+    first = rig.good(0, 2, base=restart)
+    rig.logs += rig.input.clock_jumped(-30 * SEC, rig.now, clock_ns=restart + PERIOD)
+    rest = rig.good(2, 6, base=restart)
+    assert rig.synced()[-8:] == first + rest
+    assert rig.jumps == 1 and rig.stats.dropped(TIME_JUMP) == 1
+
+
+def test_after_a_clock_jump_late_messages_of_the_old_timeline_are_refused():
+    rig = Rig(max_ahead_s=0)  # off: with it, the late message would be refused as ahead of the clock
+    old = rig.good(0, 6)
+    rig.synced()
+    rig.logs += rig.input.clock_jumped(-30 * SEC, rig.now, clock_ns=T0 - 30 * SEC)
+    rig.logs += rig.input.add(("info", CAMS[1]), old[-1] + PERIOD, None, T0 - 30 * SEC, rig.now)
+    after = rig.good(0, 6, base=T0 - 30 * SEC)
+    assert rig.synced() == after
+    assert rig.jumps == 1 and rig.stats.dropped(BEFORE_JUMP) == 1
 
 
 def test_a_future_set_with_no_clock_yet_is_passed_and_the_next_good_frame_resets():

@@ -50,6 +50,9 @@ RECENT_S = 5.0  # a drop reason keeps /diagnostics at WARN/ERROR this long after
 # restarted simulation does. Smaller jumps recover by themselves within this time (the late stamps are
 # refused by the synchroniser until the stamps pass the old ones).
 JUMP_BACK_NS = 500_000_000
+# After a jump back, messages of the old timeline still in flight (other topics, the executor's queue)
+# arrive within this many seconds; later, only the new timeline arrives, whatever its frame spacing.
+LATE_S = 1.0
 TF_WAIT_FRAMES = 16  # frames kept while their transforms have not arrived (a late /tf_static)
 
 # Why frames or messages are dropped (the /diagnostics keys and log lines name these).
@@ -568,45 +571,65 @@ class StampGate:
     - More than ``max_ahead_ns`` ahead of the node's clock (``clock_ns``; skipped while the clock is 0, as
       ROS time is before the first /clock message; ``max_ahead_ns <= 0`` turns the check off): refused.
     - A stamp of the reference camera (its image or CameraInfo) more than ``jump_ns`` behind its newest
-      one: time jumped back; the caller resets, the message is kept and starts the new timeline.
-      Messages stamped like the old timeline (late arrivals from before the jump) are refused until the
-      new timeline has passed it.
+      one: time jumped back; the caller resets, the message is kept and starts the new timeline. From then
+      on the new timeline is accepted whatever its frame spacing (tf2's behaviour: clear, then accept).
+    - Only messages of the old timeline still in flight when it jumped are refused: for ``late_s``
+      seconds (of arrival time, ``now``) after the jump, a stamp within ``jump_ns`` of the old timeline's
+      newest that does not continue the new one. One of them would become the newest stamp of its stream
+      in the synchroniser, which would then pass over every frame of the new timeline until it got there.
     """
 
     ACCEPT, RESET, REFUSE = "accept", "reset", "refuse"
 
-    def __init__(self, reference: str, max_ahead_ns: int, jump_ns: int = JUMP_BACK_NS) -> None:
+    def __init__(
+        self, reference: str, max_ahead_ns: int, jump_ns: int = JUMP_BACK_NS, late_s: float = LATE_S
+    ) -> None:
         self.reference, self.max_ahead_ns, self.jump_ns = reference, int(max_ahead_ns), int(jump_ns)
+        self.late_s = float(late_s)
         self._newest: int | None = None  # newest reference stamp of the current timeline
         self._jumped_from: int | None = None  # newest reference stamp before the last jump
+        self._jumped_at = 0.0  # when (``now``) it jumped
 
-    def forget(self) -> None:
+    @property
+    def newest_ns(self) -> int | None:
+        """The newest reference stamp of the current timeline (None before the first)."""
+        return self._newest
+
+    def jumped_within(self, now: float) -> bool:
+        """True while messages of the timeline before the last jump may still arrive."""
+        return self._jumped_from is not None and now - self._jumped_at < self.late_s
+
+    def forget(self, now: float = 0.0) -> None:
         """The clock jumped back: the next reference stamp starts a new timeline."""
-        self._newest, self._jumped_from = None, None
+        self._jump(None, now)
 
-    def check(self, key: tuple[str, str], stamp_ns: int, clock_ns: int) -> tuple[str, str, str]:
-        """(ACCEPT | RESET | REFUSE, reason, detail) for a message of ``key`` = (kind, camera)."""
+    def _jump(self, new_newest: int | None, now: float) -> None:
+        if self._newest is not None:
+            self._jumped_from, self._jumped_at = self._newest, now
+        self._newest = new_newest
+
+    def check(
+        self, key: tuple[str, str], stamp_ns: int, clock_ns: int, now: float = 0.0
+    ) -> tuple[str, str, str]:
+        """(ACCEPT | RESET | REFUSE, reason, detail) for a message of ``key`` = (kind, camera) arriving at
+        ``now`` (seconds, ``time.monotonic()``)."""
         if self.max_ahead_ns > 0 and clock_ns > 0 and stamp_ns - clock_ns > self.max_ahead_ns:
             ahead = (stamp_ns - clock_ns) / 1e9
             bound = f"max_stamp_ahead {self.max_ahead_ns / 1e9:g} s"
             detail = f"{_name(key)} stamped {ahead:.3f} s ahead of the clock ({bound})"
             return self.REFUSE, AHEAD, detail
         newest, old = self._newest, self._jumped_from
-        if old is not None and newest is not None and newest + self.jump_ns < stamp_ns <= old + self.jump_ns:
-            ahead = (stamp_ns - newest) / 1e9
-            return (
-                self.REFUSE,
-                BEFORE_JUMP,
-                f"{_name(key)} stamped {ahead:.3f} s ahead of the newest reference",
-            )
+        if self.jumped_within(now):
+            continues = newest is not None and stamp_ns <= newest + self.jump_ns
+            if not continues and abs(stamp_ns - old) <= self.jump_ns:
+                when = f"{now - self._jumped_at:.3f} s after the jump"
+                return self.REFUSE, BEFORE_JUMP, f"{_name(key)} of the old timeline arrived {when}"
         if key[1] != self.reference:
             return self.ACCEPT, "", ""
         if newest is not None and stamp_ns < newest - self.jump_ns:
-            self._jumped_from, self._newest = newest, stamp_ns
+            self._jump(stamp_ns, now)
             return self.RESET, TIME_JUMP, f"{_name(key)} stamps jumped back {(newest - stamp_ns) / 1e9:.3f} s"
         self._newest = stamp_ns if newest is None else max(newest, stamp_ns)
-        if old is not None and self._newest > old + self.jump_ns:
-            self._jumped_from = None  # the new timeline has passed the old one
         return self.ACCEPT, "", ""
 
 
@@ -642,7 +665,7 @@ class LiveInput:
         if key[0] == "image":
             self.stats.image_seen(key[1], now)
         with self._lock:
-            verdict, reason, detail = self.gate.check(key, stamp_ns, clock_ns)
+            verdict, reason, detail = self.gate.check(key, stamp_ns, clock_ns, now)
             if verdict == StampGate.REFUSE:
                 return [x for x in [self.stats.drop(reason, detail, now)] if x]
             if verdict == StampGate.RESET:
@@ -662,10 +685,20 @@ class LiveInput:
         with self._lock:
             self.gate.max_ahead_ns = int(max_ahead_s * 1e9)
 
-    def clock_jumped(self, delta_ns: int, now: float) -> list[Log]:
-        """The ROS clock jumped back by ``-delta_ns`` (rclpy's jump callback)."""
+    def clock_jumped(self, delta_ns: int, now: float, clock_ns: int | None = None) -> list[Log]:
+        """The ROS clock jumped back by ``-delta_ns`` (rclpy's jump callback) to ``clock_ns``. When the
+        stamps have already started the new timeline (its first images came before the /clock message),
+        nothing is reset again: that would discard the new timeline's first frames."""
         with self._lock:
-            self.gate.forget()
+            newest = self.gate.newest_ns
+            if (
+                clock_ns is not None
+                and self.gate.jumped_within(now)
+                and newest is not None
+                and newest <= clock_ns + self.gate.jump_ns
+            ):
+                return []
+            self.gate.forget(now)
             log = self._reset(f"the ROS clock jumped back {-delta_ns / 1e9:.3f} s", now)
         return [log] if log else []
 
@@ -872,9 +905,9 @@ class LiveDetector:
             self.decode.submit(key[1], msg, self._infos.get(key[1]))
         self._emit(self.input.add(key, stamp_ns, msg, clock_ns, time.monotonic()))
 
-    def clock_jumped(self, delta_ns: int) -> None:
-        """The ROS clock jumped back (rclpy's jump callback)."""
-        self._emit(self.input.clock_jumped(delta_ns, time.monotonic()))
+    def clock_jumped(self, delta_ns: int, clock_ns: int | None = None) -> None:
+        """The ROS clock jumped back by ``-delta_ns`` to ``clock_ns`` (rclpy's jump callback)."""
+        self._emit(self.input.clock_jumped(delta_ns, time.monotonic(), clock_ns))
 
     def retry_waiting(self) -> None:
         """Frames that wait for transforms get another try on the worker (when it has nothing else)."""

@@ -79,9 +79,7 @@ class DetectorNode(Node):
         self._subscribe(p)
         # Like tf2_ros' buffer: any backwards jump of the ROS clock (sim time restarted) starts afresh.
         back = JumpThreshold(min_forward=None, min_backward=Duration(nanoseconds=-1), on_clock_change=False)
-        self._jump = self.get_clock().create_jump_callback(
-            back, post_callback=lambda jump: self._live.clock_jumped(jump.delta.nanoseconds)
-        )
+        self._jump = self.get_clock().create_jump_callback(back, post_callback=self._on_clock_jump)
         self._live.start()
         self._diag_timer = self.create_timer(p.diagnostics_period, self._publish_diagnostics)
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -163,6 +161,9 @@ class DetectorNode(Node):
 
     def _on_msg(self, key: tuple[str, str], msg: Any) -> None:
         self._live.add(key, stamp_to_ns(msg.header.stamp), msg, self.get_clock().now().nanoseconds)
+
+    def _on_clock_jump(self, jump: Any) -> None:
+        self._live.clock_jumped(jump.delta.nanoseconds, self.get_clock().now().nanoseconds)
 
     def _clear_tf(self) -> None:
         (self._tf_buffer if self._tf_buffer is not None else self._tree).clear()
