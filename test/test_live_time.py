@@ -393,3 +393,37 @@ def _wait_for(condition, timeout: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.01)
+
+
+def test_a_distorting_camera_is_warned_of_once_naming_its_topic_and_still_detected():
+    values = {name: p.ros_default for name, p in PARAMETERS.items()}
+    params = detector_params({**values, "camera_names": CAMS[:2], "frame_queue_size": 10})
+    tree, published, logs = StaticTransforms(), [], []
+    for cam in CAMS[:2]:
+        tree.add("base_link", cam, Transform(translation=np.array([0.0, 0.0, 1.5])))
+    det = LiveDetector(
+        _RecordingCore(),
+        params,
+        CameraSync(CAMS[:2], 0.06, 10),
+        lambda frame_id, stamp: tree.lookup("base_link", frame_id, stamp),
+        lambda f, cams, result, t0: published.append(f.stamp_ns),
+        lambda level, text: logs.append((level, text)),
+    )
+    det.start()
+    stamps = [T0 + k * PERIOD for k in range(3)]
+    try:
+        for stamp in stamps:
+            for key, msg in _camera_set(stamp):
+                if key == ("info", "CAM_FRONT_RIGHT"):
+                    msg.distortion_model, msg.d = "plumb_bob", [-0.3, 0.1, 0.0, 0.0, 0.0]
+                det.add(key, stamp, msg, clock_ns=stamp)
+        _wait_for(lambda: len(published) == 3)
+    finally:
+        det.stop()
+    warned = [(level, text) for level, text in logs if "distortion" in text]
+    assert warned == [(WARN, warned[0][1])]  # once, not once per CameraInfo
+    assert warned[0][1].startswith("/CAM_FRONT_RIGHT/camera_info: distortion model 'plumb_bob'")
+    assert "used as if rectified" in warned[0][1]
+    values = det.diagnostics()[2]
+    assert values["inputs assumed"].startswith("/CAM_FRONT_RIGHT/camera_info: distortion model")
+    assert published == stamps

@@ -37,7 +37,7 @@ from simdistill_ros.detection.core import (
 from simdistill_ros.detection.parameters import NUSCENES_CAMERAS, DetectorParams, StartupError
 from simdistill_ros.detection.pictures import frame_picture
 from simdistill_ros.frames.images import decode_compressed, image_to_rgb
-from simdistill_ros.frames.messages import stamp_to_ns, transform_from_msg
+from simdistill_ros.frames.messages import distortion_assumed, stamp_to_ns, transform_from_msg
 from simdistill_ros.frames.sync import ApproximateTimeSync
 from simdistill_ros.frames.tf_tree import TransformTree
 from simdistill_ros.geometry import Box3D, PinholeCamera, Transform
@@ -168,6 +168,15 @@ class PipelineStats:
         self.latency_ms: deque[float] = deque(maxlen=self.window)
         self.last_image: dict[str, float] = {c: 0.0 for c in self.cameras}
         self.reasons: dict[str, _Reason] = {}
+        self.assumed: dict[str, str] = {}  # topic -> what is assumed of an input its messages lack
+
+    def assume(self, topic: str, note: str) -> str | None:
+        """Record an assumption about ``topic``'s messages; the line to log the first time, else None."""
+        with self.lock:
+            if topic in self.assumed:
+                return None
+            self.assumed[topic] = note
+        return f"{topic}: {note}"
 
     @property
     def dropped_busy(self) -> int:
@@ -257,6 +266,7 @@ class PipelineStats:
                 "processing time (ms)": f"{np.mean(self.processing_ms):.1f}" if self.processing_ms else "n/a",
                 "pipeline latency (ms)": f"{np.mean(self.latency_ms):.1f}" if self.latency_ms else "n/a",
                 "stale cameras": ", ".join(stale) or "none",
+                "inputs assumed": "; ".join(f"{t}: {n}" for t, n in self.assumed.items()) or "none",
                 "model": model,
                 "last error": self.last_error or "none",
             }
@@ -901,6 +911,10 @@ class LiveDetector:
         """One camera message (``key`` = ("image" or "info", camera)), the node's clock at ``clock_ns``."""
         if key[0] == "info":
             self._infos[key[1]] = msg
+            if (note := distortion_assumed(msg)) is not None:
+                topic = self.params.camera_info_topics[self.params.camera_names.index(key[1])]
+                if (line := self.stats.assume(topic, note)) is not None:
+                    self._log(WARN, line)
         elif key[0] == "image":
             self.decode.submit(key[1], msg, self._infos.get(key[1]))
         self._emit(self.input.add(key, stamp_ns, msg, clock_ns, time.monotonic()))
