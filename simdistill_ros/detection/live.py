@@ -50,8 +50,9 @@ RECENT_S = 5.0  # a drop reason keeps /diagnostics at WARN/ERROR this long after
 # restarted simulation does. Smaller jumps recover by themselves within this time (the late stamps are
 # refused by the synchroniser until the stamps pass the old ones).
 JUMP_BACK_NS = 500_000_000
-# After a jump back, messages of the old timeline still in flight (other topics, the executor's queue)
-# arrive within this many seconds; later, only the new timeline arrives, whatever its frame spacing.
+# Messages of the old timeline still in flight arrive within this many seconds after a jump back; a /clock
+# jump this soon after the stamps jumped is the same jump (the images of a restarted simulation came
+# before its /clock message): nothing more is reset.
 LATE_S = 1.0
 TF_WAIT_FRAMES = 16  # frames kept while their transforms have not arrived (a late /tf_static)
 
@@ -580,13 +581,17 @@ class StampGate:
 
     - More than ``max_ahead_ns`` ahead of the node's clock (``clock_ns``; skipped while the clock is 0, as
       ROS time is before the first /clock message; ``max_ahead_ns <= 0`` turns the check off): refused.
-    - A stamp of the reference camera (its image or CameraInfo) more than ``jump_ns`` behind its newest
-      one: time jumped back; the caller resets, the message is kept and starts the new timeline. From then
-      on the new timeline is accepted whatever its frame spacing (tf2's behaviour: clear, then accept).
-    - Only messages of the old timeline still in flight when it jumped are refused: for ``late_s``
-      seconds (of arrival time, ``now``) after the jump, a stamp within ``jump_ns`` of the old timeline's
-      newest that does not continue the new one. One of them would become the newest stamp of its stream
-      in the synchroniser, which would then pass over every frame of the new timeline until it got there.
+    - A stamp of the reference camera's image or CameraInfo more than ``jump_ns`` behind the newest one
+      of the same topic: time jumped back; the caller resets, the message is kept and starts the new
+      timeline. Each topic is judged against itself, as only within a topic do messages arrive in order
+      (a reliable 4 MB image can arrive after the next, small, CameraInfo). From then on the new timeline
+      is accepted whatever its frame spacing (tf2's behaviour: clear, then accept).
+    - Only messages of the old timeline still in flight are refused, those stamped more than ``jump_ns``
+      ahead of the new timeline (its newest stamp; after a clock jump, the clock) that are either the first
+      of their topic since the jump and do not lie ``jump_ns`` behind its newest before it (they continue
+      the old timeline), or arrive within ``late_s`` seconds of the jump stamped within ``jump_ns`` of the
+      old timeline's newest. One of them would become the newest stamp of its stream in the synchroniser,
+      which would then pass over every frame of the new timeline until it got there.
     """
 
     ACCEPT, RESET, REFUSE = "accept", "reset", "refuse"
@@ -596,27 +601,30 @@ class StampGate:
     ) -> None:
         self.reference, self.max_ahead_ns, self.jump_ns = reference, int(max_ahead_ns), int(jump_ns)
         self.late_s = float(late_s)
-        self._newest: int | None = None  # newest reference stamp of the current timeline
-        self._jumped_from: int | None = None  # newest reference stamp before the last jump
-        self._jumped_at = 0.0  # when (``now``) it jumped
+        self._newest: dict[Any, int] = {}  # per topic (key): its newest stamp on the current timeline
+        self._old: dict[Any, int] = {}  # per topic not yet seen since the last jump: its newest before it
+        self._old_newest: int | None = None  # the old timeline's newest stamp
+        self._jumped_at: float | None = None  # when (``now``) time last jumped back
+        self._stamps_jumped_at: float | None = None  # ... seen from the stamps
 
     @property
     def newest_ns(self) -> int | None:
-        """The newest reference stamp of the current timeline (None before the first)."""
-        return self._newest
+        """The newest stamp of the current timeline (None before the first)."""
+        return max(self._newest.values(), default=None)
 
-    def jumped_within(self, now: float) -> bool:
-        """True while messages of the timeline before the last jump may still arrive."""
-        return self._jumped_from is not None and now - self._jumped_at < self.late_s
+    def stamps_jumped_within(self, now: float) -> bool:
+        """True within ``late_s`` seconds after the stamps jumped back."""
+        return self._stamps_jumped_at is not None and now - self._stamps_jumped_at < self.late_s
 
     def forget(self, now: float = 0.0) -> None:
-        """The clock jumped back: the next reference stamp starts a new timeline."""
-        self._jump(None, now)
+        """The clock jumped back: the next messages start a new timeline."""
+        self._jump(now)
 
-    def _jump(self, new_newest: int | None, now: float) -> None:
-        if self._newest is not None:
-            self._jumped_from, self._jumped_at = self._newest, now
-        self._newest = new_newest
+    def _jump(self, now: float) -> None:
+        if self._newest:
+            self._old_newest = self.newest_ns
+        self._old = {**self._old, **self._newest}
+        self._newest, self._jumped_at = {}, now
 
     def check(
         self, key: tuple[str, str], stamp_ns: int, clock_ns: int, now: float = 0.0
@@ -628,18 +636,28 @@ class StampGate:
             bound = f"max_stamp_ahead {self.max_ahead_ns / 1e9:g} s"
             detail = f"{_name(key)} stamped {ahead:.3f} s ahead of the clock ({bound})"
             return self.REFUSE, AHEAD, detail
-        newest, old = self._newest, self._jumped_from
-        if self.jumped_within(now):
-            continues = newest is not None and stamp_ns <= newest + self.jump_ns
-            if not continues and abs(stamp_ns - old) <= self.jump_ns:
-                when = f"{now - self._jumped_at:.3f} s after the jump"
-                return self.REFUSE, BEFORE_JUMP, f"{_name(key)} of the old timeline arrived {when}"
-        if key[1] != self.reference:
-            return self.ACCEPT, "", ""
-        if newest is not None and stamp_ns < newest - self.jump_ns:
-            self._jump(stamp_ns, now)
-            return self.RESET, TIME_JUMP, f"{_name(key)} stamps jumped back {(newest - stamp_ns) / 1e9:.3f} s"
-        self._newest = stamp_ns if newest is None else max(newest, stamp_ns)
+        if self._jumped_at is not None:
+            new = self.newest_ns if self._newest else (clock_ns or None)
+            if new is not None and stamp_ns > new + self.jump_ns:
+                first = key in self._old and stamp_ns >= self._old[key] - self.jump_ns
+                late = (
+                    now - self._jumped_at < self.late_s
+                    and self._old_newest is not None
+                    and abs(stamp_ns - self._old_newest) <= self.jump_ns
+                )
+                if first or late:
+                    ahead = (stamp_ns - new) / 1e9
+                    detail = f"{_name(key)} continues the old timeline ({ahead:.3f} s ahead of the new one)"
+                    return self.REFUSE, BEFORE_JUMP, detail
+            self._old.pop(key, None)  # on the new timeline from here on (a topic's messages arrive in order)
+        own = self._newest.get(key)
+        if key[1] == self.reference and own is not None and stamp_ns < own - self.jump_ns:
+            self._jump(now)
+            self._stamps_jumped_at = now
+            del self._old[key]
+            self._newest[key] = stamp_ns
+            return self.RESET, TIME_JUMP, f"{_name(key)} stamps jumped back {(own - stamp_ns) / 1e9:.3f} s"
+        self._newest[key] = stamp_ns if own is None else max(own, stamp_ns)
         return self.ACCEPT, "", ""
 
 
@@ -703,7 +721,7 @@ class LiveInput:
             newest = self.gate.newest_ns
             if (
                 clock_ns is not None
-                and self.gate.jumped_within(now)
+                and self.gate.stamps_jumped_within(now)
                 and newest is not None
                 and newest <= clock_ns + self.gate.jump_ns
             ):
