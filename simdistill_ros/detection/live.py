@@ -36,6 +36,7 @@ from simdistill_ros.detection.core import (
 )
 from simdistill_ros.detection.parameters import NUSCENES_CAMERAS, DetectorParams, StartupError
 from simdistill_ros.detection.pictures import frame_picture
+from simdistill_ros.detection.transport import PublisherQos, silent_camera_reason
 from simdistill_ros.frames.images import decode_compressed, image_to_rgb
 from simdistill_ros.frames.messages import distortion_assumed, stamp_to_ns, transform_from_msg
 from simdistill_ros.frames.sync import ApproximateTimeSync
@@ -249,10 +250,20 @@ class PipelineStats:
             counts = f"{self.synced} frames synced, {self.published} published, {self.failed} failed"
             return f"{counts}, dropped: {drops or 'none'}"
 
-    def diagnostics(self, now: float, camera_timeout: float, model: str) -> tuple[int, str, dict[str, str]]:
+    def stale_cameras(self, now: float, camera_timeout: float) -> dict[str, float | None]:
+        """Cameras without an image for ``camera_timeout`` s: name -> seconds since the last (None: never)."""
+        with self.lock:
+            return {
+                c: (now - t if t else None) for c, t in self.last_image.items() if now - t > camera_timeout
+            }
+
+    def diagnostics(
+        self, now: float, camera_timeout: float, model: str, silent: dict[str, str] | None = None
+    ) -> tuple[int, str, dict[str, str]]:
         """(level, message, key-value pairs) of the pipeline's state for /diagnostics: the worst drop
         reason of the last ``RECENT_S`` seconds (WARN or ERROR, with its last detail), else stale
-        cameras (WARN), else OK."""
+        cameras (WARN), else OK. ``silent``: camera -> why its images do not arrive, said for each stale
+        camera (WARN at least)."""
         with self.lock:
             rate = 0.0
             recent = [t for t in self.sync_times if now - t < 5.0]
@@ -276,9 +287,12 @@ class PipelineStats:
                 ((r.level, name, r.detail) for name, r in self.reasons.items() if now - r.last < RECENT_S),
                 key=lambda x: -x[0],
             )
+        why = [silent[c] for c in stale if silent and c in silent]
         if active:
             level = active[0][0]
-            message = "; ".join(f"{name}: {detail}" for _, name, detail in active)
+            message = "; ".join([f"{name}: {detail}" for _, name, detail in active] + why)
+        elif why:
+            level, message = WARN, "; ".join(why)
         elif stale:
             level, message = WARN, f"stale cameras: {', '.join(stale)}"
         else:
@@ -911,6 +925,7 @@ class LiveDetector:
         self.decode = ImageDecoder(len(params.camera_names), params.compressed, self._camera_input)
         self._infos: dict[str, Any] = {}  # the latest CameraInfo of each camera
         self.debug_throttle = Throttle(params.debug_image_rate)
+        self._silent_logged: set[str] = set()  # cameras whose silence was logged (diagnostics timer)
         # Lines that name no drop reason (a frame waits for tf, an exception): one per LOG_THROTTLE_S at most
         self._wait_log, self._fail_log, self._picture_log = (Throttle(1 / LOG_THROTTLE_S) for _ in range(3))
         self.worker = Worker(self.frames, self._process, self.stats, self._failed)
@@ -964,9 +979,40 @@ class LiveDetector:
         if "debug_image_rate" in values:
             self.debug_throttle.rate = float(values["debug_image_rate"])
 
-    def diagnostics(self) -> tuple[int, str, dict[str, str]]:
-        model = f"{self.params.model} ({self.core.model_type}, {self.core.device})"
-        return self.stats.diagnostics(time.monotonic(), self.params.camera_timeout, model)
+    def silent_cameras(self) -> dict[str, float | None]:
+        """Cameras without an image for ``camera_timeout``: name -> seconds since the last (None: never)."""
+        return self.stats.stale_cameras(time.monotonic(), self.params.camera_timeout)
+
+    def diagnostics(
+        self, publishers: dict[str, list[PublisherQos]] | None = None, message_type: str = ""
+    ) -> tuple[int, str, dict[str, str]]:
+        """The /diagnostics status. ``publishers``: camera -> the publishers of its image topic (and their
+        QoS), for the silent cameras: each one's likely cause is named (and logged once, until its
+        images arrive again)."""
+        now = time.monotonic()
+        p = self.params
+        silent = self.stats.stale_cameras(now, p.camera_timeout)
+        why = {
+            camera: silent_camera_reason(
+                camera,
+                p.image_topics[p.camera_names.index(camera)],
+                found,
+                p.camera_qos_reliability,
+                silent[camera],
+                message_type,
+            )
+            for camera, found in (publishers or {}).items()
+            if camera in silent
+        }
+        for camera in list(self._silent_logged):
+            if camera not in silent:
+                self._silent_logged.discard(camera)  # its images arrive again: a new silence is told again
+        for camera, line in why.items():
+            if camera not in self._silent_logged:
+                self._silent_logged.add(camera)
+                self._log(WARN, line)
+        model = f"{p.model} ({self.core.model_type}, {self.core.device})"
+        return self.stats.diagnostics(now, p.camera_timeout, model, why)
 
     def _camera_input(self, rgb: np.ndarray, info: Any) -> CameraTensor:
         """A decoded image's model input, made with its camera's latest CameraInfo (decoder threads)."""
