@@ -19,6 +19,7 @@ import copy
 import dataclasses
 import io
 import json
+import logging
 import os
 import pickle
 import re
@@ -129,6 +130,11 @@ class Workspace:
         from simdistill_ros.models.checkpoint import CheckpointWarning
 
         out, err = io.StringIO(), io.StringIO()
+        # A fresh process prints logged warnings on stderr (logging's last resort); pytest's handler
+        # would keep them from it, so they are written to the captured stderr here.
+        log_handler = logging.StreamHandler(err)
+        log_handler.setLevel(logging.WARNING)
+        logging.getLogger().addHandler(log_handler)
         with (
             contextlib.redirect_stdout(out),
             contextlib.redirect_stderr(err),
@@ -142,6 +148,8 @@ class Workspace:
             except Exception:
                 code = None
                 err.write(traceback.format_exc())
+            finally:
+                logging.getLogger().removeHandler(log_handler)
         for w in caught:  # recorded (not printed) so that they reach the row under pytest too
             if issubclass(w.category, CheckpointWarning):
                 err.write(f"{w.filename}:{w.lineno}: {w.category.__name__}: {w.message}\n")
@@ -299,6 +307,54 @@ def _detect_damaged(ws: Workspace):
     stats = next((ln for ln in r.stdout.splitlines() if "bag reader:" in ln), "")
     shutil.rmtree(ws.root / "out" / "damaged", ignore_errors=True)
     return r.status, "frames skipped, counted", stats.strip() or r.reason()
+
+
+def _lacking(topic: str, change: Callable) -> Callable:
+    return lambda t, msg: change(msg) if t == topic else msg
+
+
+def _logged(r: Result, pattern: str) -> str:
+    return next(
+        (ln.strip() for ln in (r.stdout + r.stderr).splitlines() if re.search(pattern, ln)), r.reason()
+    )
+
+
+@case("replay a bag whose PointCloud2 has no intensity", "exit 0", r"^\S+: /LIDAR_TOP: .*intensity 0 assumed")
+def _no_intensity(ws: Workspace):
+    drop = lambda msg: dataclasses.replace(msg, fields=[f for f in msg.fields if f.name != "intensity"])  # noqa: E731
+    bag = ws.rewrite_bag("no_intensity", _lacking("/LIDAR_TOP", drop))
+    store = ws.root / "stores" / "no_intensity"
+    shutil.rmtree(store, ignore_errors=True)
+    r = ws.cli("replay", "--teacher", "teacher_tiny", "--bags", bag, "--out", store, "--device", "cpu")
+    if r.code != 0:
+        return _cli_row(r, "")
+    from simdistill_ros.targets.store import TargetStore
+
+    frames = TargetStore(store)
+    recorded = sum("/LIDAR_TOP" in frames[i].assumed for i in range(len(frames)))
+    warned = [ln for ln in r.stderr.splitlines() if "intensity 0 assumed" in ln]
+    outcome = f"warned {len(warned)}x, {recorded}/{len(frames)} frames record it"
+    reason = _logged(r, "intensity 0 assumed")
+    if len(warned) != 1 or recorded != len(frames):  # the row must not pass on its line alone
+        reason = f"NOT ONCE AND RECORDED: {reason}"
+    return r.status, outcome, reason
+
+
+@case(
+    "detect with a distorting CAM_FRONT CameraInfo",
+    "exit 0",
+    r"^\S+: /CAM_FRONT/camera_info: .*as if rectified",
+)
+def _distorted(ws: Workspace):
+    distort = lambda msg: dataclasses.replace(  # noqa: E731
+        msg, distortion_model="plumb_bob", d=np.array([-0.3, 0.1, 0.0, 0.0, 0.0])
+    )
+    bag = ws.rewrite_bag("distorted", _lacking("/CAM_FRONT/camera_info", distort))
+    r = ws.cli("detect", "--bag", bag, "--out", ws.root / "out" / "distorted", "--device", "cpu")
+    shutil.rmtree(ws.root / "out" / "distorted", ignore_errors=True)
+    warned = [ln for ln in r.stderr.splitlines() if "as if rectified" in ln]
+    reason = _logged(r, "as if rectified")
+    return r.status, f"detected, warned {len(warned)}x", reason if len(warned) == 1 else f"NOT ONCE: {reason}"
 
 
 def _intrinsics(k00: float) -> Callable:
