@@ -68,3 +68,31 @@ def test_diagnostics_name_the_cause_of_each_stale_camera():
     )
     assert (level, message) == (WARN, "CAM_BACK: why") and values["stale cameras"] == "CAM_BACK"
     assert PipelineStats(["A"]).stale_cameras(50.0, 1.0) == {"A": None}  # never an image
+
+
+def test_the_detector_logs_a_silent_cameras_cause_once_and_again_when_it_changes():
+    from types import SimpleNamespace
+
+    from simdistill_ros.detection.live import CameraSync, LiveDetector
+    from simdistill_ros.detection.parameters import PARAMETERS, detector_params
+
+    values = {name: p.ros_default for name, p in PARAMETERS.items()}
+    params = detector_params({**values, "camera_names": ["CAM_FRONT"], "camera_qos_reliability": RELIABLE})
+    logs: list[tuple[int, str]] = []
+    core = SimpleNamespace(model_type="student", device="cpu")
+    det = LiveDetector(
+        core, params, CameraSync(["CAM_FRONT"], 0.06, 10), None, None, lambda lv, t: logs.append((lv, t))
+    )
+    det.start()
+    try:
+        det.diagnostics({"CAM_FRONT": []}, IMAGE)  # nothing publishes it (yet): only a stale camera
+        assert logs == []
+        mismatched = {"CAM_FRONT": [PublisherQos("/driver", BEST_EFFORT, IMAGE)]}
+        level, message, _ = det.diagnostics(mismatched, IMAGE)
+        assert level == WARN and "QoS mismatch" in message and "/CAM_FRONT/image_rect_compressed" in message
+        det.diagnostics(mismatched, IMAGE)  # the same cause: not logged again
+        assert len(logs) == 1 and "QoS mismatch" in logs[0][1]
+        det.diagnostics({"CAM_FRONT": [PublisherQos("/driver", RELIABLE, IMAGE)]}, IMAGE)
+        assert len(logs) == 2 and "connected reliably" in logs[1][1]  # another cause: told
+    finally:
+        det.stop()

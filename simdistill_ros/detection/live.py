@@ -22,6 +22,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -925,7 +926,7 @@ class LiveDetector:
         self.decode = ImageDecoder(len(params.camera_names), params.compressed, self._camera_input)
         self._infos: dict[str, Any] = {}  # the latest CameraInfo of each camera
         self.debug_throttle = Throttle(params.debug_image_rate)
-        self._silent_logged: set[str] = set()  # cameras whose silence was logged (diagnostics timer)
+        self._silent_logged: dict[str, str] = {}  # camera -> the cause of its silence last logged
         # Lines that name no drop reason (a frame waits for tf, an exception): one per LOG_THROTTLE_S at most
         self._wait_log, self._fail_log, self._picture_log = (Throttle(1 / LOG_THROTTLE_S) for _ in range(3))
         self.worker = Worker(self.frames, self._process, self.stats, self._failed)
@@ -987,30 +988,27 @@ class LiveDetector:
         self, publishers: dict[str, list[PublisherQos]] | None = None, message_type: str = ""
     ) -> tuple[int, str, dict[str, str]]:
         """The /diagnostics status. ``publishers``: camera -> the publishers of its image topic (and their
-        QoS), for the silent cameras: each one's likely cause is named (and logged once, until its
-        images arrive again)."""
+        QoS), for the silent cameras: each one's likely cause is named, and logged once (again when the
+        cause changes, or after its images came back) where the topic has publishers (a topic nothing
+        publishes is only a stale camera, as at start-up before discovery)."""
         now = time.monotonic()
         p = self.params
         silent = self.stats.stale_cameras(now, p.camera_timeout)
-        why = {
-            camera: silent_camera_reason(
-                camera,
-                p.image_topics[p.camera_names.index(camera)],
-                found,
-                p.camera_qos_reliability,
-                silent[camera],
-                message_type,
-            )
-            for camera, found in (publishers or {}).items()
-            if camera in silent
-        }
+        why, causes = {}, {}
+        for camera, found in (publishers or {}).items():
+            if camera not in silent:
+                continue
+            topic = p.image_topics[p.camera_names.index(camera)]
+            reason = partial(silent_camera_reason, camera, topic, found, p.camera_qos_reliability)
+            why[camera] = reason(silent[camera], message_type)
+            causes[camera] = reason(None, message_type)  # the same line whatever the silence's length
         for camera in list(self._silent_logged):
             if camera not in silent:
-                self._silent_logged.discard(camera)  # its images arrive again: a new silence is told again
-        for camera, line in why.items():
-            if camera not in self._silent_logged:
-                self._silent_logged.add(camera)
-                self._log(WARN, line)
+                del self._silent_logged[camera]  # its images arrive again: a new silence is told again
+        for camera, cause in causes.items():
+            if publishers[camera] and self._silent_logged.get(camera) != cause:
+                self._silent_logged[camera] = cause
+                self._log(WARN, why[camera])
         model = f"{p.model} ({self.core.model_type}, {self.core.device})"
         return self.stats.diagnostics(now, p.camera_timeout, model, why)
 

@@ -218,7 +218,15 @@ class DetectorNode(Node):
     # diagnostics -------------------------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
         self._live.retry_waiting()  # with tf2_ros no callback tells of new transforms: retry on this timer
-        level, message, values = self._live.diagnostics(self._silent_publishers(), self._image_type)
+        try:
+            publishers = self._silent_publishers()
+        except Exception as err:  # noqa: BLE001 - a graph query must not take the detector down
+            self.get_logger().warning(
+                f"cannot ask the graph who publishes the silent cameras' topics: {err}",
+                throttle_duration_sec=live.LOG_THROTTLE_S,
+            )
+            publishers = {}
+        level, message, values = self._live.diagnostics(publishers, self._image_type)
         name, cameras = f"{self.get_name()}: pipeline", ",".join(self.params.camera_names)
         stamp_ns = self.get_clock().now().nanoseconds
         self._diag_pub.publish(diagnostic_array_msg(level, name, message, cameras, values, stamp_ns))
