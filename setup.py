@@ -22,8 +22,11 @@ setup(
         (f"share/{package_name}", ["package.xml"]),
         (f"share/{package_name}/launch", _share("launch/*.launch.py")),
         (f"share/{package_name}/config", _share("config/*")),
-        # the rosbags typestore reads vision_msgs from here (msgs/ itself stays out of colcon's view)
-        (f"share/{package_name}/msgs/vision_msgs/msg", _share("msgs/vision_msgs/msg/*.msg")),
+        # the rosbags typestore reads these from here (msgs/ itself stays out of colcon's view)
+        *(
+            (f"share/{package_name}/msgs/{pkg}/msg", _share(f"msgs/{pkg}/msg/*.msg"))
+            for pkg in ("vision_msgs", "autoware_perception_msgs")
+        ),
         # every shipped checkpoint (models/NAME/: weights, config, meta, model card)
         *((f"share/{package_name}/models/{name}", _share(f"models/{name}/*")) for name in SHIPPED_MODELS),
     ],

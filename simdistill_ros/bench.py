@@ -324,13 +324,13 @@ def bench_node(
     from sensor_msgs.msg import CameraInfo, CompressedImage
     from tf2_msgs.msg import TFMessage
 
-    from simdistill_ros.detection.ros_messages import header_msg
     from simdistill_ros.frames.images import COMPRESSED_FORMAT
     from simdistill_ros.frames.messages import transform_msg
     from simdistill_ros.geometry import nuscenes_like_rig
     from simdistill_ros.models import StudentModel, save_checkpoint
     from simdistill_ros.models.config import PRESETS
     from simdistill_ros.nodes.detector_node import DetectorNode
+    from simdistill_ros.outputs.ros import header_msg
 
     h, w = image_hw
     rig = nuscenes_like_rig(h, w)

@@ -39,13 +39,39 @@ def _add_sensor_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--base-frame", metavar="FRAME", help="base frame of extrinsics and boxes (base_link)")
 
 
+def _add_dataroot_flags(p: argparse.ArgumentParser, split_default: str) -> None:
+    """Which dataset version, split and frame source a command reads (docs/design.md)."""
+    g = p.add_argument_group(
+        "dataset", "A nuScenes-format dataroot: the synthetic world, or nuScenes itself."
+    )
+    g.add_argument(
+        "--version",
+        default="v1.0-synth",
+        help="version folder of the tables: v1.0-synth (default), v1.0-mini, v1.0-trainval",
+    )
+    g.add_argument(
+        "--split",
+        default=split_default,
+        help=f"split (default: {split_default}): a key of VERSION/splits.json, else one of nuScenes' own "
+        "(mini_train, mini_val, train, val) restricted to the version's scenes",
+    )
+    g.add_argument(
+        "--frames-from",
+        choices=("auto", "bags", "samples"),
+        default="auto",
+        help="read the frames from DATA/bags/ (one rosbag2 per scene) or from the dataroot's samples/ and "
+        "sweeps/ files through the nuScenes devkit; auto (default): the bags when DATA/bags/ exists",
+    )
+
+
 def _add_synth(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "synth",
-        help="render a synthetic multi-camera + LiDAR world into rosbag2 files and nuScenes tables",
+        help="render a synthetic multi-camera + LiDAR world into rosbag2 files and a nuScenes dataroot",
         description="Procedurally generate driving scenes, render N cameras and a spinning LiDAR with one "
-        "ray caster, and write one rosbag2 per scene (nuscenes2bag topic layout) plus the ground truth as a "
-        "nuScenes-format dataset (v1.0-synth, splits.json with train/val scenes).",
+        "ray caster, and write one rosbag2 per scene (nuscenes2bag topic layout) plus a nuScenes-format "
+        "dataroot of the same scenes (samples/ and sweeps/ with jpg and pcd.bin files, v1.0-synth tables, "
+        "splits.json with train/val scenes).",
     )
     p.add_argument("--out", required=True, help="output directory (created; must not hold a dataset already)")
     p.add_argument("--scenes", type=int, default=2, help="number of scenes (default: 2)")
@@ -60,7 +86,11 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
         default=0.5,
         help="share of scenes in the val split (1.0: all val, a test-only world)",
     )
-    p.add_argument("--no-lidar", action="store_true", help="write bags without the LiDAR topic")
+    p.add_argument(
+        "--no-lidar",
+        action="store_true",
+        help="write bags without the LiDAR topic (the dataroot keeps its pcd.bin: the tables need them)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
     p.add_argument(
         "--world",
@@ -76,10 +106,12 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         "evaluate",
         help="official nuScenes detection metrics (mAP, NDS, TP errors, per-class AP)",
         description="Run the official nuScenes DetectionEval on a nuScenes-format dataset, restricted to the "
-        "classes present in the split. Give exactly one of --results, --model or --gt-as-results.",
+        "classes present in the split. Give exactly one of --results, --model, --detections or "
+        "--gt-as-results.",
     )
-    p.add_argument("--data", required=True, help="dataset root (holds v1.0-synth/ and bags/)")
-    p.add_argument("--split", default="val", help="split name from splits.json (default: val)")
+    p.add_argument(
+        "--data", required=True, help="dataset root (v1.0-synth/ and bags/, or a nuScenes dataroot)"
+    )
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--results", help="nuScenes results JSON to score")
     g.add_argument(
@@ -87,8 +119,14 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         help="checkpoint directory (or shipped name, e.g. student_v2) to run and score; with --backend "
         "onnxruntime also an .onnx file from `simdistill export` (fp32 or --int8)",
     )
+    g.add_argument(
+        "--detections",
+        metavar="BAG",
+        help="score the messages of a detection bag (`simdistill detect --outputs vision_msgs autoware`): "
+        "boxes and classes from its Detection3DArray, velocities (mAVE) from its DetectedObjects",
+    )
     g.add_argument("--gt-as-results", action="store_true", help="score the ground truth itself (mAP 1.0)")
-    p.add_argument("--version", default="v1.0-synth", help="dataset version folder")
+    _add_dataroot_flags(p, "val")
     p.add_argument("--out", help="directory for metrics_summary.json and the results JSON")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (with --model)")
     p.add_argument(
@@ -111,14 +149,25 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
         help="train the teacher, the camera-only baseline or the SimDistill student",
-        description="Train a model on a synthetic (or any nuScenes-format + bags) dataset. The student is "
+        description="Train a model on the synthetic world or a nuScenes dataroot (v1.0-mini, "
+        "v1.0-trainval: --data ROOT --version VERSION). The student is "
         "distilled from --teacher online, or from a stored replay (--targets).",
     )
     p.add_argument("model", choices=("teacher", "baseline", "student"))
     p.add_argument(
         "--config", default="tiny", choices=("tiny", "tiny_v2", "nuscenes"), help="model config preset"
     )
-    p.add_argument("--data", help="dataset root (with ground truth)")
+    p.add_argument(
+        "--data", help="dataset root with ground truth (the synthetic world, or a nuScenes dataroot)"
+    )
+    _add_dataroot_flags(p, "train")
+    p.add_argument(
+        "--lidar-sweeps",
+        type=int,
+        default=None,
+        help="teacher: LiDAR sweeps per frame, earlier sweeps motion-compensated into the key frame with a "
+        "time-lag feature (needs --frames-from samples; default: the config's, 1)",
+    )
     p.add_argument("--targets", help="teacher replay target store (student only)")
     p.add_argument("--out", required=True, help="run directory: checkpoints, log.csv")
     p.add_argument("--teacher", help="teacher checkpoint (student only, online distillation)")
@@ -176,7 +225,40 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "1). The README's light branch (arm student_light) is --sim-channels 8 --sim-depthnet-channels 32 "
         "--sim-gcm-stride 2",
     )
+    p.add_argument(
+        "--depth-weight",
+        type=float,
+        default=None,
+        help="weight of the LiDAR depth supervision of the camera branch's depth net (BCE on the one-hot bin "
+        "of each image feature cell a LiDAR return hits; any model type, LiDAR needed at training time "
+        "only; default: the preset's, 0 = off)",
+    )
+    p.add_argument(
+        "--feature-loss",
+        choices=("mse", "balanced"),
+        default=None,
+        help="how the student's feature terms (IMD, CMD, MMD-F) compare BEV maps: 'mse' is SimDistill's "
+        "(the default), 'balanced' scales each channel by the teacher's RMS and averages foreground and "
+        "background cells apart (weights: --loss-weights feature_fg=.. feature_bg=..)",
+    )
+    p.add_argument(
+        "--loss-weights",
+        nargs="+",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set loss weights of the model config, e.g. imd=0.5 cmd=2 (names: gt_heatmap, gt_bbox, imd, "
+        "cmd, mmd_feat, mmd_pred_heatmap, mmd_pred_box, depth, feature_fg, feature_bg)",
+    )
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke runs)")
+    p.add_argument(
+        "--snapshot-steps",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="N",
+        help="also save the weights after these steps as OUT/step_N (to score a run part way: has it "
+        "converged?)",
+    )
     p.add_argument(
         "--pseudo-labels",
         action="store_true",
@@ -192,7 +274,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 def _add_detect(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "detect",
-        help="run a model over a bag and write a bag of Detection3DArray + MarkerArray (+ pictures)",
+        help="run a model over a bag and write a bag of its detections (Detection3DArray and/or Autoware "
+        "DetectedObjects) + MarkerArray (+ pictures)",
     )
     p.add_argument("--model", default=DEFAULT_MODEL, help="checkpoint directory or shipped model name")
     p.add_argument("--bag", required=True, help="input rosbag2 (mcap or sqlite3)")
@@ -212,6 +295,23 @@ def _add_detect(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=DEFAULT_SCORE_THRESHOLD,
         help=f"minimum score kept (default {DEFAULT_SCORE_THRESHOLD}, as the node)",
+    )
+    p.add_argument(
+        "--outputs",
+        nargs="+",
+        choices=("vision_msgs", "autoware"),
+        default=["vision_msgs"],
+        help="detection messages to write, as the node's `outputs` parameter: vision_msgs "
+        "(vision_msgs/Detection3DArray on /simdistill_detector/detections), autoware "
+        "(autoware_perception_msgs/DetectedObjects with velocity on /simdistill_detector/objects), or both "
+        "(default vision_msgs)",
+    )
+    p.add_argument(
+        "--orientation-availability",
+        choices=("available", "sign_unknown", "unavailable"),
+        default="sign_unknown",
+        help="DetectedObjects' orientation_availability (default sign_unknown: the shipped models reverse "
+        "about a third of the cars; see the README)",
     )
     _add_no_verify(p)
     p.add_argument("--strict", action="store_true", help="exit 1 when any frame was skipped")
@@ -270,6 +370,25 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:
     _add_sensor_flags(p)
 
 
+def _add_nuscenes_to_bag(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "nuscenes-to-bag",
+        help="write a nuScenes dataroot's scenes as rosbag2 files the detector node and the replay read",
+        description="One rosbag2 per scene, every camera and LiDAR sample_data in time order (key frames and "
+        "sweeps): the jpgs as CompressedImage with CameraInfo, the LiDAR as PointCloud2 (x, y, z, "
+        "intensity), "
+        "/tf map -> base_link from the ego poses and /tf_static base_link -> each sensor. Radar is left out.",
+    )
+    p.add_argument("--data", required=True, help="nuScenes dataroot (samples/, sweeps/, VERSION/)")
+    p.add_argument("--version", default="v1.0-mini", help="version folder (default: v1.0-mini)")
+    p.add_argument("--out", required=True, help="folder for the bags (one <scene>/ per scene)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--split", help="only this split's scenes (splits.json key or a nuScenes split)")
+    g.add_argument("--scenes", nargs="+", metavar="NAME", help="only these scenes")
+    p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="rosbag2 storage plugin")
+    p.add_argument("--overwrite", action="store_true", help="replace bags that exist")
+
+
 def _add_no_verify(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-verify",
@@ -285,7 +404,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_synth, _add_train, _add_evaluate, _add_detect, _add_export, _add_replay):
+    for add in (
+        _add_synth,
+        _add_train,
+        _add_evaluate,
+        _add_detect,
+        _add_export,
+        _add_replay,
+        _add_nuscenes_to_bag,
+    ):
         add(sub)
     return parser
 
@@ -320,6 +447,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from simdistill_ros.replay.command import run_replay_command
 
             return run_replay_command(args)
+        if args.command == "nuscenes-to-bag":
+            from simdistill_ros.dataset.to_bag import run_nuscenes_to_bag_command
+
+            return run_nuscenes_to_bag_command(args)
     except (UserError, FileNotFoundError) as exc:
         print(f"simdistill {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -13,14 +13,14 @@ import yaml
 from _detector_helpers import tiny_student_checkpoint
 
 from simdistill_ros.detection import CameraFrame, DetectorCore, FrameInputError
-from simdistill_ros.detection.messages import (
+from simdistill_ros.geometry import Box3D, nuscenes_like_rig
+from simdistill_ros.outputs.markers import (
     MARKER_DELETEALL,
     MARKER_LINE_LIST,
     MARKER_TEXT_VIEW_FACING,
-    detection_array_fields,
     marker_fields,
 )
-from simdistill_ros.geometry import Box3D, nuscenes_like_rig
+from simdistill_ros.outputs.vision import detection_array_fields
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,9 +42,11 @@ def rig_frames(h: int = 64, w: int = 112, n: int = 6, seed: int = 0) -> list[Cam
 
 def test_core_imports_no_ros():
     code = (
-        "import sys, simdistill_ros.detection, simdistill_ros.detection.messages, "
+        "import sys, simdistill_ros.detection, simdistill_ros.outputs.vision, "
+        "simdistill_ros.outputs.autoware, simdistill_ros.outputs.markers, simdistill_ros.outputs.ros, "
         "simdistill_ros.detection.pictures, simdistill_ros.detection.command; "
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('rclpy', 'vision_msgs', 'std_msgs')]; "
+        "ros = ('rclpy', 'vision_msgs', 'std_msgs', 'autoware_perception_msgs'); "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ros]; "
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
@@ -165,8 +167,8 @@ def test_message_fields_and_real_messages_round_trip():
     assert texts[1].text == "pedestrian 0.40"
 
     pytest.importorskip("vision_msgs.msg")
-    from simdistill_ros.detection.messages import boxes_from_detection_array
-    from simdistill_ros.detection.ros_messages import detection_array_msg, marker_array_msg
+    from simdistill_ros.outputs.ros import detection_array_msg, marker_array_msg
+    from simdistill_ros.outputs.vision import boxes_from_detection_array
 
     msg = detection_array_msg(fields)
     assert (msg.header.stamp.sec, msg.header.stamp.nanosec) == (1_700_000_000, 123_456_789)

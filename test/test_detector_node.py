@@ -45,8 +45,9 @@ def start(module: str, *args: str, env: dict[str, str], log: Path) -> subprocess
 def offline_detect(ckpt: Path, bag: Path, out: Path) -> list[list[dict]]:
     """`simdistill detect` on the bag, read back from its output bag: per frame, the box records."""
     from simdistill_ros.cli import main as cli
-    from simdistill_ros.detection.messages import box_record, boxes_from_detection_array
     from simdistill_ros.frames import BagReader
+    from simdistill_ros.outputs.records import box_record
+    from simdistill_ros.outputs.vision import boxes_from_detection_array
 
     assert cli(["detect", "--model", str(ckpt), "--bag", str(bag), "--out", str(out), "--device", "cpu",
                 "--score-threshold", THRESHOLD]) == 0  # fmt: skip
@@ -55,7 +56,15 @@ def offline_detect(ckpt: Path, bag: Path, out: Path) -> list[list[dict]]:
     return [[box_record(b) for b in boxes_from_detection_array(m)] for m in msgs]
 
 
-def run_live(tmp: Path, ckpt: Path, bag: Path, expect: int, node_args: list, player_args: list) -> tuple:
+def run_live(
+    tmp: Path,
+    ckpt: Path,
+    bag: Path,
+    expect: int,
+    node_args: list,
+    player_args: list,
+    recorder_args: list = (),
+) -> tuple:
     """(recorded frames, node log text, node exit code)."""
     env = ros_env()
     node = start(
@@ -65,7 +74,7 @@ def run_live(tmp: Path, ckpt: Path, bag: Path, expect: int, node_args: list, pla
     )  # fmt: skip
     rec = subprocess.Popen(
         [sys.executable, "-m", "simdistill_ros.nodes.detection_recorder", "--out", str(tmp / "rec.json"),
-         "--count", str(expect), "--timeout", "60", "--idle", "8"],
+         "--count", str(expect), "--timeout", "60", "--idle", "8", *recorder_args],
         env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
@@ -196,3 +205,76 @@ def test_frames_before_a_late_tf_static_wait_for_it_instead_of_being_dropped(tmp
     assert len(frames) == 6, log
     for live, off in zip(sorted(frames, key=lambda f: f["stamp_ns"]), offline):
         assert_same_boxes(live["boxes"], off)
+
+
+def test_autoware_objects_carry_the_heads_velocity_beside_the_same_boxes(tmp_path: Path, ckpt: Path):
+    """outputs [vision_msgs, autoware]: `simdistill detect` bags both for every frame, every object with
+    has_twist; live, the recorder (another process) receives DetectedObjects whose boxes are the
+    Detection3DArray's of the same frame and whose twist is the head's velocity, as offline."""
+    pytest.importorskip("autoware_perception_msgs.msg")
+    from simdistill_ros.cli import main as cli
+    from simdistill_ros.frames import BagReader
+    from simdistill_ros.outputs import MARKERS_TOPIC, OBJECTS_TOPIC
+    from simdistill_ros.outputs.autoware import with_published_velocity
+    from simdistill_ros.outputs.markers import MARKER_ARROW, MIN_ARROW_SPEED
+    from simdistill_ros.outputs.records import box_record
+    from simdistill_ros.outputs.vision import boxes_from_detection_array
+
+    bag = synth_world(tmp_path / "world", frames=3)
+    out = tmp_path / "detect_out"
+    assert cli(["detect", "--model", str(ckpt), "--bag", str(bag), "--out", str(out), "--device", "cpu",
+                "--score-threshold", THRESHOLD, "--outputs", "vision_msgs", "autoware"]) == 0  # fmt: skip
+    with BagReader(out) as reader:
+        msgs = list(reader.messages([TOPIC, OBJECTS_TOPIC, MARKERS_TOPIC]))
+    vision = [m for topic, _, m in msgs if topic == TOPIC]
+    objects = [m for topic, _, m in msgs if topic == OBJECTS_TOPIC]
+    markers = [m for topic, _, m in msgs if topic == MARKERS_TOPIC]
+    assert len(vision) == len(objects) == len(markers) == 3
+    offline = []
+    for v, o, mk in zip(vision, objects, markers):
+        assert (v.header.stamp, v.header.frame_id) == (o.header.stamp, o.header.frame_id)
+        assert o.objects and all(obj.kinematics.has_twist for obj in o.objects)
+        boxes = with_published_velocity(boxes_from_detection_array(v), o)
+        offline.append([box_record(b) for b in boxes])
+        # one velocity arrow per box moving at MIN_ARROW_SPEED or more, two points a second of travel apart
+        arrows = {m.id: m for m in mk.markers if m.ns == "velocity" and m.type == MARKER_ARROW}
+        moving = [i for i, b in enumerate(boxes) if np.hypot(*b.velocity) >= MIN_ARROW_SPEED]
+        assert sorted(arrows) == moving
+        for i in moving:
+            a, b = arrows[i].points
+            np.testing.assert_allclose([b.x - a.x, b.y - a.y], boxes[i].velocity, atol=1e-5)
+
+    node_args = ["-p", "outputs:=[vision_msgs, autoware]"]
+    frames, log, code = run_live(tmp_path, ckpt, bag, 3, node_args, [], ["--objects-topic", OBJECTS_TOPIC])
+    assert code == 0, log
+    assert "outputs vision_msgs, autoware" in log, log
+    assert len(frames) == 3 and all(f["has_velocity"] for f in frames), log
+    for live, off in zip(sorted(frames, key=lambda f: f["stamp_ns"]), offline):
+        assert_same_boxes(live["boxes"], off)
+        np.testing.assert_allclose(
+            [b["velocity"] for b in live["boxes"]], [b["velocity"] for b in off], atol=1e-4
+        )
+    speeds = [np.hypot(*b["velocity"]) for f in frames for b in f["boxes"]]
+    assert max(speeds) > MIN_ARROW_SPEED, speeds  # the head's velocities left the process, arrows drawn
+
+
+def test_autoware_topic_names_and_raw_cameras_from_the_autoware_parameters(tmp_path: Path, ckpt: Path):
+    """config/autoware.yaml as launch/autoware.launch.py loads it: raw images on /sensing/camera/cameraN,
+    DetectedObjects on Autoware's detection topic in base_link (vision_msgs added here for the recorder)."""
+    pytest.importorskip("autoware_perception_msgs.msg")
+    bag = synth_world(tmp_path / "world", frames=2, raw=True)
+    cams = ("CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_BACK_RIGHT", "CAM_BACK", "CAM_BACK_LEFT", "CAM_FRONT_LEFT")
+    remaps = [f"/{c}/image_rect=/sensing/camera/camera{i}/image_rect_color" for i, c in enumerate(cams)]
+    remaps += [f"/{c}/camera_info=/sensing/camera/camera{i}/camera_info" for i, c in enumerate(cams)]
+    objects = "/perception/object_recognition/detection/camera_bev/objects"
+    node_args = [
+        "--params-file", str(ROOT / "config" / "detector.yaml"),
+        "--params-file", str(ROOT / "config" / "autoware.yaml"),
+        "-p", "outputs:=[vision_msgs, autoware]", "-p", f"objects_topic:={objects}",
+    ]  # fmt: skip
+    frames, log, code = run_live(
+        tmp_path, ckpt, bag, 2, node_args, ["--remap", *remaps], ["--objects-topic", objects]
+    )
+    assert code == 0, log
+    assert "/sensing/camera/camera0/image_rect_color" in log, log
+    assert len(frames) == 2 and all(f["has_velocity"] and f["frame_id"] == "base_link" for f in frames), log

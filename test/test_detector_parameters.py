@@ -91,6 +91,12 @@ def test_each_default_is_written_once():
         ({"debug_image_rate": -1.0}, "debug_image_rate must be >= 0 (0: off)"),
         ({"camera_qos_reliability": "sometimes"}, "camera_qos_reliability must be best_effort or reliable"),
         ({"camera_qos_depth": 0}, "camera_qos_depth must be >= 1, got 0"),
+        ({"outputs": ["vision_msgs", "lidar"]}, "unknown output lidar: choose from vision_msgs, autoware"),
+        ({"outputs": [""]}, "choose at least one output"),
+        (
+            {"orientation_availability": "front"},
+            "orientation availability must be one of unavailable, sign_unknown, available",
+        ),
     ],
 )
 def test_bad_parameters_are_one_line_startup_errors(change: dict, message: str):

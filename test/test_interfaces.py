@@ -1,22 +1,63 @@
-"""vision_msgs in the rosbags typestore interoperates with rclpy messages built from the same files."""
+"""vision_msgs and autoware_perception_msgs in the rosbags typestore interoperate with rclpy messages built
+from the same files; the autoware_perception_msgs files are upstream's text."""
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from ros_isolation import isolate_ros
+from rosbags.typesys import get_types_from_msg
 
-from simdistill_ros.interfaces import VISION_MSGS_DIR, typestore
+from simdistill_ros.interfaces import MSGS_DIRS, typestore
 
 REPO = Path(__file__).resolve().parents[1]
+# autoware_perception_msgs as read from autowarefoundation/autoware_msgs (commit per file in the JSON)
+UPSTREAM = json.loads((Path(__file__).parent / "upstream" / "autoware_perception_msgs.json").read_text())
 
 
-def test_runtime_definitions_match_the_built_package():
-    built = sorted((REPO / "msgs" / "vision_msgs" / "msg").glob("*.msg"))
-    runtime = sorted(VISION_MSGS_DIR.glob("*.msg"))
-    assert [p.name for p in built] == [p.name for p in runtime]
+@pytest.mark.parametrize("package", sorted(MSGS_DIRS))
+def test_runtime_definitions_match_the_built_package(package: str):
+    built = sorted((REPO / "msgs" / package / "msg").glob("*.msg"))
+    runtime = sorted(MSGS_DIRS[package].glob("*.msg"))
+    assert built and [p.name for p in built] == [p.name for p in runtime]
     for a, b in zip(built, runtime):
         assert a.read_text() == b.read_text(), a.name
+
+
+def _fields(text: str, name: str) -> list[tuple]:
+    """(field or constant name, type, constant value) of a .msg text, parsed by rosbags, in order."""
+    (msgtype, (consts, fields)), *_ = get_types_from_msg(text, name).items()
+    return [(c[0], c[1], c[2]) for c in consts] + [(f[0], repr(f[1])) for f in fields]
+
+
+def test_autoware_definitions_are_upstreams_text_field_for_field():
+    ours = REPO / "msgs" / "autoware_perception_msgs" / "msg"
+    assert sorted(p.name for p in ours.glob("*.msg")) == sorted(UPSTREAM["files"])
+    for name, entry in UPSTREAM["files"].items():
+        text = (ours / name).read_text()
+        assert text == entry["text"], f"{name} differs from upstream {entry['commit']}"
+        full = f"autoware_perception_msgs/msg/{name[:-4]}"
+        assert _fields(text, full) == _fields(entry["text"], full)
+    kinematics = _fields(UPSTREAM["files"]["DetectedObjectKinematics.msg"]["text"], "a/msg/K")
+    assert [f[0] for f in kinematics] == [
+        "UNAVAILABLE", "SIGN_UNKNOWN", "AVAILABLE", "pose_with_covariance", "has_position_covariance",
+        "orientation_availability", "twist_with_covariance", "has_twist", "has_twist_covariance",
+    ]  # fmt: skip
+
+
+def test_built_autoware_package_has_upstreams_fields_and_constants():
+    """The rclpy classes generated from msgs/ carry upstream's fields (names, order) and constants."""
+    pytest.importorskip("rclpy")
+    aw = pytest.importorskip("autoware_perception_msgs.msg")
+    for name, entry in UPSTREAM["files"].items():
+        cls = getattr(aw, name[:-4])
+        (_, (consts, fields)), *_ = get_types_from_msg(
+            entry["text"], f"autoware_perception_msgs/msg/{name[:-4]}"
+        ).items()
+        assert list(cls.get_fields_and_field_types()) == [f[0] for f in fields], name
+        for const, _, value in consts:
+            assert getattr(cls, const) == value, (name, const)
 
 
 def test_detection_array_round_trips_between_rosbags_and_rclpy():

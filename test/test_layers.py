@@ -19,8 +19,9 @@ LAYERS = (
     "openmp",  # OpenMP's spin-waiting bounded by the entry points, before torch loads
     "classes",  # the ten nuScenes detection classes
     "geometry",  # transforms, cameras, rigs, boxes
-    "interfaces",  # the rosbags typestore with vision_msgs
+    "interfaces",  # the rosbags typestore with vision_msgs and autoware_perception_msgs
     "frames",  # sensors -> frames: bags, point clouds, tf, time sync, frame assembly
+    "outputs",  # boxes -> messages: vision_msgs, autoware_perception_msgs, markers (rclpy at the edge)
     "dataset",  # nuScenes tables, ground truth by stamp, the cached training frames
     "synth",  # the synthetic world: renders sensors into bags and tables
     "models",  # frames -> BEV -> boxes: model input, networks, losses, checkpoints

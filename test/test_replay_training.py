@@ -114,3 +114,53 @@ def test_train_student_from_the_store_without_teacher_or_lidar(root: Path, tmp_p
     assert json.loads((tmp_path / "run2" / "last" / "meta.json").read_text())["init_from"]
     bad = run("train", "teacher", "--targets", str(root / "store"), "--out", str(tmp_path / "x"), check=False)
     assert bad.returncode == 2 and "student only" in bad.stderr
+
+
+def test_the_store_carries_the_lidar_returns_that_give_the_online_depth_targets(root: Path, tmp_path: Path):
+    """Depth supervision from a store: its LiDAR returns in view give the very targets the online LiDAR
+    gives, a store-trained student logs the depth term, and a store without them is one line."""
+    from simdistill_ros.dataset.frame_cache import load_split_frames
+    from simdistill_ros.models import tiny
+    from simdistill_ros.models.depth_supervision import NO_RETURN, lidar_depth_targets
+    from simdistill_ros.targets.store import TargetStore, TargetStoreWriter
+    from simdistill_ros.training.batch import collate
+    from simdistill_ros.training.dataset import FrameDataset
+    from simdistill_ros.training.store_dataset import StoreDataset, collate_stored
+
+    cfg = tiny()
+    frames = FrameDataset(load_split_frames(root / "world", "train"), cfg.image_size, augment=False)
+    online = collate([frames[0], frames[1]])
+    store = TargetStore(root / "store")
+    assert store.frames_with_depth_points() == len(store)
+    stored = collate_stored(
+        [StoreDataset(store, cfg.image_size, with_depth_points=True)[store.position(k)] for k in online.keys]
+    )
+    for b in range(2):  # only returns some camera sees are kept
+        assert 0 < len(stored.batch.points[b]) < len(online.points[b])
+    h, w = cfg.image_size
+    args = (online.intrinsics, online.cam_to_base, (h, w), (h // 8, w // 8), cfg.grid)
+    from_store = lidar_depth_targets(stored.batch.points, *args)
+    from_lidar = lidar_depth_targets(online.points, *args)
+    assert torch.equal(from_store, from_lidar) and int((from_store != NO_RETURN).sum()) > 100
+
+    proc = run(
+        "train", "student", "--targets", str(root / "store"), "--out", str(tmp_path / "run"),
+        "--max-steps", "1", "--batch-size", "2", "--depth-weight", "3",
+    )  # fmt: skip
+    header = (tmp_path / "run" / "log.csv").read_text().splitlines()[0].split(",")
+    assert "depth" in header, proc.stdout
+    assert json.loads((tmp_path / "run" / "last" / "config.json").read_text())["loss"]["depth"] == 3.0
+
+    # a store replayed before depth targets existed: the same frames without their returns
+    old = tmp_path / "old_store"
+    with TargetStoreWriter(old, store.teacher) as writer:
+        for i in range(len(store)):
+            f = store[i]
+            f.depth_points = None
+            writer.add(f)
+    bad = run(
+        "train", "student", "--targets", str(old), "--out", str(tmp_path / "x"), "--depth-weight", "3",
+        "--max-steps", "1", check=False,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "6 of 6 frames have none" in bad.stderr, bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1

@@ -142,6 +142,7 @@ def test_reproduce_micro_is_resumable(tmp_path: Path) -> None:
     results = tmp_path / "results"
     names = sorted(p.stem for p in results.glob("*.json"))
     probes = [f"student_s{s}.{w}" for s in (0, 1) for w in ("probe", "probe_fresh")]
+    probes += [f"{n}.depth" for n in ("baseline_s0", "baseline_s1", "student_s0", "student_s1", "teacher")]
     assert names == sorted(
         ["baseline_s0", "baseline_s1", "student_s0", "student_s1", "teacher", "teacher_probe", *probes]
     )
@@ -206,6 +207,24 @@ def test_reproduce_micro_is_resumable(tmp_path: Path) -> None:
     assert fourth.stdout.count("training") == 1 and "== ablate_init: training student" in fourth.stdout
     ablate = json.loads((results / "ablate_init.json").read_text())
     assert f"--teacher {teacher}" in ablate["command"] and "--init-from" not in ablate["command"]
+    # the v3 arms: the equal-training control runs the student's whole lineage (3 x STEPS) and keeps
+    # snapshots scored on val; the v3 student carries its recipe; every record keeps its loss curve
+    v3 = {**given, "ARMS_ONLY": "baseline_long student_v3", "SEEDS": "0"}
+    fifth = _reproduce(v3)
+    assert fifth.returncode == 0, fifth.stdout[-3000:] + fifth.stderr[-3000:]
+    long = json.loads((results / "baseline_long_s0.json").read_text())
+    assert long["steps"] == 3 and "--max-steps 3" in long["command"]
+    assert list(long["val_at_steps"]) == ["1", "2"] and 0.0 <= long["val_at_steps"]["2"]["mAP"] <= 1.0
+    assert long["curve"][-1]["step"] == 3 and "gt_heatmap" in long["curve"][-1]
+    v3_record = json.loads((results / "student_v3_s0.json").read_text())
+    assert "--depth-weight 3" in v3_record["command"] and "--feature-loss balanced" in v3_record["command"]
+    assert "depth" in v3_record["curve"][-1] and v3_record["steps"] == 1
+    v3_table = (results / "table.md").read_text()
+    assert "as many steps as the student's whole lineage" in v3_table
+    assert "- Camera-only baseline, ImageNet start, as many steps" in v3_table and "step 2: " in v3_table
+    depth = json.loads((results / "baseline_long_s0.depth.json").read_text())["depth_probes"][0]
+    assert depth["cells"] > 0 and 0.0 <= depth["argmax_within_1m"] <= 1.0
+    assert "Camera depth against the LiDAR" in v3_table and "| baseline_long_s0 |" in v3_table
     missing = {**given, "TEACHER": str(tmp_path / "no_teacher")}
     bad = _reproduce(missing)
     assert bad.returncode == 1 and "no_teacher is not a checkpoint (no meta.json)" in bad.stderr

@@ -272,3 +272,18 @@ def test_sim_channels_is_refused_where_it_cannot_apply(argv: list[str], message:
     args = build_parser().parse_args(["train", *argv, "--out", "unused"])
     with pytest.raises(UserError, match=message):
         build_config(args)
+
+
+def test_baseline_with_depth_supervision_keeps_snapshots_and_logs_the_term(world: Path, tmp_path: Path):
+    """The camera-only baseline learns depth from the LiDAR (loaded for it alone), and --snapshot-steps
+    keeps the weights part way for scoring the run's convergence."""
+    run(
+        "train", "baseline", "--data", str(world), "--out", str(tmp_path), "--max-steps", "2",
+        "--batch-size", "2", "--depth-weight", "3", "--snapshot-steps", "1",
+    )  # fmt: skip
+    header = (tmp_path / "log.csv").read_text().splitlines()[0].split(",")
+    assert "depth" in header and "gt_heatmap" in header
+    snap = json.loads((tmp_path / "step_1" / "meta.json").read_text())
+    assert snap["step"] == 1 and snap["snapshot"] is True
+    assert json.loads((tmp_path / "last" / "meta.json").read_text())["step"] == 2
+    assert json.loads((tmp_path / "last" / "config.json").read_text())["loss"]["depth"] == 3.0

@@ -143,6 +143,32 @@ def test_collect_demo_run_reads_a_demo_directory(tmp_path: Path):
     assert run.reference["mAP"] == card_reference(ROOT / "models" / "student_tiny")["mAP"]
     assert run.overview == ""  # no overview written
     assert "25.0" in format_demo_report(run)
+    assert run.frames_with_velocity == 0 and run.offline == {}
+
+
+def test_demo_report_shows_the_published_mave_beside_the_cards():
+    run = _run()
+    run.frames_with_velocity = 5
+    run.offline = {"mean_ap": 0.2, "nd_score": 0.19, "tp_errors": {"vel_err": 1.234}}
+    text = format_demo_report(run)
+    lines = text.splitlines()
+    assert any(line.split() == ["mAVE", "7.700", "1.099", "m/s"] for line in lines), text
+    assert "mAVE from the velocity the node published in DetectedObjects (5 of 5 frames)" in text
+    assert "mAVE is not shown" not in text
+    k = next(i for i, line in enumerate(lines) if line.startswith("Offline bag"))
+    assert "simdistill evaluate --detections" in lines[k]
+    assert "mAP 20.0, NDS 19.0, mAVE 1.234 m/s" in lines[k + 1]
+
+
+def test_collect_demo_run_counts_frames_with_published_velocity(tmp_path: Path):
+    live = tmp_path / "live"
+    (live / "eval").mkdir(parents=True)
+    frames = [{"has_velocity": True}, {"has_velocity": True}, {"has_velocity": False}]
+    (live / "detections.json").write_text(json.dumps({"frames": frames}))
+    (tmp_path / "offline_eval").mkdir()
+    (tmp_path / "offline_eval" / "metrics_summary.json").write_text(json.dumps({"mean_ap": 0.3}))
+    run = collect_demo_run(tmp_path, ROOT / "models" / "student_tiny", "scene-x")
+    assert run.frames_with_velocity == 2 and run.offline == {"mean_ap": 0.3}
 
 
 # Training logs ---------------------------------------------------------------------------------------------

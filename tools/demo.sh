@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The main job, end to end on a small synthetic world:
 #   1. synthesize 2 scenes (6 cameras + LiDAR bags, nuScenes tables) and check the metric (GT = mAP 1.0)
-#   2. live: bag_player -> detector_node (shipped student_v2) -> detection_recorder, three ROS 2 processes
-#   3. offline: `simdistill detect` on the same bag: output bag + per-frame pictures (BEV + cameras) + overview
-#   4. official nuScenes metrics of the live detections
+#   2. live: bag_player -> detector_node (shipped student_v2) -> detection_recorder, three ROS 2 processes; the
+#      node publishes Detection3DArray and Autoware DetectedObjects (velocity), the recorder takes both
+#   3. offline: `simdistill detect` on the same bag: output bag (both messages) + per-frame pictures (BEV +
+#      cameras) + overview
+#   4. official nuScenes metrics of the live detections (mAVE from the published velocity) and of the bag
 #   5. the report: what ran, frames, the live metrics beside the model card's, where the outputs are
 #      (simdistill_ros/evaluation/demo_report.py)
 # MODEL=path/to/checkpoint uses another checkpoint; SCORE, RATE (player speed factor) are tunable.
@@ -38,7 +40,7 @@ $PY -m simdistill_ros.cli evaluate --data "$OUT" --split val --gt-as-results --o
 VAL=$($PY -c "import json; print(json.load(open('$OUT/v1.0-synth/splits.json'))['val'][0])")
 BAG="$OUT/bags/$VAL"
 LIVE="$OUT/live"
-rm -rf "$LIVE" "$OUT/detect_bag" "$OUT/pictures"
+rm -rf "$LIVE" "$OUT/detect_bag" "$OUT/pictures" "$OUT/offline_eval"
 mkdir -p "$LIVE"
 
 echo "== 2/5 live: bag_player ($VAL at ${RATE}x) -> detector_node -> detection_recorder"
@@ -47,10 +49,11 @@ cleanup() { for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done; 
 trap cleanup EXIT
 # frame_queue_size: keep every frame here (a CPU student is slower than 12 Hz; live it would drop old ones)
 $PY -m simdistill_ros.nodes.detector_node --ros-args -p model:="$MODEL_DIR" -p score_threshold:="$SCORE" \
-  -p frame_queue_size:=100 > "$LIVE/node.log" 2>&1 &
+  -p frame_queue_size:=100 -p "outputs:=[vision_msgs, autoware]" > "$LIVE/node.log" 2>&1 &
 NODE=$!; pids+=("$NODE")
 $PY -m simdistill_ros.nodes.detection_recorder --out "$LIVE/detections.json" --count "$FRAMES" --timeout 240 \
-  --data "$OUT" --split val --results "$LIVE/results.json" > "$LIVE/recorder.log" 2>&1 &
+  --objects-topic /simdistill_detector/objects --data "$OUT" --split val --results "$LIVE/results.json" \
+  > "$LIVE/recorder.log" 2>&1 &
 REC=$!; pids+=("$REC")
 for _ in $(seq 300); do  # input before the recorder sees the node's publisher would be lost
   grep -q "publisher matched" "$LIVE/recorder.log" 2>/dev/null && break
@@ -68,12 +71,15 @@ grep -E "stopped:|skipped|ERROR" "$LIVE/node.log" || true
 
 echo "== 3/5 offline: simdistill detect on the same bag (output bag + pictures)"
 $PY -m simdistill_ros.cli detect --model "$MODEL_DIR" --bag "$BAG" --out "$OUT/detect_bag" --png "$OUT/pictures" \
-  --data "$OUT" --score-threshold "$SCORE"
+  --data "$OUT" --score-threshold "$SCORE" --outputs vision_msgs autoware
 
 echo "== 4/5 official nuScenes metrics of the live detections ($VAL; full table in $LIVE/eval/report.txt)"
 mkdir -p "$LIVE/eval"
 $PY -m simdistill_ros.cli evaluate --data "$OUT" --split val --results "$LIVE/results.json" --out "$LIVE/eval" \
   > "$LIVE/eval/report.txt"
+# the offline bag scored from its messages: boxes from Detection3DArray, velocity from DetectedObjects
+$PY -m simdistill_ros.cli evaluate --data "$OUT" --split val --detections "$OUT/detect_bag" \
+  --out "$OUT/offline_eval" > "$OUT/offline_eval.txt"
 echo "== 5/5 report"
 $PY -m simdistill_ros.evaluation.demo_report "$OUT" --model "$MODEL_DIR" --scene "$VAL" --frames "$FRAMES" \
   --seconds "$(($(date +%s) - start))"

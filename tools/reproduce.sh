@@ -11,6 +11,13 @@
 #   6. student_light SimDistill student with the light simulated-LiDAR branch (8 channels, depth net 32, BEV
 #                    GCM on the 2x-pooled BEV: the speed lever of issue 15; seed 0 only)
 #   7. ablations     - IMD / CMD / MMD-F / MMD-P / GCM / warm start              (seed 0 only)
+#   8. baseline_long camera-only, ImageNet start, LONG_STEPS (3 x STEPS: the student's whole lineage, camera
+#                    stage + teacher + student): the equal-training control                    (SEEDS)
+#   9. baseline_depth_long  the same with LiDAR depth supervision (--depth-weight DEPTH_WEIGHT)      (SEEDS)
+#  10. student_depth SimDistill student (faithful terms) plus depth supervision                (SEEDS)
+#  11. student_v3    the v3 recipe (V3_ARGS: depth supervision + balanced distillation)         (SEEDS)
+# Arms 8-11 also keep snapshots at a third and two thirds of their steps, scored on val (val_at_steps in the
+# record, beside the loss curve), so the table shows whether a run had converged.
 # Every run is scored on val and on a fresh world (FRESH_SCENES val-only scenes, seed FRESH_SEED) that no model
 # trained or was chosen on.
 # Every student is also probed against the teacher, map by map (bev_probe --teacher: RESULTS/NAME.probe.json on
@@ -25,7 +32,8 @@
 # Environment (defaults): DATA (data/fair_v2), RUNS (runs/fair), RESULTS (results/reproduce), CONFIG (tiny_v2),
 # WORLD (v2), STEPS (1000), BATCH (4), SEEDS ("0 1 2"), ARMS_ONLY (all), JOBS (2), THREADS (1), DEVICE (auto),
 # TRAIN_SCENES (100), VAL_SCENES (50), FRAMES (8), IMAGE_SIZE (224x400), DATA_SEED (1000), FRESH
-# (data/fair_v2_fresh), FRESH_SCENES (25), FRESH_SEED (2000), TEACHER (RUNS/teacher/last, trained here), SIM, PY.
+# (data/fair_v2_fresh), FRESH_SCENES (25), FRESH_SEED (2000), TEACHER (RUNS/teacher/last, trained here), SIM, PY,
+# LONG_STEPS (3 x STEPS), DEPTH_WEIGHT (3), V3_ARGS (see below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-data/fair_v2}
@@ -34,6 +42,11 @@ RESULTS=${RESULTS:-results/reproduce}
 CONFIG=${CONFIG:-tiny_v2}
 WORLD=${WORLD:-v2}
 STEPS=${STEPS:-1000}
+LONG_STEPS=${LONG_STEPS:-$((3 * STEPS))}
+DEPTH_WEIGHT=${DEPTH_WEIGHT:-3}
+# the v3 recipe: depth supervision, and the feature terms balanced (per-channel scale, foreground and
+# background apart) with weights from the measured gradient shares (docs/reproduction.md)
+V3_ARGS=${V3_ARGS:---depth-weight $DEPTH_WEIGHT --feature-loss balanced --loss-weights imd=1.5 cmd=0.3 mmd_feat=0.2}
 BATCH=${BATCH:-4}
 SEEDS=${SEEDS:-0 1 2}
 DEVICE=${DEVICE:-auto}
@@ -49,7 +62,7 @@ FRESH_SEED=${FRESH_SEED:-2000}
 SIM=${SIM:-.venv/bin/simdistill}
 PY=${PY:-.venv/bin/python}
 export OMP_NUM_THREADS=${THREADS:-1}
-ALL="teacher baseline baseline_warm student_nodistill student student_light ablate_imd ablate_cmd ablate_mmd_feat ablate_mmd_pred ablate_gcm ablate_init"
+ALL="teacher baseline baseline_warm student_nodistill student student_light ablate_imd ablate_cmd ablate_mmd_feat ablate_mmd_pred ablate_gcm ablate_init baseline_long baseline_depth_long student_depth student_v3"
 ARMS_ONLY=${ARMS_ONLY:-$ALL}
 mkdir -p "$RESULTS" "$RUNS"
 
@@ -68,27 +81,45 @@ fi
 val_frames() { $PY -c "import json,sys; s=json.load(open(sys.argv[1]+'/synth.json')); print(len(s['split']['val'])*s['frames_per_scene'])" "$1"; }
 VAL_FRAMES=$(val_frames "$DATA")
 FRESH_FRAMES=$(val_frames "$FRESH")
-EXTRA=$(printf '{"steps": %d, "batch": %d, "config": "%s", "world": "%s", "data_seed": %d, "image_size": "%s", "val_frames": %d, "fresh_seed": %d, "fresh_frames": %d}' \
-  "$STEPS" "$BATCH" "$CONFIG" "$WORLD" "$DATA_SEED" "$IMAGE_SIZE" "$VAL_FRAMES" "$FRESH_SEED" "$FRESH_FRAMES")
+extra() {  # extra STEPS: what a record says of its run beside the metrics
+  printf '{"steps": %d, "batch": %d, "config": "%s", "world": "%s", "data_seed": %d, "image_size": "%s", "val_frames": %d, "fresh_seed": %d, "fresh_frames": %d}' \
+    "$1" "$BATCH" "$CONFIG" "$WORLD" "$DATA_SEED" "$IMAGE_SIZE" "$VAL_FRAMES" "$FRESH_SEED" "$FRESH_FRAMES"
+}
 
 wanted() { case " $ARMS_ONLY " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 one_seed() { case $1 in teacher | ablate_* | student_light) return 0 ;; *) return 1 ;; esac; }  # runs named ARM
 
+arm_steps() {  # arm_steps ARM: its optimizer steps
+  case $1 in baseline_long | baseline_depth_long) echo "$LONG_STEPS" ;; *) echo "$STEPS" ;; esac
+}
+
 train_eval() {  # train_eval NAME ARM SEED MODEL [train args...]: train, evaluate, record RESULTS/NAME.json
   local name=$1 arm=$2 seed=$3 model=$4
   shift 4
-  local dir="$RUNS/$name" resume=()
+  local dir="$RUNS/$name" resume=() snapshots=() steps
+  steps=$(arm_steps "$arm")
+  case $arm in baseline_long | baseline_depth_long | student_depth | student_v3)
+    [ $((steps / 3)) -gt 0 ] && snapshots=(--snapshot-steps $((steps / 3)) $((2 * steps / 3))) ;;
+  esac
   [ -f "$dir/last/meta.json" ] && [ ! -f "$dir/done" ] && resume=(--resume)
   mkdir -p "$dir"
   if [ ! -f "$dir/done" ]; then
-    echo "== $name: training $model, $STEPS steps, seed $seed (log: $dir/train.log)"
-    # --epochs only bounds the loop: every arm stops (and anneals its one-cycle schedule) at STEPS steps
-    $SIM train "$model" --config "$CONFIG" --data "$DATA" --out "$dir" --epochs 100000 --max-steps "$STEPS" \
-      --batch-size "$BATCH" --seed "$seed" --device "$DEVICE" "${resume[@]}" "$@" >>"$dir/train.log" 2>&1
+    echo "== $name: training $model, $steps steps, seed $seed (log: $dir/train.log)"
+    # --epochs only bounds the loop: every arm stops (and anneals its one-cycle schedule) at its steps
+    $SIM train "$model" --config "$CONFIG" --data "$DATA" --out "$dir" --epochs 100000 --max-steps "$steps" \
+      --batch-size "$BATCH" --seed "$seed" --device "$DEVICE" "${resume[@]}" "${snapshots[@]}" "$@" \
+      >>"$dir/train.log" 2>&1
     touch "$dir/done"
   fi
   $SIM evaluate --data "$DATA" --split val --model "$dir/last" --device "$DEVICE" --out "$dir/eval" \
     >"$dir/eval.log" 2>&1
+  local snap
+  for snap in "$dir"/step_*; do
+    [ -f "$snap/meta.json" ] || continue
+    [ -f "$dir/eval_${snap##*/}/metrics_summary.json" ] && continue
+    $SIM evaluate --data "$DATA" --split val --model "$snap" --device "$DEVICE" --out "$dir/eval_${snap##*/}" \
+      >"$dir/eval_${snap##*/}.log" 2>&1
+  done
   score_fresh "$name" "$arm" "$seed"
 }
 
@@ -97,7 +128,7 @@ score_fresh() {  # score_fresh NAME ARM SEED: score RUNS/NAME on the fresh world
   $SIM evaluate --data "$FRESH" --split val --model "$dir/last" --device "$DEVICE" --out "$dir/eval_fresh" \
     >"$dir/eval_fresh.log" 2>&1
   $PY -m simdistill_ros.evaluation.table record --name "$name" --arm "$arm" --seed "$seed" --run "$dir" \
-    --out "$RESULTS/$name.json" --extra "$EXTRA"
+    --out "$RESULTS/$name.json" --extra "$(extra "$(arm_steps "$arm")")"
   echo "== $name: val $(grep -E '^(mAP|NDS)' "$dir/eval.log" | tr '\n' ' ')| fresh world $(grep -E '^(mAP|NDS)' "$dir/eval_fresh.log" | tr '\n' ' ')"
 }
 
@@ -124,6 +155,13 @@ probe_distillation() {  # probe_distillation NAME: a student's BEV maps against 
   done
 }
 
+probe_depth() {  # probe_depth NAME: the camera depth against the LiDAR on 40 val frames (RESULTS/NAME.depth.json)
+  local out="$RESULTS/$1.depth.json"
+  [ -f "$out" ] || [ ! -f "$RUNS/$1/last/meta.json" ] && return 0
+  $PY -m simdistill_ros.evaluation.bev_probe --depth --model "$RUNS/$1/last" --data "$DATA" --split val \
+    --frames 40 --out "$out" >/dev/null
+}
+
 run() {  # run NAME ARM SEED MODEL [args]: skipped when its result JSON exists
   wanted "$2" || return 0
   if [ -f "$RESULTS/$1.json" ]; then
@@ -133,15 +171,17 @@ run() {  # run NAME ARM SEED MODEL [args]: skipped when its result JSON exists
     train_eval "$@"
   fi
   if [ "$4" = student ]; then probe_distillation "$1"; fi
+  probe_depth "$1"
 }
 
 ensure() {  # ensure NAME ARM SEED MODEL [args]: a checkpoint later runs start from; re-trained if gone
   if [ -f "$RUNS/$1/done" ] && [ -f "$RUNS/$1/last/meta.json" ]; then
     if [ -f "$RESULTS/$1.json" ]; then fresh_if_missing "$1" "$2" "$3"; else train_eval "$@"; fi
-    return 0
+  else
+    [ -f "$RESULTS/$1.json" ] && echo "== $1: checkpoint gone, re-training it (its record is replaced)"
+    train_eval "$@"
   fi
-  [ -f "$RESULTS/$1.json" ] && echo "== $1: checkpoint gone, re-training it (its record is replaced)"
-  train_eval "$@"
+  probe_depth "$1"
 }
 
 spawn() {  # run in the background, at most JOBS at a time
@@ -157,7 +197,7 @@ finished() {  # fail unless each named run has its record (background exit codes
 }
 
 needs_teacher=0
-for a in baseline_warm student_nodistill student student_light ablate_imd ablate_cmd ablate_mmd_feat ablate_mmd_pred ablate_gcm ablate_init; do
+for a in baseline_warm student_nodistill student student_light ablate_imd ablate_cmd ablate_mmd_feat ablate_mmd_pred ablate_gcm ablate_init student_depth student_v3; do
   if wanted "$a"; then
     for s in $SEEDS; do
       if one_seed "$a"; then n=$a; else n=${a}_s$s; fi
@@ -207,6 +247,14 @@ spawn ablate_mmd_feat ablate_mmd_feat "$FIRST_SEED" student --teacher "$TEACHER"
 spawn ablate_mmd_pred ablate_mmd_pred "$FIRST_SEED" student --teacher "$TEACHER" "${START[@]}" --disable mmd_pred
 spawn ablate_gcm ablate_gcm "$FIRST_SEED" student --teacher "$TEACHER" "${START[@]}" --disable gcm
 spawn ablate_init ablate_init "$FIRST_SEED" student --teacher "$TEACHER"
+read -r -a V3 <<<"$V3_ARGS"
+for s in $SEEDS; do
+  spawn "baseline_long_s$s" baseline_long "$s" baseline
+  spawn "baseline_depth_long_s$s" baseline_depth_long "$s" baseline --depth-weight "$DEPTH_WEIGHT"
+  spawn "student_depth_s$s" student_depth "$s" student --teacher "$TEACHER" "${START[@]}" \
+    --depth-weight "$DEPTH_WEIGHT"
+  spawn "student_v3_s$s" student_v3 "$s" student --teacher "$TEACHER" "${START[@]}" "${V3[@]}"
+done
 wait
 
 expected=()

@@ -65,7 +65,7 @@ if ! step_done msgs "$h"; then
   fi
   # The ROS wheels' exported CMake files name the include dirs of the machine that built them.
   "$PY" tools/fix_wheel_cmake.py "$VENV"
-  for pkg in vision_msgs tf2_msgs; do
+  for pkg in vision_msgs tf2_msgs autoware_perception_msgs; do
     build=$(mktemp -d)
     # The heartbeat quotes cmake's "[ NN%]" progress from the build log.
     STEP_PROGRESS="$build/build.log" run_step "cmake: building $pkg from msgs/$pkg" \
@@ -76,12 +76,14 @@ if ! step_done msgs "$h"; then
   echo "[setup] checking that rclpy publishes the built messages"
   ROS_DOMAIN_ID=$((RANDOM % 100 + 1)) "$PY" -c "
 import rclpy, vision_msgs.msg as v, tf2_msgs.msg as t, tf2_msgs.srv, tf2_msgs.action
+import autoware_perception_msgs.msg as a
 rclpy.init(); n = rclpy.create_node('simdistill_setup_check')
 n.create_publisher(v.Detection3DArray, 'setup_check', 1).publish(v.Detection3DArray())
 n.create_publisher(t.TFMessage, 'setup_check_tf', 1).publish(t.TFMessage())
+n.create_publisher(a.DetectedObjects, 'setup_check_aw', 1).publish(a.DetectedObjects())
 n.destroy_node(); rclpy.shutdown()"
   mark msgs "$h"
-  did+=("vision_msgs + tf2_msgs")
+  did+=("vision_msgs + tf2_msgs + autoware_perception_msgs")
 fi
 
 h=$(hash_of tools/setup_env.sh setup.py setup.cfg package.xml)

@@ -27,7 +27,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -521,35 +521,73 @@ def _velocity(
     return (np.asarray(last["translation"][:2]) - np.asarray(first["translation"][:2])) / dt
 
 
+def official_split_scenes(split: str) -> list[str] | None:
+    """The scene names of one of nuScenes' own splits (the devkit's ``create_splits_scenes``), or None."""
+    if split not in PREDEFINED_SPLITS:
+        return None
+    from nuscenes.utils.splits import create_splits_scenes
+
+    return list(create_splits_scenes(verbose=False).get(split, [])) or None
+
+
+def split_scene_names(
+    dataroot: str | Path, split: str, version: str = DEFAULT_VERSION, present: Sequence[str] | None = None
+) -> list[str]:
+    """The scenes of ``split``: from ``<dataroot>/<version>/splits.json`` when it names the split, else
+    nuScenes' official split of that name restricted to the scenes ``present`` in the tables (v1.0-mini
+    holds 10 of the 850 trainval scenes). KeyError when neither knows the split."""
+    path = Path(dataroot) / version / "splits.json"
+    splits = read_splits(dataroot, version) if path.is_file() else {}
+    if split in splits:
+        return list(splits[split])
+    official = official_split_scenes(split)
+    if official is None:
+        known = sorted(k for k in splits if not k.startswith(EVAL_SPLIT_PREFIX))
+        where = f"it has {known}" if path.is_file() else "it does not exist"
+        raise KeyError(f"split {split!r} is neither one of nuScenes' splits nor in {path} ({where})")
+    if present is not None:
+        have = set(present)
+        official = [n for n in official if n in have]
+    return official
+
+
 def load_split_samples(
-    dataroot: str | Path, split: str, version: str = DEFAULT_VERSION
+    dataroot: str | Path,
+    split: str,
+    version: str = DEFAULT_VERSION,
+    tables: Callable[[str], list[dict]] | None = None,
+    scene_names: Sequence[str] | None = None,
 ) -> list[SampleLabels]:
     """Every sample of ``split`` (scene order of splits.json, then time) with its GT boxes in the base frame.
 
     Boxes of categories outside the 10 detection classes are skipped. Velocities the devkit cannot
-    estimate (a single annotation) are 0 here (``Box3D.from_nuscenes``)."""
+    estimate (a single annotation) are 0 here (``Box3D.from_nuscenes``). ``tables`` gives a table's
+    records by name (default: read the JSON; the dataroot reader passes the devkit's loaded tables);
+    ``scene_names`` the split's scenes (default: :func:`split_scene_names`)."""
     root = Path(dataroot) / version
-    splits = read_splits(dataroot, version)
-    if split not in splits:
-        raise KeyError(f"split {split!r} not in {root / 'splits.json'} (it has {sorted(splits)})")
-    scenes = {r["name"]: r for r in _load(root, "scene")}
-    missing = [n for n in splits[split] if n not in scenes]
+    if tables is None:
+
+        def tables(name: str) -> list[dict]:
+            return _load(root, name)
+
+    scenes = {r["name"]: r for r in tables("scene")}
+    if scene_names is None:
+        scene_names = split_scene_names(dataroot, split, version, present=list(scenes))
+    missing = [n for n in scene_names if n not in scenes]
     if missing:
         raise ValueError(f"split {split!r} names scenes missing from scene.json: {missing}")
-    samples = {r["token"]: r for r in _load(root, "sample")}
-    poses = {r["token"]: r for r in _load(root, "ego_pose")}
-    sensors = {r["token"]: r["channel"] for r in _load(root, "sensor")}
-    cs_channel = {r["token"]: sensors[r["sensor_token"]] for r in _load(root, "calibrated_sensor")}
+    samples = {r["token"]: r for r in tables("sample")}
+    poses = {r["token"]: r for r in tables("ego_pose")}
+    sensors = {r["token"]: r["channel"] for r in tables("sensor")}
+    cs_channel = {r["token"]: sensors[r["sensor_token"]] for r in tables("calibrated_sensor")}
     key_data: dict[str, list[dict]] = {}
-    for r in _load(root, "sample_data"):
+    for r in tables("sample_data"):
         if r["is_key_frame"]:
             key_data.setdefault(r["sample_token"], []).append(r)
-    category = {r["token"]: r["name"] for r in _load(root, "category")}
-    inst_class = {
-        r["token"]: category_to_class(category[r["category_token"]]) for r in _load(root, "instance")
-    }
-    attribute = {r["token"]: r["name"] for r in _load(root, "attribute")}
-    anns = {r["token"]: r for r in _load(root, "sample_annotation")}
+    category = {r["token"]: r["name"] for r in tables("category")}
+    inst_class = {r["token"]: category_to_class(category[r["category_token"]]) for r in tables("instance")}
+    attribute = {r["token"]: r["name"] for r in tables("attribute")}
+    anns = {r["token"]: r for r in tables("sample_annotation")}
     by_sample: dict[str, list[dict]] = {}
     for a in anns.values():
         by_sample.setdefault(a["sample_token"], []).append(a)
@@ -559,7 +597,7 @@ def load_split_samples(
         return Transform.from_quat(record["translation"], record["rotation"])
 
     out: list[SampleLabels] = []
-    for scene_name in splits[split]:
+    for scene_name in scene_names:
         tok = scenes[scene_name]["first_sample_token"]
         while tok:
             s = samples[tok]

@@ -1,5 +1,5 @@
-"""The detector without ROS: one synchronised multi-camera frame in, Box3D detections out, and the fields
-of the ROS messages that carry them (Detection3DArray, MarkerArray). Imports no rclpy.
+"""The detector without ROS: one synchronised multi-camera frame in, Box3D detections out
+(:mod:`simdistill_ros.outputs` turns them into messages). Imports no rclpy.
 
 The names below load :mod:`~simdistill_ros.detection.core` (and torch) on first use only, so that
 ``detection.parameters`` (read by ``detector_node --help``) imports in well under a second.

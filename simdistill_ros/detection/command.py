@@ -2,8 +2,9 @@
 
 Frames come from :class:`simdistill_ros.frames.FrameReader` (the same synchronisation, CameraInfo and tf
 handling as training data), detections from :class:`simdistill_ros.detection.DetectorCore` (the node's
-code), messages from the node's converters; so a bag replayed through the live node publishes what this
-writes. Output: a rosbag2 (mcap) with Detection3DArray and MarkerArray topics, optional pictures.
+code), messages from :mod:`simdistill_ros.outputs` (as the node); so a bag replayed through the live node
+publishes what this writes. Output: a rosbag2 (mcap) with the chosen detection topics (``--outputs``:
+Detection3DArray, DetectedObjects) and MarkerArray, optional pictures.
 """
 
 from __future__ import annotations
@@ -16,18 +17,24 @@ from pathlib import Path
 
 from simdistill_ros.dataset.ground_truth import GroundTruthIndex
 from simdistill_ros.detection.core import DetectorCore, FrameInputError, cameras_from_frame
-from simdistill_ros.detection.messages import detection_array_fields, marker_fields
 from simdistill_ros.detection.pictures import frame_picture, save_picture
-from simdistill_ros.detection.ros_messages import detection_array_msg, marker_array_msg
 from simdistill_ros.errors import UserError
 from simdistill_ros.frames import BagReader, BagSensors, FrameReader, SensorBagWriter, SensorConfig
 from simdistill_ros.frames.assembly import summary_line
 from simdistill_ros.frames.sensors import sensor_config_from_args
+from simdistill_ros.outputs import (
+    DETECTIONS_TOPIC,
+    MARKER_ARRAY,
+    MARKERS_TOPIC,
+    MESSAGE_TYPE,
+    OUTPUT_TOPIC,
+    VISION_MSGS,
+    parse_outputs,
+)
+from simdistill_ros.outputs.autoware import DEFAULT_ORIENTATION, orientation_availability
+from simdistill_ros.outputs.ros import markers_msg, message_class, output_messages
 
-DETECTIONS_TOPIC = "/simdistill_detector/detections"
-MARKERS_TOPIC = "/simdistill_detector/markers"
-DETECTION_ARRAY = "vision_msgs/msg/Detection3DArray"
-MARKER_ARRAY = "visualization_msgs/msg/MarkerArray"
+__all__ = ["DETECTIONS_TOPIC", "bag_sensors", "run_detect_command"]
 
 
 def _ground_truth(gt: GroundTruthIndex, stamp_ns: int) -> list:
@@ -41,6 +48,11 @@ def run_detect_command(args: argparse.Namespace) -> int:
     bag, out = Path(args.bag), Path(args.out)
     if out.exists():
         raise UserError(f"output bag {out} already exists (remove it first)")
+    outputs = parse_outputs(getattr(args, "outputs", None) or [VISION_MSGS])
+    orientation = getattr(args, "orientation_availability", DEFAULT_ORIENTATION)
+    orientation_availability(orientation)
+    for output in outputs:  # a missing message package fails here, before the model loads
+        message_class(output)
     gt = GroundTruthIndex.from_dataset(args.data) if getattr(args, "data", None) else GroundTruthIndex([])
     png_dir = Path(args.png) if getattr(args, "png", None) else None
     if png_dir is not None:
@@ -70,12 +82,11 @@ def run_detect_command(args: argparse.Namespace) -> int:
             except FrameInputError as err:  # one bad frame must not end the run (as in the node)
                 failed.append(f"{frame.stamp_ns}: {err}")
                 continue
-            fields = detection_array_fields(result.boxes, frame.stamp_ns, base_frame)
-            det_msg = detection_array_msg(fields)
-            mk_msg = marker_array_msg(marker_fields(result.boxes), frame.stamp_ns, base_frame)
-            writer.write_serialized(
-                DETECTIONS_TOPIC, DETECTION_ARRAY, serialize_message(det_msg), frame.stamp_ns
-            )
+            messages = output_messages(result.boxes, frame.stamp_ns, base_frame, outputs, orientation)
+            for output, msg in messages.items():
+                topic, msgtype = OUTPUT_TOPIC[output], MESSAGE_TYPE[output]
+                writer.write_serialized(topic, msgtype, serialize_message(msg), frame.stamp_ns)
+            mk_msg = markers_msg(result.boxes, frame.stamp_ns, base_frame)
             writer.write_serialized(MARKERS_TOPIC, MARKER_ARRAY, serialize_message(mk_msg), frame.stamp_ns)
             n_frames += 1
             n_gt += int(gt.lookup(frame.stamp_ns) is not None)
@@ -106,7 +117,7 @@ def run_detect_command(args: argparse.Namespace) -> int:
     if failed:
         print(f"  {len(failed)} frames failed: {failed[0]}" + (" ..." if len(failed) > 1 else ""))
     print(
-        f"  wrote {out} ({DETECTIONS_TOPIC}, {MARKERS_TOPIC})"
+        f"  wrote {out} ({', '.join(OUTPUT_TOPIC[o] for o in outputs)}, {MARKERS_TOPIC})"
         + (f" and pictures in {png_dir}" if png_dir else "")
         + (f" (overview: {overview})" if overview else "")
     )

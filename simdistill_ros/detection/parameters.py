@@ -13,6 +13,8 @@ from typing import Any, NamedTuple
 from simdistill_ros.defaults import DEFAULT_MODEL, DEFAULT_SCORE_THRESHOLD
 from simdistill_ros.errors import UserError
 from simdistill_ros.frames.sensors import NUSCENES_CAMERAS, SensorConfig, SensorConfigError
+from simdistill_ros.outputs import DEFAULT_OUTPUTS, OutputsError, parse_outputs
+from simdistill_ros.outputs.autoware import DEFAULT_ORIENTATION, orientation_availability
 
 __all__ = [
     "NUSCENES_CAMERAS",
@@ -101,7 +103,18 @@ _DECLARED: dict[str, tuple] = {
         "Synchronised frames waiting for the model; the oldest is dropped when full.",
         LIVE,
     ),
+    "outputs": (
+        list(DEFAULT_OUTPUTS),
+        "Detection messages to publish: vision_msgs (Detection3DArray on detections_topic), autoware "
+        "(autoware_perception_msgs/DetectedObjects with velocity on objects_topic), or both.",
+    ),
     "detections_topic": ("~/detections", "vision_msgs/Detection3DArray output topic."),
+    "objects_topic": ("~/objects", "autoware_perception_msgs/DetectedObjects output topic."),
+    "orientation_availability": (
+        DEFAULT_ORIENTATION,
+        "DetectedObjects' orientation_availability: available | sign_unknown | unavailable "
+        "(sign_unknown: the shipped models reverse about a third of the cars).",
+    ),
     "markers_topic": ("~/markers", "visualization_msgs/MarkerArray output topic (RViz)."),
     "camera_timeout": (
         1.0,
@@ -157,7 +170,10 @@ class DetectorParams:
     sync_queue_size: int
     max_stamp_ahead: float
     frame_queue_size: int
+    outputs: tuple[str, ...]
     detections_topic: str
+    objects_topic: str
+    orientation_availability: str
     markers_topic: str
     camera_timeout: float
     diagnostics_period: float
@@ -204,6 +220,11 @@ def detector_params(values: dict[str, Any]) -> DetectorParams:
     for key in _LIVE_CHECKS:
         if reason := check_live(key, values[key]):
             raise StartupError(reason)
+    try:
+        outputs = parse_outputs(values["outputs"])
+        orientation_availability(str(values["orientation_availability"]))
+    except OutputsError as err:
+        raise StartupError(f"{err} (parameters outputs, orientation_availability)") from None
     if values["device"] not in ("auto", "cpu") and not str(values["device"]).startswith("cuda"):
         raise StartupError(f"device must be auto, cpu or cuda[:N], got {values['device']!r}")
     params = DetectorParams(
@@ -225,7 +246,10 @@ def detector_params(values: dict[str, Any]) -> DetectorParams:
         sync_queue_size=int(values["sync_queue_size"]),
         max_stamp_ahead=float(values["max_stamp_ahead"]),
         frame_queue_size=int(values["frame_queue_size"]),
+        outputs=outputs,
         detections_topic=str(values["detections_topic"]),
+        objects_topic=str(values["objects_topic"]),
+        orientation_availability=str(values["orientation_availability"]),
         markers_topic=str(values["markers_topic"]),
         camera_timeout=float(values["camera_timeout"]),
         diagnostics_period=float(values["diagnostics_period"]),

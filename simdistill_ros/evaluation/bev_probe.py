@@ -26,8 +26,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from simdistill_ros.dataset.frame_cache import load_split_frames
+from simdistill_ros.dataset.split_frames import open_split_frames
 from simdistill_ros.models.checkpoint import load_checkpoint
+from simdistill_ros.models.depth_supervision import NO_RETURN, depth_quality, lidar_depth_targets
 from simdistill_ros.models.distill import foreground_mask
 from simdistill_ros.models.head import build_targets
 from simdistill_ros.models.structures import CameraInputs
@@ -54,14 +55,19 @@ def per_frame_correlation(a: Tensor, b: Tensor) -> list[float]:
 
 @torch.no_grad()
 def probe(
-    model_path: str | Path, dataroot: str | Path, split: str, frames: int, version: str = "v1.0-synth"
+    model_path: str | Path,
+    dataroot: str | Path,
+    split: str,
+    frames: int,
+    version: str = "v1.0-synth",
+    frames_from: str = "auto",
 ) -> dict:
     """Mean and sd of ``bev_gt_correlation`` of a checkpoint's camera branch over the first ``frames``
     frames of ``split``."""
 
     net, cfg, meta = load_checkpoint(model_path)
-    scenes = load_split_frames(dataroot, split, version=version)
-    data = FrameDataset(scenes, tuple(cfg.image_size), augment=False, with_points=False)
+    source = open_split_frames(dataroot, split, version, source=frames_from, with_points=False)
+    data = FrameDataset(source, tuple(cfg.image_size), augment=False, with_points=False)
     loader = DataLoader(data, batch_size=2, shuffle=False, collate_fn=collate)
     values: list[float] = []
     for batch in loader:
@@ -104,6 +110,7 @@ def distillation_probe(
     split: str,
     frames: int,
     version: str = "v1.0-synth",
+    frames_from: str = "auto",
 ) -> dict:
     """A student checkpoint against the teacher on the first ``frames`` frames of ``split``: per BEV map
     (camera, simulated-LiDAR vs LiDAR, fused) the student's R^2 of the teacher's map on all cells and on
@@ -115,8 +122,10 @@ def distillation_probe(
         raise ValueError(f"{student_path} is a {meta.get('model_type')}, not a student")
     if tcfg.grid != cfg.grid:
         raise ValueError("the student and the teacher have different BEV grids")
-    scenes = load_split_frames(dataroot, split, version=version)
-    data = FrameDataset(scenes, tuple(cfg.image_size), augment=False, with_points=True)
+    source = open_split_frames(
+        dataroot, split, version, source=frames_from, lidar_sweeps=tcfg.pillars.lidar_sweeps
+    )
+    data = FrameDataset(source, tuple(cfg.image_size), augment=False, with_points=True)
     loader = DataLoader(data, batch_size=2, shuffle=False, collate_fn=collate)
     student_maps: dict[str, list[Tensor]] = {name: [] for name, _, _ in PROBED_MAPS}
     teacher_maps: dict[str, list[Tensor]] = {name: [] for name, _, _ in PROBED_MAPS}
@@ -155,22 +164,85 @@ def distillation_probe(
     }
 
 
+@torch.no_grad()
+def depth_probe(
+    model_path: str | Path,
+    dataroot: str | Path,
+    split: str,
+    frames: int,
+    version: str = "v1.0-synth",
+    frames_from: str = "auto",
+) -> dict:
+    """How right a checkpoint's camera depth distribution is where LiDAR says what the depth is: median
+    error of the expected depth, share of argmax bins within 1 m and mean entropy over the image feature
+    cells that a LiDAR return hits, on the first ``frames`` frames of ``split`` (pooled over frames)."""
+    net, cfg, meta = load_checkpoint(model_path)
+    source = open_split_frames(dataroot, split, version, source=frames_from, with_points=True)
+    data = FrameDataset(source, tuple(cfg.image_size), augment=False, with_points=True)
+    loader = DataLoader(data, batch_size=2, shuffle=False, collate_fn=collate)
+    depths, targets, seen = [], [], 0
+    for batch in loader:
+        cam, _ = net.camera(CameraInputs.from_batch(batch))
+        hw = tuple(batch.images.shape[-2:])
+        target = lidar_depth_targets(
+            batch.points, batch.intrinsics, batch.cam_to_base, hw, tuple(cam.depth.shape[-2:]), cfg.grid
+        )
+        depths.append(cam.depth.movedim(2, -1)[target != NO_RETURN])  # (M, D)
+        targets.append(target[target != NO_RETURN])
+        seen += len(batch)
+        if seen >= frames:
+            break
+    d = torch.cat(depths)  # pooled cells as one (1, 1, D, M, 1) "image"
+    quality = depth_quality(d.T[None, None, :, :, None], torch.cat(targets)[None, None, :, None], cfg.grid)
+    return {"model": str(model_path), "model_type": meta.get("model_type"), "frames": seen, **quality}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, action="append", help="checkpoint (repeatable)")
     parser.add_argument("--data", required=True)
     parser.add_argument("--split", default="val")
     parser.add_argument("--frames", type=int, default=40)
+    parser.add_argument("--version", default="v1.0-synth", help="version folder of the dataroot's tables")
+    parser.add_argument(
+        "--frames-from",
+        choices=("auto", "bags", "samples"),
+        default="auto",
+        help="the bags, or the dataroot's sensor files (auto: the bags when DATA/bags/ exists)",
+    )
     parser.add_argument(
         "--teacher", help="compare each (student) model's BEV maps and heatmap with this teacher's instead"
     )
+    parser.add_argument(
+        "--depth",
+        action="store_true",
+        help="instead: each model's camera depth against the LiDAR (median expected-depth error, argmax "
+        "within 1 m, entropy on the feature cells a return hits)",
+    )
     parser.add_argument("--out", type=Path, help="write the JSON here as well")
     args = parser.parse_args(argv)
-    if args.teacher:
-        runs = [distillation_probe(m, args.teacher, args.data, args.split, args.frames) for m in args.model]
+    if args.depth:
+        report = {
+            "depth_probes": [
+                depth_probe(m, args.data, args.split, args.frames, args.version, args.frames_from)
+                for m in args.model
+            ]
+        }
+    elif args.teacher:
+        runs = [
+            distillation_probe(
+                m, args.teacher, args.data, args.split, args.frames, args.version, args.frames_from
+            )
+            for m in args.model
+        ]
         report = {"distillation_probes": runs}
     else:
-        report = {"probes": [probe(m, args.data, args.split, args.frames) for m in args.model]}
+        report = {
+            "probes": [
+                probe(m, args.data, args.split, args.frames, args.version, args.frames_from)
+                for m in args.model
+            ]
+        }
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:

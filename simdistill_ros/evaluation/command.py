@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from simdistill_ros.dataset.dataroot import dataroot_versions
 from simdistill_ros.errors import UserError
 from simdistill_ros.evaluation.nuscenes_eval import (
     check_results,
@@ -15,12 +16,17 @@ from simdistill_ros.evaluation.nuscenes_eval import (
     gt_as_results,
 )
 from simdistill_ros.evaluation.predict import predict_split_results
+from simdistill_ros.evaluation.published import read_detection_bag, results_from_published
 
 
 def run_evaluate_command(args: argparse.Namespace) -> int:
     dataroot = Path(args.data)
     if not (dataroot / args.version).is_dir():
-        raise UserError(f"{dataroot} holds no {args.version}/ tables (make one with `simdistill synth`)")
+        have = ", ".join(dataroot_versions(dataroot)) or "none"
+        raise UserError(
+            f"{dataroot} holds no {args.version}/ tables (versions there: {have}; make one with "
+            "`simdistill synth`)"
+        )
     check_split(dataroot, args.split, args.version)  # before a model runs over a split that is not there
     out_dir = Path(args.out) if args.out else None
     if args.gt_as_results:
@@ -34,6 +40,19 @@ def run_evaluate_command(args: argparse.Namespace) -> int:
         except json.JSONDecodeError as exc:
             raise UserError(f"results file {path} is not valid JSON: {exc}") from None
         check_results(results)
+    elif getattr(args, "detections", None):
+        if not Path(args.detections).exists():
+            raise UserError(f"detection bag {args.detections} does not exist")
+        published = read_detection_bag(args.detections)
+        print(f"detections: {args.detections}: {published.describe()}")
+        results, matched = results_from_published(
+            published.frames,
+            dataroot,
+            args.split,
+            args.version,
+            source=f"published messages ({args.detections})",
+        )
+        print(f"detections: {matched} of {len(published.frames)} frames matched {args.split} samples")
     else:
         results = predict_split_results(
             args.model,
@@ -44,6 +63,7 @@ def run_evaluate_command(args: argparse.Namespace) -> int:
             score_threshold=args.score_threshold,
             verify=not args.no_verify,
             backend=args.backend,
+            frames_from=getattr(args, "frames_from", "auto"),
         )
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -17,10 +17,12 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# The metrics compared live: mAP and NDS in points; the TP errors in their units. mAVE is left out on
-# purpose: Detection3DArray has no velocity field, so live boxes carry none and the live mAVE means nothing;
-# mAAE too: no model predicts attributes, the results carry each class's default.
+# The metrics compared live: mAP and NDS in points; the TP errors in their units. mAVE only when the recorded
+# frames carry the velocity their DetectedObjects published (Detection3DArray has no velocity field: from it
+# alone the live mAVE would score zero velocities). mAAE never: no model predicts attributes, the results
+# carry each class's default.
 TP_ROWS = (("mATE", "trans_err", "m"), ("mASE", "scale_err", "1-IoU"), ("mAOE", "orient_err", "rad"))
+VELOCITY_ROW = ("mAVE", "vel_err", "m/s")
 CARD_COLUMNS = ("mAP", "NDS", "mATE", "mASE", "mAOE", "mAVE", "mAAE")
 
 
@@ -33,10 +35,12 @@ class DemoRun:
     frames_in_bag: int | None = None  # camera sets the player sent
     frames_published: int | None = None  # Detection3DArray messages the node published
     frames_recorded: int | None = None  # messages the recorder received
+    frames_with_velocity: int | None = None  # recorded frames with the velocity of their DetectedObjects
     dropped: int | None = None  # frames the node dropped (busy or without a complete camera set)
     failed: int | None = None  # frames the node could not process
     live: dict[str, float] = field(default_factory=dict)  # devkit summary: mean_ap, nd_score, tp_errors
     reference: dict[str, float] = field(default_factory=dict)  # model card: mAP, NDS (points), mATE, ...
+    offline: dict[str, float] = field(default_factory=dict)  # devkit summary of the offline detection bag
     sanity_map: float | None = None  # mAP of the ground truth scored as detections (must be 1.0)
     pictures: str = ""
     overview: str = ""
@@ -120,17 +124,37 @@ def format_demo_report(run: DemoRun) -> str:
     ref = run.reference
     lines.append(f"{pad}{'mAP':<6}{_pts(run.live.get('mean_ap')):>10}{_num(ref.get('mAP'), '.1f'):>12}")
     lines.append(f"{pad}{'NDS':<6}{_pts(run.live.get('nd_score')):>10}{_num(ref.get('NDS'), '.1f'):>12}")
-    for name, key, unit in TP_ROWS:
+    with_velocity = bool(run.frames_with_velocity)
+    for name, key, unit in TP_ROWS + ((VELOCITY_ROW,) if with_velocity else ()):
         lines.append(f"{pad}{name:<6}{_num(tp.get(key), '.3f'):>10}{_num(ref.get(name), '.3f'):>12}  {unit}")
+    if with_velocity:
+        lines += [
+            f"{pad}mAVE from the velocity the node published in DetectedObjects "
+            f"({run.frames_with_velocity} of {_num(run.frames_recorded, 'd')} frames);",
+            f"{pad}mAAE is not shown: the models predict no attributes (each class gets its default one).",
+            f"{pad}NDS counts both errors.",
+        ]
+    else:
+        lines += [
+            f"{pad}mAVE is not shown: Detection3DArray has no velocity field and no DetectedObjects were",
+            f"{pad}recorded, so the live boxes carry none (node outputs [vision_msgs, autoware] sends it);",
+            f"{pad}mAAE neither: the models predict no attributes (each class gets its default one).",
+            f"{pad}NDS still counts both errors.",
+        ]
     lines += [
-        f"{pad}mAVE is not shown: Detection3DArray has no velocity field, so the live boxes carry none;",
-        f"{pad}mAAE neither: the models predict no attributes (each class gets its default one).",
-        f"{pad}NDS still counts both errors.",
         f"{pad}The model card ({card}) scores the benchmark's val split;",
         f"{pad}{_num(run.frames_recorded, 'd')} frames of one scene are a small sample: the live numbers can "
         "differ from the card's",
         f"{pad}by several points either way.",
     ]
+    if run.offline:
+        off = run.offline
+        mave = _num(off.get("tp_errors", {}).get("vel_err"), ".3f")
+        lines += [
+            f"{'Offline bag':<{w}}`simdistill evaluate --detections` on the output bag (velocity from its",
+            f"{pad}DetectedObjects): mAP {_pts(off.get('mean_ap'))}, NDS {_pts(off.get('nd_score'))}, "
+            f"mAVE {mave} m/s",
+        ]
     if run.sanity_map is not None:
         verdict = "ok" if abs(run.sanity_map - 1.0) < 1e-6 else "WRONG: the evaluation set-up is broken"
         lines.append(
@@ -141,7 +165,7 @@ def format_demo_report(run: DemoRun) -> str:
     if run.overview:
         lines.append(f"{'Overview':<{w}}{run.overview} (up to 6 frames on one sheet)")
     lines += [
-        f"{'Output bag':<{w}}{run.detect_bag or '?'} (Detection3DArray + MarkerArray, mcap)",
+        f"{'Output bag':<{w}}{run.detect_bag or '?'} (Detection3DArray, DetectedObjects, markers)",
         f"{'Live detections':<{w}}{run.live_detections or '?'}",
         f"{'Metrics':<{w}}{run.metrics or '?'}",
     ]
@@ -166,6 +190,7 @@ def collect_demo_run(
     live = out / "live"
     node = node_counts((live / "node.log").read_text()) if (live / "node.log").is_file() else {}
     recorded = _read_json(live / "detections.json").get("frames")
+    with_velocity = None if recorded is None else sum(bool(f.get("has_velocity")) for f in recorded)
     dropped = None
     if "dropped_busy" in node or "unmatched" in node:
         dropped = node.get("dropped_busy", 0) + node.get("unmatched", 0)
@@ -177,9 +202,11 @@ def collect_demo_run(
         frames_in_bag=frames,
         frames_published=node.get("published"),
         frames_recorded=None if recorded is None else len(recorded),
+        frames_with_velocity=with_velocity,
         dropped=dropped,
         failed=node.get("failed"),
         live=_read_json(live / "eval" / "metrics_summary.json"),
+        offline=_read_json(out / "offline_eval" / "metrics_summary.json"),
         reference=card_reference(model_dir),
         sanity_map=sanity,
         pictures=str(out / "pictures"),

@@ -34,7 +34,9 @@ from simdistill_ros.dataset.nuscenes_tables import (
     DEFAULT_VERSION,
     eval_split_name,
     load_split_samples,
+    official_split_scenes,
     read_splits,
+    split_scene_names,
 )
 from simdistill_ros.errors import UserError
 from simdistill_ros.geometry import Box3D, Transform
@@ -56,8 +58,12 @@ class EvaluationError(UserError, ValueError):
 
 
 def check_split(dataroot: str | Path, split: str, version: str = DEFAULT_VERSION) -> list[str]:
-    """The scene names of ``split``; EvaluationError when splits.json lacks it or it is empty."""
+    """The scene names of ``split``; EvaluationError when neither splits.json nor nuScenes' own splits (on
+    the version's scenes, e.g. mini_val on v1.0-mini) have it, or it is empty."""
     path = Path(dataroot) / version / "splits.json"
+    official = _official_split_present(dataroot, split, version)
+    if official and (not path.is_file() or split not in read_splits(dataroot, version)):
+        return official
     try:
         splits = read_splits(dataroot, version)
     except FileNotFoundError as err:
@@ -78,6 +84,15 @@ def check_split(dataroot: str | Path, split: str, version: str = DEFAULT_VERSION
             f"has scenes ({', '.join(n for n in names if splits.get(n))})"
         )
     return scenes
+
+
+def _official_split_present(dataroot: str | Path, split: str, version: str) -> list[str]:
+    """The scenes of nuScenes' own split ``split`` that the version holds ([] for any other split)."""
+    scene_file = Path(dataroot) / version / "scene.json"
+    if official_split_scenes(split) is None or not scene_file.is_file():
+        return []
+    present = [r["name"] for r in json.loads(scene_file.read_text())]
+    return split_scene_names(dataroot, split, version, present=present) if present else []
 
 
 def _finite_numbers(value: object, n: int, allow_nan: bool = False) -> bool:
@@ -324,10 +339,12 @@ def evaluate(
     if not isinstance(results, dict):
         results = json.loads(Path(results).read_text())
     check_results(results)
-    check_split(dataroot, split, version)
-    eval_set = eval_split_name(split)
-    splits = read_splits(dataroot, version)
-    if eval_set not in splits or is_predefined_split(eval_set):
+    scenes = check_split(dataroot, split, version)
+    splits = read_splits(dataroot, version) if (dataroot / version / "splits.json").is_file() else {}
+    # nuScenes' own split on its own dataset (mini_val on v1.0-mini) goes to the devkit as it is.
+    official = split not in splits
+    eval_set = split if official else eval_split_name(split)
+    if not official and (eval_set not in splits or is_predefined_split(eval_set)):
         raise EvaluationError(
             f"{dataroot / version / 'splits.json'} has no usable key {eval_set!r} for split {split!r} "
             f"(keys: {sorted(splits)}); the devkit maps nuScenes' own split names to the official scenes, "
@@ -337,7 +354,12 @@ def evaluate(
     notes: list[str] = []
     with _quiet(verbose):
         nusc = NuScenes(version=version, dataroot=str(dataroot), verbose=verbose)
-        tokens = get_samples_of_custom_split(split_name=eval_set, nusc=nusc)
+        if official:
+            wanted = set(scenes)
+            in_split = {r["token"] for r in nusc.scene if r["name"] in wanted}
+            tokens = [r["token"] for r in nusc.sample if r["scene_token"] in in_split]
+        else:
+            tokens = get_samples_of_custom_split(split_name=eval_set, nusc=nusc)
     if not tokens:
         raise EvaluationError(f"split {split!r} has no samples: nothing to evaluate")
     check_results(results, tokens)

@@ -9,8 +9,8 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from simdistill_ros.dataset.frame_cache import load_split_frames
 from simdistill_ros.dataset.nuscenes_tables import load_split_samples
+from simdistill_ros.dataset.split_frames import open_split_frames
 from simdistill_ros.defaults import EVAL_SCORE_THRESHOLD
 from simdistill_ros.evaluation.nuscenes_eval import results_from_boxes
 from simdistill_ros.geometry import boxes_from_array
@@ -35,17 +35,26 @@ def predict_split(
     batch_size: int = 2,
     verify: bool = True,
     backend: str = "torch",
+    frames_from: str = "auto",
 ) -> dict[str, list]:
-    """{sample_token: [Box3D in the base frame]} for every labelled frame of ``split``.
+    """{sample_token: [Box3D in the base frame]} for every labelled frame of ``split``, read from the bags
+    or the dataroot's sensor files (``frames_from``, see ``open_split_frames``).
 
     ``backend="onnxruntime"``: a camera-only model (checkpoint, exported on first use, or an ``.onnx`` file
     from ``simdistill export``) run by onnxruntime, one frame at a time."""
     if check_backend(backend) == "onnxruntime":
-        return _predict_onnxruntime(model, dataroot, split, version, device, score_threshold)
+        return _predict_onnxruntime(model, dataroot, split, version, device, score_threshold, frames_from)
     net, cfg, meta, dev = load_model(model, device, verify)
     is_teacher = meta["model_type"] == "teacher"
-    scenes = load_split_frames(dataroot, split, version=version)
-    data = FrameDataset(scenes, tuple(cfg.image_size), augment=False, with_points=is_teacher)
+    frames = open_split_frames(
+        dataroot,
+        split,
+        version,
+        source=frames_from,
+        lidar_sweeps=cfg.pillars.lidar_sweeps if is_teacher else 1,
+        with_points=is_teacher,
+    )
+    data = FrameDataset(frames, tuple(cfg.image_size), augment=False, with_points=is_teacher)
     loader = DataLoader(data, batch_size=batch_size, shuffle=False, collate_fn=collate)
     out: dict[str, list] = {}
     for batch in tqdm(loader, desc=f"{meta['model_type']} on {split}", leave=False):
@@ -70,12 +79,13 @@ def _predict_onnxruntime(
     version: str,
     device: str,
     score_threshold: float,
+    frames_from: str = "auto",
 ) -> dict[str, list]:
     """The torch path's frames and decoding, the network run by onnxruntime: a score difference between
     the two backends is the export's (or its int8 quantisation's) alone."""
     runner, cfg = load_runner(model, resolve_device(device).type)
-    scenes = load_split_frames(dataroot, split, version=version)
-    data = FrameDataset(scenes, tuple(cfg.image_size), augment=False, with_points=False)
+    frames = open_split_frames(dataroot, split, version, source=frames_from, with_points=False)
+    data = FrameDataset(frames, tuple(cfg.image_size), augment=False, with_points=False)
     loader = DataLoader(data, batch_size=1, shuffle=False, collate_fn=collate)  # the graph takes one frame
     geometry: dict[bytes, dict[str, np.ndarray]] = {}
     out: dict[str, list] = {}
@@ -101,10 +111,20 @@ def predict_split_results(
     score_threshold: float = EVAL_SCORE_THRESHOLD,
     verify: bool = True,
     backend: str = "torch",
+    frames_from: str = "auto",
 ) -> dict:
-    """nuScenes results JSON (dict) of ``model`` on ``split`` (``backend`` as in :func:`predict_split`)."""
+    """nuScenes results JSON (dict) of ``model`` on ``split`` (``backend``, ``frames_from`` as in
+    :func:`predict_split`)."""
     per_sample = predict_split(
-        model, dataroot, split, version, device, score_threshold, verify=verify, backend=backend
+        model,
+        dataroot,
+        split,
+        version,
+        device,
+        score_threshold,
+        verify=verify,
+        backend=backend,
+        frames_from=frames_from,
     )
     poses = {s.token: s.ego_pose for s in load_split_samples(dataroot, split, version=version)}
     missing = [t for t in poses if t not in per_sample]

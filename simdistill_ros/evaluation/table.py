@@ -15,6 +15,7 @@ legacy RUNS_DIR`` reads each run's metrics_summary.json; rows in the order of th
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import math
 import statistics
@@ -112,6 +113,20 @@ FAIR_ARMS: tuple[tuple[str, str, str, str], ...] = (
     ("ablate_gcm", "  - GCM", "C", "ablation"),
     ("ablate_init", "  - warm start (pretrained backbone only)", "C", "ablation"),
     (
+        "baseline_long",
+        "Camera-only baseline, ImageNet start, as many steps as the student's whole lineage (equal training)",
+        "C",
+        "arm",
+    ),
+    ("baseline_depth_long", "  the same, with LiDAR depth supervision", "C", "arm"),
+    ("student_depth", "SimDistill student with LiDAR depth supervision", "C", "arm"),
+    (
+        "student_v3",
+        "Student v3 recipe: depth supervision + balanced distillation (teacher start)",
+        "C",
+        "arm",
+    ),
+    (
         "student_light",
         "SimDistill student, light simulated-LiDAR branch (8 channels, BEV GCM on the 2x-pooled BEV; README "
         "Speed)",
@@ -179,11 +194,42 @@ def record_run(
     }
     if fresh_file.is_file():
         record["metrics_fresh"] = metrics_from_summary(json.loads(fresh_file.read_text()))
+    curve = read_curve(run_dir / "log.csv")
+    if curve:
+        record["curve"] = curve
+    at_steps = val_at_steps(run_dir)
+    if at_steps:
+        record["val_at_steps"] = at_steps
     out_file.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_file.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     tmp.replace(out_file)
     return record
+
+
+def read_curve(log_csv: Path) -> list[dict]:
+    """The run's loss curve: every row of its ``log.csv`` (one per epoch: step, lr, each loss term), as
+    numbers; a header repeated by a resumed run is skipped."""
+    if not log_csv.is_file():
+        return []
+    rows = []
+    with open(log_csv, newline="") as f:
+        for row in csv.DictReader(f):
+            try:
+                rows.append({k: float(v) for k, v in row.items() if v not in (None, "")})
+            except ValueError:
+                continue
+    return rows
+
+
+def val_at_steps(run_dir: Path) -> dict[str, dict[str, float]]:
+    """{step: {"mAP", "NDS"}} of the run's snapshots scored on val (``RUN/eval_step_<N>/``)."""
+    out = {}
+    for summary in sorted(run_dir.glob("eval_step_*/metrics_summary.json")):
+        step = summary.parent.name.rsplit("_", 1)[1]
+        data = json.loads(summary.read_text())
+        out[step] = {"mAP": float(data["mean_ap"]), "NDS": float(data["nd_score"])}
+    return dict(sorted(out.items(), key=lambda kv: int(kv[0])))
 
 
 def load_records(results_dir: Path) -> list[dict]:
@@ -235,6 +281,12 @@ PAIRED: tuple[tuple[str, str], ...] = (
     ("student", "baseline_warm"),
     ("student", "student_nodistill"),
     ("student_nodistill", "baseline_warm"),
+    ("baseline_long", "baseline"),
+    ("student", "baseline_long"),
+    ("baseline_depth_long", "baseline_long"),
+    ("student_depth", "student"),
+    ("student_v3", "baseline_long"),
+    ("student_v3", "baseline_depth_long"),
 )
 
 
@@ -299,10 +351,63 @@ def _distillation_probe_table(runs: list[dict]) -> str:
     return head + "\n".join(rows)
 
 
+def _convergence_table(by_arm: dict[str, list[dict]]) -> str:
+    """Val mAP of the snapshots part way and at the end, mean over seeds: did the runs converge?"""
+    labels = {arm: label.strip() for arm, label, _, _ in FAIR_ARMS}
+    rows = []
+    for arm, runs in by_arm.items():
+        runs = [r for r in runs if r.get("val_at_steps")]
+        if not runs:
+            continue
+        steps = sorted({int(s) for r in runs for s in r["val_at_steps"]})
+        cells = []
+        for step in steps:
+            values = [r["val_at_steps"][str(step)]["mAP"] for r in runs if str(step) in r["val_at_steps"]]
+            cells.append(f"step {step}: {_mean_sd(values, 100, 2)}")
+        final = [r["metrics"]["mAP"] for r in runs]
+        cells.append(f"step {runs[0]['steps']} (end): {_mean_sd(final, 100, 2)}")
+        rows.append(f"- {labels.get(arm, arm)}: " + "; ".join(cells))
+    if not rows:
+        return ""
+    return "\n\nConvergence (val mAP part way through each run, mean +- sd over seeds):\n\n" + "\n".join(rows)
+
+
+def load_depth_probes(results_dir: Path) -> list[dict]:
+    """The ``bev_probe --depth`` reports of the runs (``NAME.depth.json``), sorted by run name."""
+    out = []
+    for f in sorted(results_dir.glob("*.depth.json")):
+        out += json.loads(f.read_text())["depth_probes"]
+    return out
+
+
+def _depth_table(probes: list[dict]) -> str:
+    """One row per run: its camera depth against the LiDAR on the feature cells a return hits."""
+    if not probes:
+        return ""
+    rows = [
+        "| run | median expected-depth error (m) | argmax within 1 m | entropy (nats) |",
+        "|---|---:|---:|---:|",
+    ]
+    for p in probes:
+        name = Path(p["model"]).parent.name or p["model"]
+        rows.append(
+            f"| {name} | {p['median_abs_error_m']:.2f} | {100 * p['argmax_within_1m']:.0f} % | "
+            f"{p['entropy_nats']:.2f} |"
+        )
+    uniform = probes[0]["uniform_entropy_nats"]
+    frames = sorted({str(p["frames"]) for p in probes})
+    return (
+        f"\n\nCamera depth against the LiDAR (val, {', '.join(frames)} frames, the image feature cells a "
+        f"return hits; a uniform distribution has entropy {uniform:.2f}; `bev_probe --depth`):\n\n"
+        + "\n".join(rows)
+    )
+
+
 def format_fair(
     records: list[dict],
     probes: list[dict] | None = None,
     distillation_probes: dict[str, list[dict]] | None = None,
+    depth_probes: list[dict] | None = None,
 ) -> str:
     """Markdown: the main table (mean +- sd over seeds) on val and, for the runs also scored there, on a
     fresh world; per-class AP (val), the BEV probes, and when each run was trained."""
@@ -356,6 +461,8 @@ def format_fair(
             "`bev_probe --teacher`):\n\n"
         )
         out += _distillation_probe_table(runs)
+    out += _convergence_table(by_arm)
+    out += _depth_table(depth_probes or [])
     when = sorted({r["trained_at"][:10] for r in records})
     out += "\n\nRuns trained on: " + ", ".join(
         f"{d} ({n} run{'s' if n != 1 else ''})"
@@ -392,7 +499,11 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         probe_file = args.results / "teacher_probe.json"
         probes = json.loads(probe_file.read_text())["probes"] if probe_file.is_file() else None
-        print(format_fair(records, probes, load_distillation_probes(args.results)))
+        print(
+            format_fair(
+                records, probes, load_distillation_probes(args.results), load_depth_probes(args.results)
+            )
+        )
         return 0
     rows = collect(args.runs)
     if not rows:

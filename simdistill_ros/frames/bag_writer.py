@@ -189,6 +189,16 @@ class SensorBagWriter:
         )
         self.write(topic, m.IMAGE, msg, stamp_ns)
 
+    def write_jpeg(self, camera: str, stamp_ns: int, data: bytes, frame_id: str | None = None) -> None:
+        """Jpeg bytes of ``camera`` as they are (a dataset's file): a CompressedImage, not re-encoded."""
+        if not self.compressed_images:
+            raise ValueError("write_jpeg needs compressed_images=True")
+        header = m.header_msg(stamp_ns, frame_id or camera, self.store)
+        msg = self.store.types[m.COMPRESSED_IMAGE](
+            header=header, format=COMPRESSED_FORMAT, data=np.frombuffer(data, np.uint8)
+        )
+        self.write(self.topics.image(camera), m.COMPRESSED_IMAGE, msg, stamp_ns)
+
     def write_camera_info(self, camera: PinholeCamera, stamp_ns: int) -> None:
         """CameraInfo of an undistorted camera: K, P = [K | 0], R = identity, no distortion (plumb_bob)."""
         k = np.asarray(camera.intrinsics, dtype=np.float64)

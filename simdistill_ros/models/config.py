@@ -95,6 +95,9 @@ class PillarConfig:
     point_channels: int = 32  # width of the per-point Linear+BN+ReLU
     out_channels: int = 32
     num_convs: int = 2  # 3x3 convs after the canvas (the first one strides by the grid downsample)
+    # LiDAR sweeps per frame (key frame included): more than 1 accumulates earlier sweeps, motion-compensated
+    # into the key frame, and adds their time lag as a point feature (read from a nuScenes dataroot)
+    lidar_sweeps: int = 1
 
 
 @dataclass
@@ -158,6 +161,9 @@ class LossWeights:
     mmd_feat: float = 1.0
     mmd_pred_heatmap: float = 0.25
     mmd_pred_box: float = 0.25
+    # depth supervision from LiDAR (BCE on the one-hot bin of each feature cell a return hits; every model
+    # type, wherever the training data has LiDAR); 0 = off, as in every model trained before it existed
+    depth: float = 0.0
     use_gt: bool = True
     use_imd: bool = True
     use_cmd: bool = True
@@ -167,6 +173,12 @@ class LossWeights:
     # elements; True = the reference code's mean over all B*C*X*Y elements, which is smaller by the
     # foreground fraction (weight 100 was tuned for that one)
     cmd_mean_over_all_cells: bool = True
+    # How the three feature terms (IMD, CMD, MMD-F) compare maps: "mse" = SimDistill's (raw MSE for IMD and
+    # MMD-F, CMD on the foreground mask); "balanced" = each channel scaled by the teacher's RMS, and the
+    # foreground and background cells averaged apart and weighted by feature_fg / feature_bg
+    feature_loss: str = "mse"
+    feature_fg: float = 1.0
+    feature_bg: float = 0.1
 
     def active(self, term: str) -> bool:
         """Whether ``term`` (one of the weight names above) contributes to the total."""
@@ -178,8 +190,12 @@ class LossWeights:
             "mmd_feat": self.use_mmd_feat,
             "mmd_pred_heatmap": self.use_mmd_pred,
             "mmd_pred_box": self.use_mmd_pred,
+            "depth": True,
         }[term]
         return flag and getattr(self, term) != 0.0
+
+
+FEATURE_LOSSES = ("mse", "balanced")
 
 
 @dataclass
@@ -218,6 +234,10 @@ class ModelConfig:
         if bx % (2 ** (n_stages - 1)) or by % (2 ** (n_stages - 1)):
             raise ValueError(
                 f"BEV grid {bx}x{by} is not divisible by the decoder's stride {2 ** (n_stages - 1)}"
+            )
+        if self.loss.feature_loss not in FEATURE_LOSSES:
+            raise ValueError(
+                f"loss.feature_loss {self.loss.feature_loss!r} is not one of {list(FEATURE_LOSSES)}"
             )
         if self.backbone.kind not in BACKBONE_KINDS:
             raise ValueError(f"backbone.kind {self.backbone.kind!r} is not one of {list(BACKBONE_KINDS)}")

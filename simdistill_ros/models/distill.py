@@ -43,6 +43,23 @@ def cmd_loss(
     return err / (m.sum() * s.shape[1]).clamp(min=1.0)
 
 
+def balanced_feature_loss(
+    student_bev: Tensor, teacher_bev: Tensor, fg_mask: Tensor, fg: float, bg: float
+) -> Tensor:
+    """Feature imitation that the detection loss does not drown and the background does not dominate:
+    each channel of both maps (B, C, X, Y) is divided by the teacher channel's RMS over the batch (so every
+    channel weighs alike whatever its activation scale), the squared error is averaged over channels, then
+    over the foreground cells (weighted by ``fg_mask`` (B, 1, X, Y)) and over the background cells apart:
+    ``fg * mean_fg + bg * mean_bg``."""
+    s, t = student_bev.float(), teacher_bev.detach().float()
+    scale = t.pow(2).mean(dim=(0, 2, 3), keepdim=True).sqrt().clamp(min=1e-4)
+    err = ((s - t) / scale).pow(2).mean(dim=1, keepdim=True)  # (B, 1, X, Y)
+    m = fg_mask.detach().float()
+    fg_mean = (err * m).sum() / m.sum().clamp(min=1.0)
+    bg_mean = (err * (1.0 - m)).sum() / (1.0 - m).sum().clamp(min=1.0)
+    return fg * fg_mean + bg * bg_mean
+
+
 def mmd_feature_loss(student_fused_bev: Tensor, teacher_fused_bev: Tensor) -> Tensor:
     """Multi-modal fusion, features: MSE between the fused BEV maps."""
     return F.mse_loss(student_fused_bev.float(), teacher_fused_bev.detach().float())
@@ -86,16 +103,27 @@ def distillation_losses(
     the active ones). ``targets`` locate object centres for the box term (GT or pseudo-labels);
     ``fg_mask`` (B, 1, X, Y) is the CMD mask (see ``foreground_mask``)."""
     out: dict[str, Tensor] = {}
-    if weights.active("imd"):
-        out["imd"] = weights.imd * imd_loss(student.camera_bev, teacher.camera_bev)
-    if weights.active("cmd"):
-        if student.lidar_bev is None or teacher.lidar_bev is None:
-            raise ValueError("CMD needs the student's simulated-LiDAR BEV and the teacher's LiDAR BEV")
-        out["cmd"] = weights.cmd * cmd_loss(
-            student.lidar_bev, teacher.lidar_bev, fg_mask, weights.cmd_mean_over_all_cells
-        )
-    if weights.active("mmd_feat"):
-        out["mmd_feat"] = weights.mmd_feat * mmd_feature_loss(student.fused_bev, teacher.fused_bev)
+    if weights.active("cmd") and (student.lidar_bev is None or teacher.lidar_bev is None):
+        raise ValueError("CMD needs the student's simulated-LiDAR BEV and the teacher's LiDAR BEV")
+    if weights.feature_loss == "balanced":
+        pairs = {
+            "imd": (student.camera_bev, teacher.camera_bev),
+            "cmd": (student.lidar_bev, teacher.lidar_bev),
+            "mmd_feat": (student.fused_bev, teacher.fused_bev),
+        }
+        for name, (s, t) in pairs.items():
+            if weights.active(name):
+                w = getattr(weights, name)
+                out[name] = w * balanced_feature_loss(s, t, fg_mask, weights.feature_fg, weights.feature_bg)
+    else:
+        if weights.active("imd"):
+            out["imd"] = weights.imd * imd_loss(student.camera_bev, teacher.camera_bev)
+        if weights.active("cmd"):
+            out["cmd"] = weights.cmd * cmd_loss(
+                student.lidar_bev, teacher.lidar_bev, fg_mask, weights.cmd_mean_over_all_cells
+            )
+        if weights.active("mmd_feat"):
+            out["mmd_feat"] = weights.mmd_feat * mmd_feature_loss(student.fused_bev, teacher.fused_bev)
     if weights.active("mmd_pred_heatmap"):
         out["mmd_pred_heatmap"] = weights.mmd_pred_heatmap * mmd_heatmap_loss(
             student.head["heatmap"], teacher.head["heatmap"], targets.num_objects

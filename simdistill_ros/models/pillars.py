@@ -14,7 +14,8 @@ POINT_FEATURES = 9  # x, y, z, intensity, offsets to pillar centre (2), offsets 
 class PillarEncoder(nn.Module):
     """Points -> per-point Linear+BN+ReLU -> max into pillars -> dense canvas -> 2D convs.
 
-    forward: points, a list of B tensors (P_i, 4) [x, y, z, intensity] in the base frame
+    forward: points, a list of B tensors (P_i, 4) [x, y, z, intensity] in the base frame, (P_i, 5) with the
+        time lag (s) of each point's sweep when ``cfg.lidar_sweeps`` > 1
         -> (B, C_lidar, X, Y) on the working BEV grid (the splat grid downsampled like the camera BEV).
     Non-finite points and points outside the grid are dropped.
     """
@@ -23,8 +24,9 @@ class PillarEncoder(nn.Module):
         super().__init__()
         self.grid = grid
         self.out_channels = cfg.out_channels
+        self.point_columns = 5 if cfg.lidar_sweeps > 1 else 4
         self.pfn = nn.Sequential(
-            nn.Linear(POINT_FEATURES, cfg.point_channels, bias=False),
+            nn.Linear(POINT_FEATURES + self.point_columns - 4, cfg.point_channels, bias=False),
             nn.BatchNorm1d(cfg.point_channels),
             nn.ReLU(inplace=True),
         )
@@ -45,7 +47,9 @@ class PillarEncoder(nn.Module):
         device = self.coord_scale.device
         pts, cells = [], []
         for i, p in enumerate(points):
-            p = p.to(device=device, dtype=torch.float32)[:, :4]
+            if p.shape[1] < self.point_columns:
+                raise ValueError(f"points have {p.shape[1]} columns, the encoder needs {self.point_columns}")
+            p = p.to(device=device, dtype=torch.float32)[:, : self.point_columns]
             p = p[torch.isfinite(p).all(dim=1)]
             ix = torch.floor((p[:, 0] - g.xbound[0]) / g.xbound[2]).long()
             iy = torch.floor((p[:, 1] - g.ybound[0]) / g.ybound[2]).long()
@@ -83,4 +87,4 @@ class PillarEncoder(nn.Module):
         counts = xyz.new_zeros(num_cells).index_add_(0, cell, torch.ones_like(xyz[:, 0]))
         mean = sums[cell] / counts[cell, None]
         centre_off = torch.stack([(xyz[:, 0] - cx) / g.xbound[2], (xyz[:, 1] - cy) / g.ybound[2]], 1)
-        return torch.cat([xyz / self.coord_scale, p[:, 3:4], centre_off, xyz - mean], dim=1)
+        return torch.cat([xyz / self.coord_scale, p[:, 3:4], centre_off, xyz - mean, p[:, 4:]], dim=1)

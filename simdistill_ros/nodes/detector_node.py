@@ -33,12 +33,10 @@ from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Float64
 from tf2_msgs.msg import TFMessage
-from vision_msgs.msg import Detection3DArray
 from visualization_msgs.msg import MarkerArray
 
 from simdistill_ros.detection import live
 from simdistill_ros.detection.live import CameraFrame, FrameResult, SyncedFrame
-from simdistill_ros.detection.messages import detection_array_fields, marker_fields
 from simdistill_ros.detection.parameters import (
     BEST_EFFORT,
     PARAMETERS,
@@ -49,15 +47,12 @@ from simdistill_ros.detection.parameters import (
     detector_params,
     with_cameras,
 )
-from simdistill_ros.detection.ros_messages import (
-    detection_array_msg,
-    diagnostic_array_msg,
-    image_msg,
-    marker_array_msg,
-)
+from simdistill_ros.detection.ros_messages import diagnostic_array_msg, image_msg
 from simdistill_ros.detection.transport import PublisherQos
 from simdistill_ros.frames.messages import stamp_to_ns, transform_from_msg
 from simdistill_ros.nodes.process import StopSignal, detector_usage, wants_help
+from simdistill_ros.outputs import AUTOWARE, VISION_MSGS, OutputsError
+from simdistill_ros.outputs.ros import markers_msg, message_class, output_messages
 
 NODE_NAME = "simdistill_detector"
 STATIC_QOS = QoSProfile(
@@ -71,9 +66,14 @@ class DetectorNode(Node):
     def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         p = detector_params(self._declared_values())
+        try:  # a missing message package is a start-up error, before the model loads
+            classes = {output: message_class(output) for output in p.outputs}
+        except OutputsError as err:
+            raise StartupError(str(err)) from None
         core = live.load_core(p, self.get_logger().warning)
         p = with_cameras(p, core.trained_cameras)
-        self._det_pub = self.create_publisher(Detection3DArray, p.detections_topic, 10)
+        topics = {VISION_MSGS: p.detections_topic, AUTOWARE: p.objects_topic}
+        self._output_pubs = {o: self.create_publisher(classes[o], topics[o], 10) for o in p.outputs}
         self._marker_pub = self.create_publisher(MarkerArray, p.markers_topic, 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._proc_pub = self.create_publisher(Float64, "~/debug/processing_time_ms", 10)
@@ -92,7 +92,7 @@ class DetectorNode(Node):
         self.get_logger().info(
             f"detecting with {p.model} ({core.model_type}, {core.runs_on}, {core.device}) on "
             f"{len(p.camera_names)} cameras "
-            f"{p.camera_names}; images {p.image_topics}; sync: {sync_kind}, "
+            f"{p.camera_names}; images {p.image_topics}; outputs {', '.join(p.outputs)}; sync: {sync_kind}, "
             f"tf: {'tf2_ros' if self._tf_buffer else '/tf_static + /tf'}"
         )
 
@@ -188,12 +188,16 @@ class DetectorNode(Node):
 
     # worker thread ----------------------------------------------------------------------------------------
     def _publish(self, f: SyncedFrame, cameras: list[CameraFrame], result: FrameResult, t0: float) -> None:
-        base = self.params.base_frame
-        self._det_pub.publish(detection_array_msg(detection_array_fields(result.boxes, f.stamp_ns, base)))
+        p = self.params
+        messages = output_messages(
+            result.boxes, f.stamp_ns, p.base_frame, p.outputs, p.orientation_availability
+        )
+        for output, msg in messages.items():
+            self._output_pubs[output].publish(msg)
         published = time.monotonic()
         # Markers after the detections: building ~26 points per box costs more than the detections
         # themselves, and nothing downstream but RViz waits for them.
-        self._marker_pub.publish(marker_array_msg(marker_fields(result.boxes), f.stamp_ns, base))
+        self._marker_pub.publish(markers_msg(result.boxes, f.stamp_ns, p.base_frame))
         processing_ms, latency_ms = (time.monotonic() - t0) * 1e3, (published - f.received) * 1e3
         self._proc_pub.publish(Float64(data=processing_ms))
         self._lat_pub.publish(Float64(data=latency_ms))

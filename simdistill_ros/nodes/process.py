@@ -22,7 +22,8 @@ from simdistill_ros.replay.parameters import PARAMETERS as REPLAY_PARAMETERS
 
 DETECTOR_SUMMARY = (
     "Live camera-only 3D detection: N synchronised cameras (image + CameraInfo) in, vision_msgs/"
-    "Detection3DArray, a MarkerArray and an annotated ~/debug/image out (docs/detector_node.md)."
+    "Detection3DArray and/or autoware_perception_msgs/DetectedObjects (parameter outputs), a MarkerArray "
+    "and an annotated ~/debug/image out (docs/detector_node.md)."
 )
 REPLAY_SUMMARY = (
     "The LiDAR-camera teacher over rosbag2 bags into a target store; each frame's teacher boxes are "

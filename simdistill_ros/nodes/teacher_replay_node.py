@@ -17,12 +17,12 @@ from rclpy.node import Node
 from rclpy.qos import QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 
-from simdistill_ros.detection.messages import detection_array_fields
-from simdistill_ros.detection.ros_messages import detection_array_msg
 from simdistill_ros.errors import UserError
 from simdistill_ros.frames.sensors import SensorConfig
 from simdistill_ros.geometry import boxes_from_array
 from simdistill_ros.nodes.process import StopSignal, replay_usage, wants_help
+from simdistill_ros.outputs import VISION_MSGS
+from simdistill_ros.outputs.ros import message_class, output_messages
 from simdistill_ros.replay.core import TeacherReplayer, parse_shard
 from simdistill_ros.replay.parameters import PARAMETERS
 
@@ -40,9 +40,7 @@ class TeacherReplayNode(Node):
         qos = QoSProfile(
             depth=100, history=QoSHistoryPolicy.KEEP_LAST, reliability=QoSReliabilityPolicy.RELIABLE
         )
-        from vision_msgs.msg import Detection3DArray
-
-        self.publisher = self.create_publisher(Detection3DArray, "~/teacher_detections", qos)
+        self.publisher = self.create_publisher(message_class(VISION_MSGS), "~/teacher_detections", qos)
 
     def param(self, name: str) -> object:
         return self.get_parameter(name).value
@@ -82,7 +80,7 @@ class TeacherReplayNode(Node):
         def publish(frame: object, stored: object) -> None:
             boxes = boxes_from_array(stored.det_boxes, stored.det_labels, stored.det_scores)
             self.publisher.publish(
-                detection_array_msg(detection_array_fields(boxes, stored.stamp_ns, frame_id))
+                output_messages(boxes, stored.stamp_ns, frame_id, [VISION_MSGS])[VISION_MSGS]
             )
 
         self.wait_for_subscribers()

@@ -97,6 +97,19 @@ def sample_from_frame(frame: Frame, input_hw: tuple[int, int]) -> Sample:
     )
 
 
+def points_in_view(frame: Frame) -> np.ndarray | None:
+    """The frame's LiDAR returns (P, 3) base-frame x, y, z that land in some camera's image: what the
+    student's depth supervision is made from (the returns no camera sees would only cost store space)."""
+    if frame.points is None:
+        return None
+    xyz = np.asarray(frame.points[:, :3], np.float64)
+    seen = np.zeros(len(xyz), bool)
+    for camera in frame.rig.cameras:
+        uv, depth = camera.project(xyz)
+        seen |= camera.in_image(uv, depth)
+    return xyz[seen].astype(np.float32)
+
+
 def ground_truth_of(dataroot: str | os.PathLike, version: str = "v1.0-synth") -> GroundTruthIndex:
     """Every split's samples of ``--data``, looked up by frame stamp."""
     if not (Path(dataroot) / version).is_dir():
@@ -274,4 +287,5 @@ class TeacherReplayer:
             gt_labels=gt[2] if gt else np.zeros((0,), np.int64),
             sample_token=gt[0] if gt else "",
             assumed=dict(frame.assumed),
+            depth_points=points_in_view(frame),
         )

@@ -17,7 +17,7 @@ def run_synth_command(args: argparse.Namespace) -> int:
     if (out / VERSION).exists() or (out / "bags").exists():
         if not args.overwrite:
             raise UserError(f"{out} already holds a dataset; pass --overwrite to replace it")
-        for sub in (VERSION, "bags", "cache", "synth.json"):
+        for sub in (VERSION, "bags", "cache", "samples", "sweeps", "synth.json"):
             p = out / sub
             if p.is_dir():
                 shutil.rmtree(p)

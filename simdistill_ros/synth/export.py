@@ -1,13 +1,16 @@
-"""`simdistill synth`: stream synthetic scenes into rosbag2 files and a nuScenes-format dataset.
+"""`simdistill synth`: stream synthetic scenes into rosbag2 files and a nuScenes-format dataroot.
 
-Each scene is rendered lazily and written event by event (no scene is held in memory). Bags are written
-atomically by the bag writer; the tables are written last and atomically, so a dataset that has tables is
-complete. See docs/design.md for the layout and the sensor timing.
+Each scene is rendered lazily and written event by event (no scene is held in memory): into its bag, and as
+nuScenes sensor files (``samples/CAM_*/*.jpg``; ``samples/LIDAR_TOP/*.pcd.bin`` for the LiDAR key frames,
+``sweeps/LIDAR_TOP/*.pcd.bin`` for the sweeps between them). Every camera cycle is a sample, so there are no
+camera sweeps. Bags and sensor files are written atomically; the tables are written last and atomically,
+so a dataset that has tables is complete. See docs/design.md for the layout and the sensor timing.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -17,12 +20,42 @@ from tqdm import tqdm
 from simdistill_ros.dataset.nuscenes_tables import NuScenesTableWriter, SampleInput, SensorDataInput
 from simdistill_ros.errors import UserError
 from simdistill_ros.frames.bag_writer import SensorBagWriter
+from simdistill_ros.frames.images import encode_jpeg
 from simdistill_ros.frames.topics import TopicNames
 from simdistill_ros.geometry import CameraRig, nuscenes_like_rig
+from simdistill_ros.synth.render import HDL32_ELEVATION_DEG
 from simdistill_ros.synth.scenario import CameraEvent, EgoPoseEvent, LidarEvent, SampleEvent, SceneRecording
 from simdistill_ros.synth.world import WorldConfig, generate_scene, world_options
 
 VERSION = "v1.0-synth"
+JPEG_QUALITY = 90  # the bag writer's: a sample's jpg holds the same bytes as the bag's CompressedImage
+
+
+def sensor_filename(folder: str, scene: str, channel: str, timestamp_us: int) -> str:
+    """Dataroot-relative path of one sensor file, named as nuScenes names them (``<log>__<channel>__<us>``);
+    ``folder`` is ``samples`` (key frames) or ``sweeps``."""
+    ext = "jpg" if channel.startswith("CAM") else "pcd.bin"
+    return f"{folder}/{channel}/{scene}__{channel}__{timestamp_us}.{ext}"
+
+
+def ring_index(points: np.ndarray, beams: int = 32, elevation_deg=HDL32_ELEVATION_DEG) -> np.ndarray:
+    """(N,) beam number of LiDAR-frame points: the beam whose elevation is nearest to the point's (range
+    noise moves a point along its beam, so its elevation is the beam's)."""
+    elevation = np.rad2deg(np.arctan2(points[:, 2], np.hypot(points[:, 0], points[:, 1])))
+    beam_elevation = np.linspace(elevation_deg[0], elevation_deg[1], beams)
+    return np.abs(elevation[:, None] - beam_elevation[None]).argmin(1)
+
+
+def pcd_bin(points: np.ndarray, rings: np.ndarray) -> bytes:
+    """nuScenes' LiDAR file: five float32 per point (x, y, z, intensity, ring index), sensor frame."""
+    return np.concatenate([points[:, :4], rings[:, None]], 1).astype(np.float32).tobytes()
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 def parse_image_size(text: str) -> tuple[int, int]:
@@ -86,7 +119,12 @@ def synthesize(
         )
         scene = generate_scene(rng, config)
         recording = SceneRecording(scene, rig, num_frames=frames_per_scene)
+        tl = recording.timeline
+        key_sweeps = {tl.nearest_sweep(tl.cycle_ns(k)) for k in range(recording.num_frames)}
+        beams = recording.lidar_options.get("beams", 32)
+        elevation = recording.lidar_options.get("elevation_deg", HDL32_ELEVATION_DEG)
         sample_events: list[SampleEvent] = []
+        sweeps: list[list[int]] = []  # per sample: stamps (ns) of the LiDAR sweeps that are not key frames
         bag_path = out / "bags" / name
         with SensorBagWriter(bag_path, storage=storage, topics=topics, compressed_images=compressed) as bag:
             static = [(rig.base_frame, c.frame_id, c.cam_to_base) for c in rig.cameras]
@@ -95,6 +133,7 @@ def synthesize(
             for ev in recording.events():
                 if isinstance(ev, SampleEvent):
                     sample_events.append(ev)
+                    sweeps.append([])
                     bar.update(1)
                     n_frames += 1
                 elif isinstance(ev, EgoPoseEvent):
@@ -102,9 +141,22 @@ def synthesize(
                 elif isinstance(ev, CameraEvent):
                     bag.write_image(ev.name, ev.stamp_ns, ev.rgb)
                     bag.write_camera_info(ev.camera, ev.stamp_ns)
-                elif isinstance(ev, LidarEvent) and with_lidar:
-                    bag.write_points(ev.stamp_ns, ev.points, frame_id=ev.frame_id)
-        samples = [_sample_input(ev, recording, topics, name) for ev in sample_events]
+                    path = sensor_filename("samples", name, ev.name, ev.stamp_ns // 1000)
+                    _write_file(out / path, encode_jpeg(ev.rgb, JPEG_QUALITY).tobytes())
+                elif isinstance(ev, LidarEvent):
+                    if with_lidar:
+                        bag.write_points(ev.stamp_ns, ev.points, frame_id=ev.frame_id)
+                    # The dataroot always has the LiDAR: nuScenes tables need a LIDAR_TOP key frame.
+                    key = ev.sweep_index in key_sweeps
+                    if not key:
+                        sweeps[-1].append(ev.stamp_ns)
+                    path = sensor_filename(
+                        "samples" if key else "sweeps", name, ev.frame_id, ev.stamp_ns // 1000
+                    )
+                    _write_file(out / path, pcd_bin(ev.points, ring_index(ev.points, beams, elevation)))
+        samples = [
+            _sample_input(ev, recording, name, swept) for ev, swept in zip(sample_events, sweeps, strict=True)
+        ]
         tables.add_scene(
             name, f"log-{name}", calibration, samples, description=json.dumps(recording.describe())
         )
@@ -133,18 +185,31 @@ def synthesize(
     return summary
 
 
-def _sample_input(ev, recording, topics, scene_name: str):
-    """The nuScenes sample (annotations + one sample_data per sensor) of a recorded frame."""
+def _sample_input(ev, recording, scene_name: str, sweep_stamps_ns: list[int]):
+    """The nuScenes sample (annotations + one sample_data per sensor file) of a recorded frame: its key
+    frames and the LiDAR sweeps recorded within its camera cycle."""
     rig = recording.rig
+    lidar = rig.lidar_frame
     lidar_us = ev.lidar_stamp_ns // 1000
     data = [
         SensorDataInput(
-            rig.lidar_frame,
+            lidar,
             lidar_us,
             recording.ego_pose_at(ev.lidar_stamp_ns),
-            filename=f"bags/{scene_name}#{topics.lidar}@{lidar_us}",
+            filename=sensor_filename("samples", scene_name, lidar, lidar_us),
         )
     ]
+    for st in sweep_stamps_ns:
+        us = st // 1000
+        data.append(
+            SensorDataInput(
+                lidar,
+                us,
+                recording.ego_pose_at(st),
+                filename=sensor_filename("sweeps", scene_name, lidar, us),
+                is_key_frame=False,
+            )
+        )
     for cam in rig.cameras:
         st = ev.camera_stamps_ns[cam.name]
         data.append(
@@ -152,7 +217,7 @@ def _sample_input(ev, recording, topics, scene_name: str):
                 cam.name,
                 st // 1000,
                 recording.ego_pose_at(st),
-                filename=f"bags/{scene_name}#{topics.image(cam.name)}@{st // 1000}",
+                filename=sensor_filename("samples", scene_name, cam.name, st // 1000),
                 width=cam.width,
                 height=cam.height,
             )

@@ -9,6 +9,9 @@ Layout (see docs/teacher_replay.md)::
 
 A shard holds the frames of one bag (at most ``frames_per_shard``), stacked along the first axis:
 ``camera_bev``/``lidar_bev``/``fused_bev`` (F, C, X, Y) fp16, ``head.<name>`` (F, C, X, Y) fp16,
+the LiDAR returns that some camera sees (``depth_points`` (P, 3) base-frame x, y, z float32 with
+``depth_offsets`` (F+1,); the student's depth targets are made from them at its own input size; absent in
+stores replayed before depth supervision existed),
 ``intrinsics`` (F, N, 3, 3), ``cam_to_base`` (F, N, 4, 4), ``stamps_ns`` (F,), ``image_stamps_ns`` (F, N),
 images either as encoded bytes (``image_bytes`` + ``image_offsets`` (F*N+1,)) or raw ``images``
 (F, N, H, W, 3) uint8, and ragged boxes as concatenations with offsets (``det_*`` the teacher's decoded
@@ -137,6 +140,9 @@ class FrameTargets:
     gt_labels: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))
     sample_token: str = ""
     assumed: dict[str, str] = field(default_factory=dict)
+    # the LiDAR returns inside some camera's view (P, 3) in the base frame: the depth supervision's source;
+    # None where the store predates it
+    depth_points: np.ndarray | None = None
 
     @property
     def encoded(self) -> bool:
@@ -177,6 +183,11 @@ def _pack(frames: list[FrameTargets]) -> tuple[dict[str, np.ndarray], dict[str, 
     t["det_labels"], _ = _ragged([f.det_labels for f in frames], np.int64, ())
     t["gt_boxes"], t["gt_offsets"] = _ragged([f.gt_boxes for f in frames], np.float32, (9,))
     t["gt_labels"], _ = _ragged([f.gt_labels for f in frames], np.int64, ())
+    with_depth = [f.depth_points is not None for f in frames]
+    if any(with_depth) and not all(with_depth):
+        raise ValueError("a shard mixes frames with and without depth points")
+    if all(with_depth):
+        t["depth_points"], t["depth_offsets"] = _ragged([f.depth_points for f in frames], np.float32, (3,))
     meta = {
         "schema_version": str(SCHEMA_VERSION),
         "keys": json.dumps([f.key for f in frames]),
@@ -404,6 +415,7 @@ def _frame_record(f: FrameTargets) -> dict[str, Any]:
         "sample_token": f.sample_token,
         "num_det": len(f.det_boxes),
         "num_gt": len(f.gt_boxes),
+        "num_depth_points": -1 if f.depth_points is None else len(f.depth_points),
     }
 
 
@@ -581,7 +593,12 @@ class TargetStore:
             gt_labels=ragged("gt_labels", "gt_offsets"),
             sample_token=rec.get("sample_token", ""),
             assumed=dict(rec.get("assumed", {})),
+            depth_points=ragged("depth_points", "depth_offsets") if "depth_offsets" in f.keys() else None,
         )
+
+    def frames_with_depth_points(self) -> int:
+        """How many frames carry the LiDAR returns that depth supervision needs."""
+        return sum(1 for r in self.refs if r.record.get("num_depth_points", -1) >= 0)
 
     def summary(self) -> dict[str, Any]:
         n = len(self)
@@ -592,6 +609,7 @@ class TargetStore:
             "bytes_per_frame": round(self.total_bytes / n) if n else 0,
             "frames_with_gt": sum(1 for r in self.refs if r.record["has_gt"]),
             "frames_with_assumptions": sum(1 for r in self.refs if r.record.get("assumed")),
+            "frames_with_depth_points": self.frames_with_depth_points(),
             "duplicates_ignored": self.duplicates,
             "teacher_hash": self.teacher["hash"][:12],
         }

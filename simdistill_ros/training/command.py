@@ -10,7 +10,8 @@ from pathlib import Path
 
 import torch
 
-from simdistill_ros.dataset.frame_cache import load_split_frames
+from simdistill_ros.dataset.nuscenes_tables import DEFAULT_VERSION
+from simdistill_ros.dataset.split_frames import frames_source_of, open_split_frames
 from simdistill_ros.errors import UserError
 from simdistill_ros.frames.sensors import sensor_config_from_args
 from simdistill_ros.models import (
@@ -66,7 +67,7 @@ def backbone_lr_scale(args: argparse.Namespace) -> float:
     return PRETRAINED_BACKBONE_LR_SCALE if PRESETS[args.config]().backbone.pretrained else 1.0
 
 
-def data_hash(dataroot: Path, version: str = "v1.0-synth") -> str:
+def data_hash(dataroot: Path, version: str = DEFAULT_VERSION) -> str:
     """Short hash of the labels and splits: what a checkpoint was trained on."""
     h = hashlib.sha256()
     for name in ("splits.json", "sample.json", "sample_annotation.json"):
@@ -107,8 +108,49 @@ def build_config(args: argparse.Namespace):
     )
     if "gcm" in disabled:
         cfg.gcm = dataclasses.replace(cfg.gcm, enabled=False)
+    _apply_loss_options(args, cfg)
     _apply_sim_branch_options(args, cfg)
     return cfg
+
+
+WEIGHT_NAMES = (
+    "gt_heatmap",
+    "gt_bbox",
+    "imd",
+    "cmd",
+    "mmd_feat",
+    "mmd_pred_heatmap",
+    "mmd_pred_box",
+    "depth",
+    "feature_fg",
+    "feature_bg",
+)
+
+
+def _apply_loss_options(args: argparse.Namespace, cfg) -> None:
+    """--depth-weight, --feature-loss and --loss-weights NAME=VALUE into ``cfg.loss``."""
+    changes: dict = {}
+    for item in getattr(args, "loss_weights", None) or []:
+        name, sep, value = item.partition("=")
+        if not sep or name not in WEIGHT_NAMES:
+            raise UserError(
+                f"--loss-weights {item}: expected NAME=VALUE with NAME one of {', '.join(WEIGHT_NAMES)}"
+            )
+        try:
+            changes[name] = float(value)
+        except ValueError:
+            raise UserError(f"--loss-weights {item}: {value!r} is not a number") from None
+    if getattr(args, "depth_weight", None) is not None:
+        changes["depth"] = args.depth_weight
+    for name, value in changes.items():
+        if not value >= 0.0 or value == float("inf"):
+            raise UserError(f"loss weight {name}={value}: must be a finite number >= 0")
+    if getattr(args, "feature_loss", None):
+        changes["feature_loss"] = args.feature_loss
+    distill_only = {"imd", "cmd", "mmd_feat", "mmd_pred_heatmap", "mmd_pred_box", "feature_fg", "feature_bg"}
+    if args.model != "student" and (distill_only & set(changes) or "feature_loss" in changes):
+        raise UserError("the distillation weights and --feature-loss apply to the student only")
+    cfg.loss = dataclasses.replace(cfg.loss, **changes)
 
 
 def _apply_sim_branch_options(args: argparse.Namespace, cfg) -> None:
@@ -160,9 +202,16 @@ def run_train_command(args: argparse.Namespace) -> int:
     if not args.data:
         raise UserError("--data is required")
     dataroot = Path(args.data)
-    if not (dataroot / "v1.0-synth").is_dir():
-        raise UserError(f"{dataroot} holds no v1.0-synth/ tables (make one with `simdistill synth`)")
+    version = getattr(args, "version", DEFAULT_VERSION)
+    frames_from = frames_source_of(dataroot, getattr(args, "frames_from", "auto"))
+    if not (dataroot / version).is_dir():
+        raise UserError(f"{dataroot} holds no {version}/ tables (make one with `simdistill synth`)")
     cfg = build_config(args)
+    sweeps = getattr(args, "lidar_sweeps", None)
+    if sweeps is not None:
+        if args.model != "teacher" or sweeps < 1:
+            raise UserError("--lidar-sweeps N (N >= 1) applies to the teacher only")
+        cfg.pillars = dataclasses.replace(cfg.pillars, lidar_sweeps=sweeps)
     ctx = init_distributed(args.device)
     torch.manual_seed(args.seed)
     try:
@@ -177,22 +226,25 @@ def run_train_command(args: argparse.Namespace) -> int:
                 raise UserError(f"{args.teacher} is a {tmeta.get('model_type')} checkpoint, not a teacher")
             if tcfg.grid != cfg.grid:
                 raise UserError("the teacher's BEV grid differs from the student's config")
-        scenes = load_split_frames(dataroot, "train", sensors=sensor_config_from_args(args))
-        if not scenes:
+        # LiDAR is loaded for the models that read it: the teacher, the online teacher, depth supervision
+        with_points = args.model == "teacher" or teacher is not None or cfg.loss.depth > 0.0
+        frames = open_split_frames(
+            dataroot,
+            getattr(args, "split", None) or "train",
+            version,
+            sensors=sensor_config_from_args(args),
+            source=frames_from,
+            lidar_sweeps=(tcfg if teacher is not None else cfg).pillars.lidar_sweeps,
+            with_points=with_points,
+        )
+        if not len(frames):
             raise UserError(
                 f"the train split of {dataroot} holds no frames (a world made with --val-fraction 1.0 "
                 "is for evaluation only)"
             )
-        cameras = scenes[0].camera_names
-        if any(s.camera_names != cameras for s in scenes):
-            raise UserError(
-                "the training scenes' cameras differ: "
-                + "; ".join(f"{s.scene}: {s.camera_names}" for s in scenes if s.camera_names != cameras)
-            )
+        cameras = frames.camera_names
         h, w = cfg.image_size
-        dataset = FrameDataset(
-            scenes, (h, w), augment=True, with_points=args.model == "teacher" or teacher is not None
-        )
+        dataset = FrameDataset(frames, (h, w), augment=True, with_points=with_points)
         optim = optim_config(args)
         model = build_model(args.model, cfg)
         _warm_start(model, args, ctx)
@@ -206,7 +258,9 @@ def run_train_command(args: argparse.Namespace) -> int:
         base_meta = {
             "model_type": args.model,
             "data": str(dataroot.resolve()),
-            "data_hash": data_hash(dataroot),
+            "data_hash": data_hash(dataroot, version),
+            "data_version": version,
+            "frames_from": frames_from,
             "commit": git_commit(),
             "teacher": str(args.teacher or ""),
             "init_from": str(args.init_from or ""),
@@ -259,6 +313,7 @@ def _fit(model, cfg, objective, dataset, collate, optim, run_dir: Path, base_met
             ctx,
             resume=args.resume,
             verify=not args.no_verify,
+            snapshot_steps=getattr(args, "snapshot_steps", None) or (),
         )
     except TrainingDiverged as exc:
         raise UserError(str(exc)) from None

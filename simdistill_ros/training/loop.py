@@ -94,10 +94,13 @@ def train(
     resume: bool = False,
     trainable: Iterable[nn.Parameter] | None = None,
     verify: bool = True,
+    snapshot_steps: Iterable[int] = (),
 ) -> dict:
     """Train ``model`` in place; returns the final log row. ``trainable`` defaults to all parameters that
     require a gradient (a frozen teacher inside the objective is never optimised). ``verify`` checks the
-    resumed checkpoint's sha256."""
+    resumed checkpoint's sha256. After each step of ``snapshot_steps`` the weights are also saved as
+    ``run_dir/step_<N>`` (weights only: a snapshot is for scoring a run part way, not for resuming)."""
+    snapshots = set(snapshot_steps)
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed + ctx.rank)
     model.to(ctx.device)
@@ -225,6 +228,8 @@ def train(
             scheduler.step()
             step += 1
             n += 1
+            if step in snapshots and ctx.is_main:
+                save(run_dir / f"step_{step}", {"epoch": epoch, "step": step, "snapshot": True})
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
             sums["grad_norm"] = sums.get("grad_norm", 0.0) + float(grad_norm)

@@ -10,13 +10,38 @@ import torch
 from torch import Tensor, nn
 
 from simdistill_ros.models import CameraInputs, ModelConfig, TeacherModel
+from simdistill_ros.models.depth_supervision import depth_loss, lidar_depth_targets
 from simdistill_ros.models.distill import pseudo_label_targets, simdistill_loss
 from simdistill_ros.models.losses import detection_loss
+from simdistill_ros.models.structures import DetectorOutputs
 from simdistill_ros.training.batch import Batch
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "module", model)  # DistributedDataParallel
+
+
+def with_depth_supervision(
+    terms: dict[str, Tensor], out: DetectorOutputs, batch: Batch, config: ModelConfig
+) -> dict[str, Tensor]:
+    """``terms`` plus the weighted LiDAR depth term ("depth", added to "loss") when ``config.loss.depth``
+    is set; the targets come from the batch's (augmented) LiDAR points and calibration."""
+    weight = config.loss.depth
+    if weight == 0.0:
+        return terms
+    if out.depth is None:
+        raise ValueError("depth supervision needs the model's depth distribution")
+    if len(batch.points) != len(batch):
+        raise ValueError("depth supervision needs a LiDAR sweep for every frame of the batch")
+    image_hw = tuple(batch.images.shape[-2:])
+    feat_hw = tuple(out.depth.shape[-2:])
+    target = lidar_depth_targets(
+        batch.points, batch.intrinsics, batch.cam_to_base, image_hw, feat_hw, config.grid
+    )
+    terms = dict(terms)
+    terms["depth"] = weight * depth_loss(out.depth, target)
+    terms["loss"] = terms["loss"] + terms["depth"]
+    return terms
 
 
 class TeacherObjective:
@@ -28,7 +53,8 @@ class TeacherObjective:
             raise ValueError("the teacher needs a LiDAR sweep for every frame of the batch")
         out = model(CameraInputs.from_batch(batch), batch.points)
         targets = _unwrap(model).head.build_targets(batch.boxes, batch.labels)
-        return detection_loss(out.head, targets, self.config.head, self.config.loss)
+        terms = detection_loss(out.head, targets, self.config.head, self.config.loss)
+        return with_depth_supervision(terms, out, batch, self.config)
 
 
 class BaselineObjective:
@@ -38,7 +64,8 @@ class BaselineObjective:
     def __call__(self, model: nn.Module, batch: Batch) -> dict[str, Tensor]:
         out = model(CameraInputs.from_batch(batch))
         targets = _unwrap(model).head.build_targets(batch.boxes, batch.labels)
-        return detection_loss(out.head, targets, self.config.head, self.config.loss)
+        terms = detection_loss(out.head, targets, self.config.head, self.config.loss)
+        return with_depth_supervision(terms, out, batch, self.config)
 
 
 class OnlineDistillationObjective:
@@ -63,4 +90,5 @@ class OnlineDistillationObjective:
             targets = head.build_targets(batch.boxes, batch.labels)
         else:
             targets = pseudo_label_targets(head, teacher_out.head)
-        return simdistill_loss(student_out, teacher_out, targets, None, self.config.head, self.config.loss)
+        terms = simdistill_loss(student_out, teacher_out, targets, None, self.config.head, self.config.loss)
+        return with_depth_supervision(terms, student_out, batch, self.config)

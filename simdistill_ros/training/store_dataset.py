@@ -23,6 +23,7 @@ from simdistill_ros.models.distill import simdistill_loss
 from simdistill_ros.models.preprocess import camera_input
 from simdistill_ros.targets.store import TargetStore
 from simdistill_ros.training.batch import Batch, Sample, collate
+from simdistill_ros.training.objectives import with_depth_supervision
 
 
 @dataclass
@@ -67,11 +68,13 @@ class StoreDataset(Dataset):
         input_hw: tuple[int, int],
         pseudo_labels: bool = False,
         pseudo_label_threshold: float = 0.3,
+        with_depth_points: bool = False,
     ) -> None:
         self.store = store
         self.input_hw = tuple(input_hw)
         self.pseudo_labels = pseudo_labels
         self.threshold = pseudo_label_threshold
+        self.with_depth_points = with_depth_points
 
     def __len__(self) -> int:
         return len(self.store)
@@ -97,7 +100,8 @@ class StoreDataset(Dataset):
             images=np.stack(images),
             intrinsics=np.stack(ks).astype(np.float32),
             cam_to_base=f.cam_to_base.astype(np.float32),
-            points=None,
+            # the stored LiDAR returns in view: depth targets are made from them at this input size
+            points=f.depth_points if self.with_depth_points else None,
             boxes=boxes.astype(np.float32),
             labels=labels.astype(np.int64),
             bev_aug=np.eye(4, dtype=np.float32),
@@ -135,7 +139,8 @@ class StoredDistillationObjective:
         student_out = model(CameraInputs.from_batch(sb.batch))
         head = getattr(model, "module", model).head
         targets = head.build_targets(sb.batch.boxes, sb.batch.labels)
-        return simdistill_loss(student_out, sb.teacher, targets, None, self.config.head, self.config.loss)
+        terms = simdistill_loss(student_out, sb.teacher, targets, None, self.config.head, self.config.loss)
+        return with_depth_supervision(terms, student_out, sb.batch, self.config)
 
 
 def check_store_matches(store: TargetStore, cfg: ModelConfig) -> None:
@@ -165,4 +170,13 @@ def open_training_store(
     if len(store) == 0:
         raise UserError(f"{path}: the target store holds no frames")
     check_store_matches(store, cfg)
-    return StoreDataset(store, tuple(cfg.image_size), pseudo_labels, threshold)
+    with_depth = cfg.loss.depth > 0.0
+    if with_depth:
+        have = store.frames_with_depth_points()
+        if have < len(store):
+            raise UserError(
+                f"{path}: depth supervision needs the LiDAR returns the replay stores with each frame, and "
+                f"{len(store) - have} of {len(store)} frames have none (replayed before depth targets "
+                "existed): replay the bags again into a new store, or train with --depth-weight 0"
+            )
+    return StoreDataset(store, tuple(cfg.image_size), pseudo_labels, threshold, with_depth)
