@@ -89,6 +89,8 @@ def test_each_default_is_written_once():
         ({"score_threshold": 1.5}, "score_threshold must be between 0 and 1, got 1.5"),
         ({"camera_timeout": 0.0}, "camera_timeout must be > 0 seconds"),
         ({"debug_image_rate": -1.0}, "debug_image_rate must be >= 0 (0: off)"),
+        ({"camera_qos_reliability": "sometimes"}, "camera_qos_reliability must be best_effort or reliable"),
+        ({"camera_qos_depth": 0}, "camera_qos_depth must be >= 1, got 0"),
         ({"outputs": ["vision_msgs", "lidar"]}, "unknown output lidar: choose from vision_msgs, autoware"),
         ({"outputs": [""]}, "choose at least one output"),
         (

@@ -17,6 +17,7 @@ from simdistill_ros.detection.live import (
     BEFORE_JUMP,
     ERROR,
     JUMP_BACK_NS,
+    LATE_S,
     LOG_THROTTLE_S,
     NO_SET,
     OK,
@@ -57,21 +58,24 @@ class Rig:
     def _jumped(self) -> None:
         self.jumps += 1
 
-    def send(self, start_ns: int, clock_ns: int, offsets: dict[str, int] | None = None) -> None:
-        """One camera set of cycle ``start_ns`` (plus per-camera offsets), the node clock at ``clock_ns``."""
+    def send(
+        self, start_ns: int, clock_ns: int, offsets: dict[str, int] | None = None, period_ns: int = PERIOD
+    ) -> None:
+        """One camera set of cycle ``start_ns`` (plus per-camera offsets), the node clock at ``clock_ns``;
+        the next set arrives ``period_ns`` later."""
         offsets = offsets or {}
         for i, cam in enumerate(CAMS):
             stamp = start_ns + i * 8_000_000 + offsets.get(cam, 0)
             for kind in ("info", "image"):
                 msg = SimpleNamespace(stamp=stamp, kind=kind)
                 self.logs += self.input.add((kind, cam), stamp, msg, clock_ns, self.now)
-        self.now += PERIOD / SEC
+        self.now += period_ns / SEC
 
-    def good(self, first: int, count: int, base: int = T0) -> list[int]:
+    def good(self, first: int, count: int, base: int = T0, period_ns: int = PERIOD) -> list[int]:
         """Send ``count`` good cycles from cycle number ``first``; returns their stamps."""
-        stamps = [base + k * PERIOD for k in range(first, first + count)]
+        stamps = [base + k * period_ns for k in range(first, first + count)]
         for s in stamps:
-            self.send(s, clock_ns=s + 20_000_000)
+            self.send(s, clock_ns=s + 20_000_000, period_ns=period_ns)
         return stamps
 
     def synced(self) -> list[int]:
@@ -154,6 +158,103 @@ def test_a_bag_loop_without_sim_time_recovers_and_late_messages_of_the_old_loop_
     assert rig.logged(BEFORE_JUMP) and "CAM_BACK info" in rig.logged(BEFORE_JUMP)[0]
 
 
+@pytest.mark.parametrize("period_s", [0.3, 0.6, 1.0, 2.0])
+def test_after_a_jump_back_every_frame_of_the_new_timeline_passes_whatever_its_spacing(period_s):
+    """tf2's behaviour: clear, then accept. Frames further apart than the jump threshold (0.5 s) used to
+    stall until their stamps passed the old timeline."""
+    rig = Rig()
+    period = int(period_s * SEC)
+    assert rig.good(0, 5, period_ns=period) == rig.synced()
+    after = rig.good(0, 6, base=T0 - 30 * SEC, period_ns=period)
+    assert rig.synced() == after
+    assert rig.jumps == 1 and rig.stats.dropped(BEFORE_JUMP) == 0
+
+
+@pytest.mark.parametrize(("period_s", "frames"), [(0.5, 6), (1.0, 6), (1 / 12, 12)])
+def test_a_looping_bag_without_clock_loses_no_frame_of_its_second_lap(period_s, frames):
+    """Two laps of a bag (2 Hz key frames, 1 Hz, 12 Hz), the wall clock far ahead of its stamps. (A lap
+    shorter than the jump threshold, 0.5 s, is no jump: its stamps are late for the synchroniser.)"""
+    rig = Rig()
+    period = int(period_s * SEC)
+    lap = [T0 + k * period for k in range(frames)]
+    synced = []
+    for _ in range(2):
+        for s in lap:
+            rig.send(s, clock_ns=T0 + HOUR, period_ns=period)
+            synced += rig.synced()  # the worker takes each frame as it comes
+    assert synced == lap + lap
+    assert rig.jumps == 1 and rig.stats.dropped(BEFORE_JUMP) == 0
+
+
+def test_a_late_reference_image_of_the_old_timeline_does_not_jump_the_gate_forward_again():
+    rig = Rig()
+    old = rig.good(0, 6)
+    assert rig.synced() == old
+    restart = T0 - 30 * SEC
+    after = rig.good(0, 1, base=restart)
+    late = old[-1] + PERIOD  # the next set of the old timeline, its reference image still in flight
+    rig.logs += rig.input.add(("image", CAMS[0]), late, None, late, rig.now)
+    after += rig.good(1, 6, base=restart)
+    assert rig.synced() == after
+    assert rig.jumps == 1 and rig.stats.dropped(BEFORE_JUMP) == 1
+    assert "CAM_FRONT image continues the old timeline (30.4" in rig.logged(BEFORE_JUMP)[0]
+
+
+def test_large_images_arriving_after_the_next_camera_info_are_no_time_jump():
+    """Reliable 4 MB images arrive late: the CameraInfo of the next set (0.5 s on) comes before the image
+    of this one. Each topic runs forward, so nothing jumped: every set is synced, nothing is reset."""
+    rig = Rig()
+    period = SEC // 2 + 10_000_000
+    stamps = [T0 + k * period for k in range(6)]
+    infos = {s: [] for s in stamps}
+    for s in stamps:  # every camera's CameraInfo of the set first, its images one set later
+        for i, cam in enumerate(CAMS):
+            rig.logs += rig.input.add(("info", cam), s + i * 8_000_000, None, s, rig.now)
+        infos[s] = True
+        prev = s - period
+        if prev in infos:
+            for i, cam in enumerate(CAMS):
+                rig.logs += rig.input.add(("image", cam), prev + i * 8_000_000, None, s, rig.now)
+        rig.now += period / SEC
+    for i, cam in enumerate(CAMS):
+        rig.logs += rig.input.add(("image", cam), stamps[-1] + i * 8_000_000, None, stamps[-1], rig.now)
+    assert rig.synced() == stamps
+    assert rig.jumps == 0 and rig.stats.dropped(TIME_JUMP) == 0
+
+
+def test_a_message_stamped_like_the_old_timeline_long_after_the_jump_is_the_new_timeline():
+    """A short jump back (0.6 s) with frames 1 s apart: the second frame of the new timeline lies near the
+    old one's newest stamp; it came a second after the jump, so it is not a late message: accepted."""
+    gate = StampGate("A", max_ahead_ns=10 * SEC)
+    assert gate.check(("image", "A"), T0, T0, now=10.0)[0] == StampGate.ACCEPT
+    assert gate.check(("image", "A"), T0 - 600_000_000, T0, now=10.1)[0] == StampGate.RESET
+    assert gate.check(("image", "B"), T0 + 8_000_000, T0, now=10.2)[:2] == (StampGate.REFUSE, BEFORE_JUMP)
+    assert gate.check(("image", "A"), T0 + 400_000_000, T0, now=10.1 + LATE_S)[0] == StampGate.ACCEPT
+
+
+def test_a_clock_jump_after_the_stamps_already_jumped_resets_nothing_more():
+    """With sim time the first images of the restarted timeline may come before the /clock message."""
+    rig = Rig()
+    rig.good(0, 6)
+    restart = T0 - 30 * SEC
+    first = rig.good(0, 2, base=restart)
+    rig.logs += rig.input.clock_jumped(-30 * SEC, rig.now, clock_ns=restart + PERIOD)
+    rest = rig.good(2, 6, base=restart)
+    assert rig.synced()[-8:] == first + rest
+    assert rig.jumps == 1 and rig.stats.dropped(TIME_JUMP) == 1
+
+
+def test_after_a_clock_jump_late_messages_of_the_old_timeline_are_refused():
+    rig = Rig(max_ahead_s=0)  # off: with it, the late message would be refused as ahead of the clock
+    old = rig.good(0, 6)
+    rig.synced()
+    rig.logs += rig.input.clock_jumped(-30 * SEC, rig.now, clock_ns=T0 - 30 * SEC)
+    rig.logs += rig.input.add(("info", CAMS[1]), old[-1] + PERIOD, None, T0 - 30 * SEC, rig.now)
+    after = rig.good(0, 6, base=T0 - 30 * SEC)
+    assert rig.synced() == after
+    assert rig.jumps == 1 and rig.stats.dropped(BEFORE_JUMP) == 1
+
+
 def test_a_future_set_with_no_clock_yet_is_passed_and_the_next_good_frame_resets():
     """Before the first /clock message ROS time is 0 and nothing can be judged "ahead"; the stamp jump
     back to the good frames then resets, so the frames still recover at once."""
@@ -185,9 +286,11 @@ def test_a_stamp_gate_refuses_only_what_it_can_judge():
     assert gate.check(("image", "A"), T0 + 11 * SEC, T0)[:2] == (StampGate.REFUSE, AHEAD)
     assert gate.check(("image", "A"), T0 + 9 * SEC, T0)[0] == StampGate.ACCEPT
     # Reordering within half a second is the synchroniser's business, not a jump.
-    assert gate.check(("info", "A"), T0 + 9 * SEC - JUMP_BACK_NS + 1, T0)[0] == StampGate.ACCEPT
+    assert gate.check(("image", "A"), T0 + 9 * SEC - JUMP_BACK_NS + 1, T0)[0] == StampGate.ACCEPT
     assert gate.check(("image", "B"), T0, T0)[0] == StampGate.ACCEPT  # only the reference decides jumps
-    assert gate.check(("info", "A"), T0 + 9 * SEC - JUMP_BACK_NS - 1, T0)[:2] == (StampGate.RESET, TIME_JUMP)
+    # Each topic against itself: a CameraInfo far behind the last image is no jump (large images lag).
+    assert gate.check(("info", "A"), T0 + 9 * SEC - 2 * JUMP_BACK_NS, T0)[0] == StampGate.ACCEPT
+    assert gate.check(("image", "A"), T0 + 9 * SEC - JUMP_BACK_NS - 1, T0)[:2] == (StampGate.RESET, TIME_JUMP)
     assert StampGate("A", 10 * SEC).check(("image", "A"), T0 + HOUR, 0)[0] == StampGate.ACCEPT  # no clock yet
     off = StampGate("A", max_ahead_ns=0)
     assert off.check(("image", "A"), T0 + HOUR, T0)[0] == StampGate.ACCEPT
@@ -314,3 +417,37 @@ def _wait_for(condition, timeout: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.01)
+
+
+def test_a_distorting_camera_is_warned_of_once_naming_its_topic_and_still_detected():
+    values = {name: p.ros_default for name, p in PARAMETERS.items()}
+    params = detector_params({**values, "camera_names": CAMS[:2], "frame_queue_size": 10})
+    tree, published, logs = StaticTransforms(), [], []
+    for cam in CAMS[:2]:
+        tree.add("base_link", cam, Transform(translation=np.array([0.0, 0.0, 1.5])))
+    det = LiveDetector(
+        _RecordingCore(),
+        params,
+        CameraSync(CAMS[:2], 0.06, 10),
+        lambda frame_id, stamp: tree.lookup("base_link", frame_id, stamp),
+        lambda f, cams, result, t0: published.append(f.stamp_ns),
+        lambda level, text: logs.append((level, text)),
+    )
+    det.start()
+    stamps = [T0 + k * PERIOD for k in range(3)]
+    try:
+        for stamp in stamps:
+            for key, msg in _camera_set(stamp):
+                if key == ("info", "CAM_FRONT_RIGHT"):
+                    msg.distortion_model, msg.d = "plumb_bob", [-0.3, 0.1, 0.0, 0.0, 0.0]
+                det.add(key, stamp, msg, clock_ns=stamp)
+        _wait_for(lambda: len(published) == 3)
+    finally:
+        det.stop()
+    warned = [(level, text) for level, text in logs if "distortion" in text]
+    assert warned == [(WARN, warned[0][1])]  # once, not once per CameraInfo
+    assert warned[0][1].startswith("/CAM_FRONT_RIGHT/camera_info: distortion model 'plumb_bob'")
+    assert "used as if rectified" in warned[0][1]
+    values = det.diagnostics()[2]
+    assert values["inputs assumed"].startswith("/CAM_FRONT_RIGHT/camera_info: distortion model")
+    assert published == stamps

@@ -7,6 +7,7 @@ import hashlib
 import json
 import math
 import shutil
+import warnings
 from dataclasses import replace
 
 import pytest
@@ -474,6 +475,52 @@ def test_checkpoint_round_trip(tmp_path) -> None:
         assert torch.equal(a.head[k], b.head[k])
     assert isinstance(load_checkpoint(path / "model.safetensors")[0], StudentModel)
     assert meta["weights_sha256"] == hashlib.sha256((path / "model.safetensors").read_bytes()).hexdigest()
+    assert meta["config_sha256"] == hashlib.sha256((path / "config.json").read_bytes()).hexdigest()
+
+
+def test_a_config_that_no_longer_describes_the_weights_is_refused_naming_the_file(tmp_path) -> None:
+    """The same weights on a BEV grid of doubled extent build and run, with every box centre metres off;
+    the checksum of config.json is what catches it."""
+    cfg = tiny()
+    path = tmp_path / "student"
+    save_checkpoint(path, StudentModel(cfg), cfg, {})
+    f = path / "config.json"
+    data = json.loads(f.read_text())
+    data["grid"]["xbound"] = [
+        2 * data["grid"]["xbound"][0],
+        2 * data["grid"]["xbound"][1],
+        2 * data["grid"]["xbound"][2],
+    ]
+    data["grid"]["ybound"] = [
+        2 * data["grid"]["ybound"][0],
+        2 * data["grid"]["ybound"][1],
+        2 * data["grid"]["ybound"][2],
+    ]
+    f.write_text(json.dumps(data))
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint(path)
+    (line,) = str(e.value).splitlines()
+    assert line.startswith(f"{f}: sha256 ") and "differs from config_sha256" in line and "--no-verify" in line
+    model, loaded_cfg, _ = load_checkpoint(path, verify=False)  # it would load: nothing else notices
+    assert loaded_cfg.grid.xbound[2] == 2 * cfg.grid.xbound[2]
+    from simdistill_ros.models import load_state_into
+
+    load_state_into(StudentModel(cfg), path)  # a resume builds from its own config: only the weights count
+
+
+def test_a_checkpoint_saved_before_the_config_checksum_loads_with_its_weights_checked(tmp_path) -> None:
+    cfg = tiny()
+    path = tmp_path / "baseline"
+    save_checkpoint(path, BaselineModel(cfg), cfg, {})
+    meta = json.loads((path / "meta.json").read_text())
+    del meta["config_sha256"]
+    (path / "meta.json").write_text(json.dumps(meta))
+    with pytest.warns(UserWarning, match=r"meta\.json has no config_sha256 .*config\.json cannot be checked"):
+        assert isinstance(load_checkpoint(path)[0], BaselineModel)
+    f = path / "model.safetensors"
+    f.write_bytes(f.read_bytes()[:-8] + bytes(8))
+    with pytest.raises(CheckpointError, match="differs from weights_sha256"):
+        load_checkpoint(path)
 
 
 def test_flipped_weight_bytes_are_refused_and_no_verify_loads_them(tmp_path) -> None:
@@ -507,13 +554,18 @@ def test_a_checkpoint_without_the_checksum_loads_with_a_warning(tmp_path) -> Non
         assert isinstance(load_checkpoint(path)[0], BaselineModel)
 
 
-@pytest.mark.parametrize("name", ["teacher_tiny", "baseline_tiny", "student_tiny"])
+@pytest.mark.parametrize(
+    "name", ["teacher_tiny", "baseline_tiny", "student_tiny", "teacher_v2", "baseline_v2", "student_v2"]
+)
 def test_shipped_models_carry_their_checksum(name) -> None:
     from simdistill_ros.models.checkpoint import shipped_models_dir, verify_weights
 
     root = shipped_models_dir() / name
-    assert len(json.loads((root / "meta.json").read_text())["weights_sha256"]) == 64
-    verify_weights(root)  # raises on a mismatch
+    meta = json.loads((root / "meta.json").read_text())
+    assert len(meta["weights_sha256"]) == 64 and len(meta["config_sha256"]) == 64
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # both fields present: nothing to warn about
+        verify_weights(root)  # raises on a mismatch
 
 
 def test_checkpoint_errors(tmp_path) -> None:
@@ -537,8 +589,10 @@ def test_checkpoint_errors(tmp_path) -> None:
     data = json.loads((wrong / "config.json").read_text())
     data["backbone"]["neck_channels"] = 48
     (wrong / "config.json").write_text(json.dumps(data))
-    with pytest.raises(CheckpointError, match="shape mismatches") as e:
+    with pytest.raises(CheckpointError, match=r"config\.json: sha256 .* differs from config_sha256"):
         load_checkpoint(wrong)
+    with pytest.raises(CheckpointError, match="shape mismatches") as e:
+        load_checkpoint(wrong, verify=False)
     assert "camera.neck" in str(e.value)
 
     other = tmp_path / "other_type"

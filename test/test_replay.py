@@ -340,3 +340,47 @@ def test_a_crash_at_any_step_of_a_shard_write_leaves_a_valid_store(tmp_path: Pat
         store[1].features["fused_bev"], _fake_frame(1).features["fused_bev"], atol=1e-2
     )
     assert not [p for p in (tmp_path / "shards").iterdir() if p.name.startswith(".")]
+
+
+def _copy_lacking_inputs(src: Path, dst: Path) -> None:
+    """``src`` with every LiDAR cloud lacking its intensity field (its bytes stay, as padding) and the
+    CAM_FRONT CameraInfo naming a distortion with non-zero coefficients."""
+    import dataclasses
+
+    from simdistill_ros.frames.bag_reader import BagReader
+    from simdistill_ros.frames.bag_writer import SensorBagWriter
+
+    with BagReader(src) as reader, SensorBagWriter(dst) as out:
+        for topic, stamp, msg in reader.messages():
+            if topic == "/LIDAR_TOP":
+                msg = dataclasses.replace(msg, fields=[f for f in msg.fields if f.name != "intensity"])
+            elif topic == "/CAM_FRONT/camera_info":
+                msg = dataclasses.replace(
+                    msg, distortion_model="plumb_bob", d=np.array([-0.3, 0.1, 0, 0, 0.0])
+                )
+            out.write(topic, reader.topics[topic], msg, stamp)
+
+
+def test_inputs_a_message_lacks_are_warned_once_and_recorded_in_the_store(root: Path, tmp_path: Path):
+    src = next(Path(b) for b in bags(root) if "0021" in b)
+    bag = tmp_path / "lacking"
+    _copy_lacking_inputs(src, bag)
+    store = tmp_path / "s"
+    proc = run("replay", "--teacher", str(root / "teacher"), "--bags", str(bag), "--out", str(store))
+    out = proc.stdout + proc.stderr
+    (line,) = [ln for ln in out.splitlines() if "/LIDAR_TOP:" in ln]  # once for the bag, not once per frame
+    assert line.startswith(f"{bag}: /LIDAR_TOP: ")
+    assert "PointCloud2 (x, y, z) has no intensity field" in line and "intensity 0 assumed" in line
+    (cam,) = [ln for ln in out.splitlines() if "/CAM_FRONT/camera_info:" in ln]
+    assert "distortion model 'plumb_bob'" in cam and "used as if rectified" in cam
+    assert f"{FRAMES_PER_SCENE} frames stored" in out
+    frames = TargetStore(store)
+    assert len(frames) == FRAMES_PER_SCENE
+    for i in range(len(frames)):
+        assumed = frames[i].assumed
+        assert sorted(assumed) == ["/CAM_FRONT/camera_info", "/LIDAR_TOP"]
+        assert "intensity 0 assumed" in assumed["/LIDAR_TOP"]
+    assert frames.summary()["frames_with_assumptions"] == FRAMES_PER_SCENE
+    # the original bag's frames assume nothing, and their index records say nothing of it
+    index = json.loads(next((root / "store" / "index").glob("*.json")).read_text())
+    assert all("assumed" not in f for s in index["shards"] for f in s["frames"])

@@ -12,9 +12,10 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from simdistill_ros.errors import UserError
 from simdistill_ros.models.checkpoint import weights_sha256
 from simdistill_ros.training.distributed import DistContext
-from simdistill_ros.training.loop import OptimConfig, train
+from simdistill_ros.training.loop import OptimConfig, ResumeError, train
 from simdistill_ros.training.train_state import (
     STATE_JSON,
     STATE_TENSORS,
@@ -127,6 +128,30 @@ def test_a_pickle_planted_at_the_resume_paths_never_runs(tmp_path: Path, capsys)
     out = capsys.readouterr().out
     assert "ignoring" in out and "a pickle, never loaded" in out
     assert f"{STATE_TENSORS}: missing or not the tensors" in out
+
+
+def test_a_resume_without_the_training_state_says_what_is_missing(tmp_path: Path, capsys):
+    """Weights without train_state.json (a copied checkpoint): the run continues with a fresh optimiser,
+    saying so in one line; past the end of the schedule it stops with one line instead of OneCycleLR's
+    ValueError."""
+    run(tmp_path, stop_after=2)  # 3 steps per epoch: last/ holds step 6
+    for name in (STATE_JSON, STATE_TENSORS):
+        (tmp_path / "last" / name).unlink()
+    capsys.readouterr()
+    run(tmp_path, resume=True)  # three epochs: 9 steps, 3 left
+    out = capsys.readouterr().out
+    (line,) = [ln for ln in out.splitlines() if "warning" in ln]
+    assert f"{tmp_path / 'last'} has no {STATE_JSON}" in line and "continues at step 6" in line
+    assert json.loads((tmp_path / "last" / "meta.json").read_text())["step"] == 9
+
+    for name in (STATE_JSON, STATE_TENSORS):
+        (tmp_path / "last" / name).unlink()
+    cfg = OptimConfig(epochs=3, batch_size=4, lr=1e-2, seed=0, max_steps=2)
+    with pytest.raises(ResumeError) as e:
+        train(make_model(), objective, DATA, collate, cfg, tmp_path, None, DistContext(), resume=True)
+    (line,) = str(e.value).splitlines()
+    assert f"has no {STATE_JSON}" in line and "at step 9, past the 2 steps" in line and "--init-from" in line
+    assert isinstance(e.value, UserError)
 
 
 def test_a_mismatched_pair_is_refused(tmp_path: Path):

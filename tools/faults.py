@@ -19,6 +19,7 @@ import copy
 import dataclasses
 import io
 import json
+import logging
 import os
 import pickle
 import re
@@ -129,6 +130,11 @@ class Workspace:
         from simdistill_ros.models.checkpoint import CheckpointWarning
 
         out, err = io.StringIO(), io.StringIO()
+        # A fresh process prints logged warnings on stderr (logging's last resort); pytest's handler
+        # would keep them from it, so they are written to the captured stderr here.
+        log_handler = logging.StreamHandler(err)
+        log_handler.setLevel(logging.WARNING)
+        logging.getLogger().addHandler(log_handler)
         with (
             contextlib.redirect_stdout(out),
             contextlib.redirect_stderr(err),
@@ -142,6 +148,8 @@ class Workspace:
             except Exception:
                 code = None
                 err.write(traceback.format_exc())
+            finally:
+                logging.getLogger().removeHandler(log_handler)
         for w in caught:  # recorded (not printed) so that they reach the row under pytest too
             if issubclass(w.category, CheckpointWarning):
                 err.write(f"{w.filename}:{w.lineno}: {w.category.__name__}: {w.message}\n")
@@ -301,6 +309,54 @@ def _detect_damaged(ws: Workspace):
     return r.status, "frames skipped, counted", stats.strip() or r.reason()
 
 
+def _lacking(topic: str, change: Callable) -> Callable:
+    return lambda t, msg: change(msg) if t == topic else msg
+
+
+def _logged(r: Result, pattern: str) -> str:
+    return next(
+        (ln.strip() for ln in (r.stdout + r.stderr).splitlines() if re.search(pattern, ln)), r.reason()
+    )
+
+
+@case("replay a bag whose PointCloud2 has no intensity", "exit 0", r"^\S+: /LIDAR_TOP: .*intensity 0 assumed")
+def _no_intensity(ws: Workspace):
+    drop = lambda msg: dataclasses.replace(msg, fields=[f for f in msg.fields if f.name != "intensity"])  # noqa: E731
+    bag = ws.rewrite_bag("no_intensity", _lacking("/LIDAR_TOP", drop))
+    store = ws.root / "stores" / "no_intensity"
+    shutil.rmtree(store, ignore_errors=True)
+    r = ws.cli("replay", "--teacher", "teacher_tiny", "--bags", bag, "--out", store, "--device", "cpu")
+    if r.code != 0:
+        return _cli_row(r, "")
+    from simdistill_ros.targets.store import TargetStore
+
+    frames = TargetStore(store)
+    recorded = sum("/LIDAR_TOP" in frames[i].assumed for i in range(len(frames)))
+    warned = [ln for ln in r.stderr.splitlines() if "intensity 0 assumed" in ln]
+    outcome = f"warned {len(warned)}x, {recorded}/{len(frames)} frames record it"
+    reason = _logged(r, "intensity 0 assumed")
+    if len(warned) != 1 or recorded != len(frames):  # the row must not pass on its line alone
+        reason = f"NOT ONCE AND RECORDED: {reason}"
+    return r.status, outcome, reason
+
+
+@case(
+    "detect with a distorting CAM_FRONT CameraInfo",
+    "exit 0",
+    r"^\S+: /CAM_FRONT/camera_info: .*as if rectified",
+)
+def _distorted(ws: Workspace):
+    distort = lambda msg: dataclasses.replace(  # noqa: E731
+        msg, distortion_model="plumb_bob", d=np.array([-0.3, 0.1, 0.0, 0.0, 0.0])
+    )
+    bag = ws.rewrite_bag("distorted", _lacking("/CAM_FRONT/camera_info", distort))
+    r = ws.cli("detect", "--bag", bag, "--out", ws.root / "out" / "distorted", "--device", "cpu")
+    shutil.rmtree(ws.root / "out" / "distorted", ignore_errors=True)
+    warned = [ln for ln in r.stderr.splitlines() if "as if rectified" in ln]
+    reason = _logged(r, "as if rectified")
+    return r.status, f"detected, warned {len(warned)}x", reason if len(warned) == 1 else f"NOT ONCE: {reason}"
+
+
 def _intrinsics(k00: float) -> Callable:
     def change(topic: str, msg):
         if topic != "/CAM_FRONT/camera_info":
@@ -369,13 +425,46 @@ def _no_sha(ws: Workspace):
     return r.status, "loaded with a warning", reason
 
 
-@case('config.json with "image_size": "big"', "exit 2", r"config.image_size must be a list of 2 integers")
+@case(
+    "config.json with the BEV grid doubled (same weights)",
+    "exit 2",
+    r"config\.json: sha256 .* differs from config_sha256",
+)
+def _config_grid(ws: Workspace):
+    ckpt = ws.student("grid2x")
+    cfg = json.loads((ckpt / "config.json").read_text())
+    for axis in ("xbound", "ybound"):
+        cfg["grid"][axis] = [2 * v for v in cfg["grid"][axis]]
+    (ckpt / "config.json").write_text(json.dumps(cfg))
+    r = ws.cli("detect", "--model", ckpt, "--bag", ws.bag, "--out", ws.root / "out" / "grid2x")
+    return _cli_row(r, "ran with boxes metres off")
+
+
+@case("checkpoint whose meta.json has no config_sha256", "exit 0", r"has no config_sha256")
+def _no_config_sha(ws: Workspace):
+    ckpt = ws.student("no_config_sha")
+    meta = json.loads((ckpt / "meta.json").read_text())
+    del meta["config_sha256"]
+    (ckpt / "meta.json").write_text(json.dumps(meta))
+    out = ws.root / "out" / "no_config_sha"
+    r = ws.cli("detect", "--model", ckpt, "--bag", ws.bag, "--out", out, "--device", "cpu")
+    shutil.rmtree(out, ignore_errors=True)
+    reason = next((ln.strip() for ln in r.stderr.splitlines() if "config_sha256" in ln), r.reason())
+    return r.status, "loaded with a warning", reason
+
+
+@case(
+    'config.json with "image_size": "big" (--no-verify)',
+    "exit 2",
+    r"config.image_size must be a list of 2 integers",
+)
 def _config_type(ws: Workspace):
     ckpt = ws.student("big")
     cfg = json.loads((ckpt / "config.json").read_text())
     cfg["image_size"] = "big"
     (ckpt / "config.json").write_text(json.dumps(cfg))
-    r = ws.cli("detect", "--model", ckpt, "--bag", ws.bag, "--out", ws.root / "out" / "big")
+    # checked, its checksum refuses it first (the case above); unchecked, its contents are still checked
+    r = ws.cli("detect", "--model", ckpt, "--bag", ws.bag, "--out", ws.root / "out" / "big", "--no-verify")
     return _cli_row(r, "ran")
 
 
@@ -403,6 +492,21 @@ def _pickle_resume(ws: Workspace):
     r = ws.cli(*common, "--epochs", "2", "--max-steps", "2", "--resume")
     ran = marker.exists()
     return r.status, "payload RAN" if ran else "resumed", "PAYLOAD RAN" if ran else "payload never ran"
+
+
+@case(
+    "train --resume from a run without train_state.json", "exit 2", r"has no train_state\.json .*--init-from"
+)
+def _resume_without_state(ws: Workspace):
+    run = ws.root / "run_no_state"
+    shutil.rmtree(run, ignore_errors=True)
+    common = ["train", "baseline", "--data", ws.world, "--out", run, "--device", "cpu", "--batch-size", "1"]
+    r = ws.cli(*common, "--epochs", "1", "--max-steps", "2")
+    if r.code != 0:
+        return _cli_row(r, "")
+    for name in ("train_state.json", "train_state.safetensors"):
+        (run / "last" / name).unlink()
+    return _cli_row(ws.cli(*common, "--epochs", "1", "--max-steps", "1", "--resume"), "resumed past its end")
 
 
 # evaluate --------------------------------------------------------------------------------------------------

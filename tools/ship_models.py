@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from simdistill_ros.evaluation.table import metrics_from_summary  # noqa: E402
-from simdistill_ros.models.checkpoint import load_checkpoint  # noqa: E402
+from simdistill_ros.models.checkpoint import CONFIG_SHA256_KEY, load_checkpoint, weights_sha256  # noqa: E402
 
 PURPOSE = {
     "teacher": "LiDAR + camera fusion teacher (BEVFusion-style). Default teacher of `simdistill replay` and "
@@ -187,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
                 meta[key] = meta[key].replace(str(ROOT) + "/", "")
         if record:
             meta["synthetic_world"] = {"world": record["world"], "image_size": record["image_size"]}
+        # A run saved before config.json was checksummed gets the field here, from the copied file.
+        meta.setdefault(CONFIG_SHA256_KEY, weights_sha256(dst / "config.json"))
         (dst / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         (dst / "README.md").write_text(card(dst.name, model_type, dst, metrics, record))
         print(f"shipped {dst} from {ckpt}")

@@ -22,6 +22,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -36,8 +37,9 @@ from simdistill_ros.detection.core import (
 )
 from simdistill_ros.detection.parameters import NUSCENES_CAMERAS, DetectorParams, StartupError
 from simdistill_ros.detection.pictures import frame_picture
+from simdistill_ros.detection.transport import PublisherQos, silent_camera_reason
 from simdistill_ros.frames.images import decode_compressed, image_to_rgb
-from simdistill_ros.frames.messages import stamp_to_ns, transform_from_msg
+from simdistill_ros.frames.messages import distortion_assumed, stamp_to_ns, transform_from_msg
 from simdistill_ros.frames.sync import ApproximateTimeSync
 from simdistill_ros.frames.tf_tree import TransformTree
 from simdistill_ros.geometry import Box3D, PinholeCamera, Transform
@@ -50,6 +52,10 @@ RECENT_S = 5.0  # a drop reason keeps /diagnostics at WARN/ERROR this long after
 # restarted simulation does. Smaller jumps recover by themselves within this time (the late stamps are
 # refused by the synchroniser until the stamps pass the old ones).
 JUMP_BACK_NS = 500_000_000
+# Messages of the old timeline still in flight arrive within this many seconds after a jump back; a /clock
+# jump this soon after the stamps jumped is the same jump (the images of a restarted simulation came
+# before its /clock message): nothing more is reset.
+LATE_S = 1.0
 TF_WAIT_FRAMES = 16  # frames kept while their transforms have not arrived (a late /tf_static)
 
 # Why frames or messages are dropped (the /diagnostics keys and log lines name these).
@@ -165,6 +171,15 @@ class PipelineStats:
         self.latency_ms: deque[float] = deque(maxlen=self.window)
         self.last_image: dict[str, float] = {c: 0.0 for c in self.cameras}
         self.reasons: dict[str, _Reason] = {}
+        self.assumed: dict[str, str] = {}  # topic -> what is assumed of an input its messages lack
+
+    def assume(self, topic: str, note: str) -> str | None:
+        """Record an assumption about ``topic``'s messages; the line to log the first time, else None."""
+        with self.lock:
+            if topic in self.assumed:
+                return None
+            self.assumed[topic] = note
+        return f"{topic}: {note}"
 
     @property
     def dropped_busy(self) -> int:
@@ -236,10 +251,20 @@ class PipelineStats:
             counts = f"{self.synced} frames synced, {self.published} published, {self.failed} failed"
             return f"{counts}, dropped: {drops or 'none'}"
 
-    def diagnostics(self, now: float, camera_timeout: float, model: str) -> tuple[int, str, dict[str, str]]:
+    def stale_cameras(self, now: float, camera_timeout: float) -> dict[str, float | None]:
+        """Cameras without an image for ``camera_timeout`` s: name -> seconds since the last (None: never)."""
+        with self.lock:
+            return {
+                c: (now - t if t else None) for c, t in self.last_image.items() if now - t > camera_timeout
+            }
+
+    def diagnostics(
+        self, now: float, camera_timeout: float, model: str, silent: dict[str, str] | None = None
+    ) -> tuple[int, str, dict[str, str]]:
         """(level, message, key-value pairs) of the pipeline's state for /diagnostics: the worst drop
         reason of the last ``RECENT_S`` seconds (WARN or ERROR, with its last detail), else stale
-        cameras (WARN), else OK."""
+        cameras (WARN), else OK. ``silent``: camera -> why its images do not arrive, said for each stale
+        camera (WARN at least)."""
         with self.lock:
             rate = 0.0
             recent = [t for t in self.sync_times if now - t < 5.0]
@@ -254,6 +279,7 @@ class PipelineStats:
                 "processing time (ms)": f"{np.mean(self.processing_ms):.1f}" if self.processing_ms else "n/a",
                 "pipeline latency (ms)": f"{np.mean(self.latency_ms):.1f}" if self.latency_ms else "n/a",
                 "stale cameras": ", ".join(stale) or "none",
+                "inputs assumed": "; ".join(f"{t}: {n}" for t, n in self.assumed.items()) or "none",
                 "model": model,
                 "last error": self.last_error or "none",
             }
@@ -262,9 +288,12 @@ class PipelineStats:
                 ((r.level, name, r.detail) for name, r in self.reasons.items() if now - r.last < RECENT_S),
                 key=lambda x: -x[0],
             )
+        why = [silent[c] for c in stale if silent and c in silent]
         if active:
             level = active[0][0]
-            message = "; ".join(f"{name}: {detail}" for _, name, detail in active)
+            message = "; ".join([f"{name}: {detail}" for _, name, detail in active] + why)
+        elif why:
+            level, message = WARN, "; ".join(why)
         elif stale:
             level, message = WARN, f"stale cameras: {', '.join(stale)}"
         else:
@@ -567,46 +596,83 @@ class StampGate:
 
     - More than ``max_ahead_ns`` ahead of the node's clock (``clock_ns``; skipped while the clock is 0, as
       ROS time is before the first /clock message; ``max_ahead_ns <= 0`` turns the check off): refused.
-    - A stamp of the reference camera (its image or CameraInfo) more than ``jump_ns`` behind its newest
-      one: time jumped back; the caller resets, the message is kept and starts the new timeline.
-      Messages stamped like the old timeline (late arrivals from before the jump) are refused until the
-      new timeline has passed it.
+    - A stamp of the reference camera's image or CameraInfo more than ``jump_ns`` behind the newest one
+      of the same topic: time jumped back; the caller resets, the message is kept and starts the new
+      timeline. Each topic is judged against itself, as only within a topic do messages arrive in order
+      (a reliable 4 MB image can arrive after the next, small, CameraInfo). From then on the new timeline
+      is accepted whatever its frame spacing (tf2's behaviour: clear, then accept).
+    - Only messages of the old timeline still in flight are refused, those stamped more than ``jump_ns``
+      ahead of the new timeline (its newest stamp; after a clock jump, the clock) that are either the first
+      of their topic since the jump and do not lie ``jump_ns`` behind its newest before it (they continue
+      the old timeline), or arrive within ``late_s`` seconds of the jump stamped within ``jump_ns`` of the
+      old timeline's newest. One of them would become the newest stamp of its stream in the synchroniser,
+      which would then pass over every frame of the new timeline until it got there.
     """
 
     ACCEPT, RESET, REFUSE = "accept", "reset", "refuse"
 
-    def __init__(self, reference: str, max_ahead_ns: int, jump_ns: int = JUMP_BACK_NS) -> None:
+    def __init__(
+        self, reference: str, max_ahead_ns: int, jump_ns: int = JUMP_BACK_NS, late_s: float = LATE_S
+    ) -> None:
         self.reference, self.max_ahead_ns, self.jump_ns = reference, int(max_ahead_ns), int(jump_ns)
-        self._newest: int | None = None  # newest reference stamp of the current timeline
-        self._jumped_from: int | None = None  # newest reference stamp before the last jump
+        self.late_s = float(late_s)
+        self._newest: dict[Any, int] = {}  # per topic (key): its newest stamp on the current timeline
+        self._old: dict[Any, int] = {}  # per topic not yet seen since the last jump: its newest before it
+        self._old_newest: int | None = None  # the old timeline's newest stamp
+        self._jumped_at: float | None = None  # when (``now``) time last jumped back
+        self._stamps_jumped_at: float | None = None  # ... seen from the stamps
 
-    def forget(self) -> None:
-        """The clock jumped back: the next reference stamp starts a new timeline."""
-        self._newest, self._jumped_from = None, None
+    @property
+    def newest_ns(self) -> int | None:
+        """The newest stamp of the current timeline (None before the first)."""
+        return max(self._newest.values(), default=None)
 
-    def check(self, key: tuple[str, str], stamp_ns: int, clock_ns: int) -> tuple[str, str, str]:
-        """(ACCEPT | RESET | REFUSE, reason, detail) for a message of ``key`` = (kind, camera)."""
+    def stamps_jumped_within(self, now: float) -> bool:
+        """True within ``late_s`` seconds after the stamps jumped back."""
+        return self._stamps_jumped_at is not None and now - self._stamps_jumped_at < self.late_s
+
+    def forget(self, now: float = 0.0) -> None:
+        """The clock jumped back: the next messages start a new timeline."""
+        self._jump(now)
+
+    def _jump(self, now: float) -> None:
+        if self._newest:
+            self._old_newest = self.newest_ns
+        self._old = {**self._old, **self._newest}
+        self._newest, self._jumped_at = {}, now
+
+    def check(
+        self, key: tuple[str, str], stamp_ns: int, clock_ns: int, now: float = 0.0
+    ) -> tuple[str, str, str]:
+        """(ACCEPT | RESET | REFUSE, reason, detail) for a message of ``key`` = (kind, camera) arriving at
+        ``now`` (seconds, ``time.monotonic()``)."""
         if self.max_ahead_ns > 0 and clock_ns > 0 and stamp_ns - clock_ns > self.max_ahead_ns:
             ahead = (stamp_ns - clock_ns) / 1e9
             bound = f"max_stamp_ahead {self.max_ahead_ns / 1e9:g} s"
             detail = f"{_name(key)} stamped {ahead:.3f} s ahead of the clock ({bound})"
             return self.REFUSE, AHEAD, detail
-        newest, old = self._newest, self._jumped_from
-        if old is not None and newest is not None and newest + self.jump_ns < stamp_ns <= old + self.jump_ns:
-            ahead = (stamp_ns - newest) / 1e9
-            return (
-                self.REFUSE,
-                BEFORE_JUMP,
-                f"{_name(key)} stamped {ahead:.3f} s ahead of the newest reference",
-            )
-        if key[1] != self.reference:
-            return self.ACCEPT, "", ""
-        if newest is not None and stamp_ns < newest - self.jump_ns:
-            self._jumped_from, self._newest = newest, stamp_ns
-            return self.RESET, TIME_JUMP, f"{_name(key)} stamps jumped back {(newest - stamp_ns) / 1e9:.3f} s"
-        self._newest = stamp_ns if newest is None else max(newest, stamp_ns)
-        if old is not None and self._newest > old + self.jump_ns:
-            self._jumped_from = None  # the new timeline has passed the old one
+        if self._jumped_at is not None:
+            new = self.newest_ns if self._newest else (clock_ns or None)
+            if new is not None and stamp_ns > new + self.jump_ns:
+                first = key in self._old and stamp_ns >= self._old[key] - self.jump_ns
+                late = (
+                    now - self._jumped_at < self.late_s
+                    and self._old_newest is not None
+                    and abs(stamp_ns - self._old_newest) <= self.jump_ns
+                )
+                if first or late:
+                    ahead = (stamp_ns - new) / 1e9
+                    detail = f"{_name(key)} continues the old timeline ({ahead:.3f} s ahead of the new one)"
+                    return self.REFUSE, BEFORE_JUMP, detail
+            self._old.pop(key, None)  # on the new timeline from here on (a topic's messages arrive in order)
+        own = self._newest.get(key)
+        if key[1] == self.reference and own is not None and stamp_ns < own - self.jump_ns:
+            self._jump(now)
+            self._stamps_jumped_at = now
+            del self._old[key]
+            self._newest[key] = stamp_ns
+            return self.RESET, TIME_JUMP, f"{_name(key)} stamps jumped back {(own - stamp_ns) / 1e9:.3f} s"
+        self._newest[key] = stamp_ns if own is None else max(own, stamp_ns)
         return self.ACCEPT, "", ""
 
 
@@ -642,7 +708,7 @@ class LiveInput:
         if key[0] == "image":
             self.stats.image_seen(key[1], now)
         with self._lock:
-            verdict, reason, detail = self.gate.check(key, stamp_ns, clock_ns)
+            verdict, reason, detail = self.gate.check(key, stamp_ns, clock_ns, now)
             if verdict == StampGate.REFUSE:
                 return [x for x in [self.stats.drop(reason, detail, now)] if x]
             if verdict == StampGate.RESET:
@@ -662,10 +728,20 @@ class LiveInput:
         with self._lock:
             self.gate.max_ahead_ns = int(max_ahead_s * 1e9)
 
-    def clock_jumped(self, delta_ns: int, now: float) -> list[Log]:
-        """The ROS clock jumped back by ``-delta_ns`` (rclpy's jump callback)."""
+    def clock_jumped(self, delta_ns: int, now: float, clock_ns: int | None = None) -> list[Log]:
+        """The ROS clock jumped back by ``-delta_ns`` (rclpy's jump callback) to ``clock_ns``. When the
+        stamps have already started the new timeline (its first images came before the /clock message),
+        nothing is reset again: that would discard the new timeline's first frames."""
         with self._lock:
-            self.gate.forget()
+            newest = self.gate.newest_ns
+            if (
+                clock_ns is not None
+                and self.gate.stamps_jumped_within(now)
+                and newest is not None
+                and newest <= clock_ns + self.gate.jump_ns
+            ):
+                return []
+            self.gate.forget(now)
             log = self._reset(f"the ROS clock jumped back {-delta_ns / 1e9:.3f} s", now)
         return [log] if log else []
 
@@ -850,6 +926,7 @@ class LiveDetector:
         self.decode = ImageDecoder(len(params.camera_names), params.compressed, self._camera_input)
         self._infos: dict[str, Any] = {}  # the latest CameraInfo of each camera
         self.debug_throttle = Throttle(params.debug_image_rate)
+        self._silent_logged: dict[str, str] = {}  # camera -> the cause of its silence last logged
         # Lines that name no drop reason (a frame waits for tf, an exception): one per LOG_THROTTLE_S at most
         self._wait_log, self._fail_log, self._picture_log = (Throttle(1 / LOG_THROTTLE_S) for _ in range(3))
         self.worker = Worker(self.frames, self._process, self.stats, self._failed)
@@ -868,13 +945,17 @@ class LiveDetector:
         """One camera message (``key`` = ("image" or "info", camera)), the node's clock at ``clock_ns``."""
         if key[0] == "info":
             self._infos[key[1]] = msg
+            if (note := distortion_assumed(msg)) is not None:
+                topic = self.params.camera_info_topics[self.params.camera_names.index(key[1])]
+                if (line := self.stats.assume(topic, note)) is not None:
+                    self._log(WARN, line)
         elif key[0] == "image":
             self.decode.submit(key[1], msg, self._infos.get(key[1]))
         self._emit(self.input.add(key, stamp_ns, msg, clock_ns, time.monotonic()))
 
-    def clock_jumped(self, delta_ns: int) -> None:
-        """The ROS clock jumped back (rclpy's jump callback)."""
-        self._emit(self.input.clock_jumped(delta_ns, time.monotonic()))
+    def clock_jumped(self, delta_ns: int, clock_ns: int | None = None) -> None:
+        """The ROS clock jumped back by ``-delta_ns`` to ``clock_ns`` (rclpy's jump callback)."""
+        self._emit(self.input.clock_jumped(delta_ns, time.monotonic(), clock_ns))
 
     def retry_waiting(self) -> None:
         """Frames that wait for transforms get another try on the worker (when it has nothing else)."""
@@ -899,9 +980,37 @@ class LiveDetector:
         if "debug_image_rate" in values:
             self.debug_throttle.rate = float(values["debug_image_rate"])
 
-    def diagnostics(self) -> tuple[int, str, dict[str, str]]:
-        model = f"{self.params.model} ({self.core.model_type}, {self.core.device})"
-        return self.stats.diagnostics(time.monotonic(), self.params.camera_timeout, model)
+    def silent_cameras(self) -> dict[str, float | None]:
+        """Cameras without an image for ``camera_timeout``: name -> seconds since the last (None: never)."""
+        return self.stats.stale_cameras(time.monotonic(), self.params.camera_timeout)
+
+    def diagnostics(
+        self, publishers: dict[str, list[PublisherQos]] | None = None, message_type: str = ""
+    ) -> tuple[int, str, dict[str, str]]:
+        """The /diagnostics status. ``publishers``: camera -> the publishers of its image topic (and their
+        QoS), for the silent cameras: each one's likely cause is named, and logged once (again when the
+        cause changes, or after its images came back) where the topic has publishers (a topic nothing
+        publishes is only a stale camera, as at start-up before discovery)."""
+        now = time.monotonic()
+        p = self.params
+        silent = self.stats.stale_cameras(now, p.camera_timeout)
+        why, causes = {}, {}
+        for camera, found in (publishers or {}).items():
+            if camera not in silent:
+                continue
+            topic = p.image_topics[p.camera_names.index(camera)]
+            reason = partial(silent_camera_reason, camera, topic, found, p.camera_qos_reliability)
+            why[camera] = reason(silent[camera], message_type)
+            causes[camera] = reason(None, message_type)  # the same line whatever the silence's length
+        for camera in list(self._silent_logged):
+            if camera not in silent:
+                del self._silent_logged[camera]  # its images arrive again: a new silence is told again
+        for camera, cause in causes.items():
+            if publishers[camera] and self._silent_logged.get(camera) != cause:
+                self._silent_logged[camera] = cause
+                self._log(WARN, why[camera])
+        model = f"{p.model} ({self.core.model_type}, {self.core.device})"
+        return self.stats.diagnostics(now, p.camera_timeout, model, why)
 
     def _camera_input(self, rgb: np.ndarray, info: Any) -> CameraTensor:
         """A decoded image's model input, made with its camera's latest CameraInfo (decoder threads)."""

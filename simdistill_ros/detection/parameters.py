@@ -26,6 +26,10 @@ __all__ = [
 ]
 
 
+# camera_qos_reliability values (rclpy's ReliabilityPolicy names, lower case)
+BEST_EFFORT, RELIABLE = "best_effort", "reliable"
+RELIABILITIES = (BEST_EFFORT, RELIABLE)
+
 # Third entry of a declaration: the parameter can be set while the node runs (`ros2 param set`), checked by
 # check_live. Every other parameter is read-only: it shapes subscriptions, publishers or the model, which
 # are built once at start-up, so a set would change nothing and is refused with a reason instead.
@@ -66,6 +70,13 @@ _DECLARED: dict[str, tuple] = {
         "Optional explicit CameraInfo topics, one per camera (override the template).",
     ),
     "compressed": (True, "true: sensor_msgs/CompressedImage (jpeg/png); false: sensor_msgs/Image."),
+    "camera_qos_reliability": (
+        BEST_EFFORT,
+        "QoS reliability of the image and CameraInfo subscriptions: best_effort (sensor data: a late "
+        "image is dropped, not resent) or reliable (needed for large raw images, which best-effort delivery "
+        "loses whole; a best-effort publisher then does not connect).",
+    ),
+    "camera_qos_depth": (5, "QoS history depth (keep last) of the image and CameraInfo subscriptions."),
     "base_frame": ("base_link", "Frame of the detections; camera extrinsics are looked up into it."),
     "model": (DEFAULT_MODEL, "Checkpoint directory or shipped model name (student_v2, baseline_v2, ...)."),
     "device": ("auto", "auto | cuda | cpu; cuda without CUDA falls back to the CPU with a warning."),
@@ -146,6 +157,8 @@ class DetectorParams:
     image_topics: list[str]
     camera_info_topics: list[str]
     compressed: bool
+    camera_qos_reliability: str
+    camera_qos_depth: int
     base_frame: str
     model: str
     device: str
@@ -196,6 +209,12 @@ def detector_params(values: dict[str, Any]) -> DetectorParams:
         sensors = SensorConfig.from_parameters(values)
     except SensorConfigError as err:
         raise StartupError(str(err)) from None
+    if (reliability := values["camera_qos_reliability"]) not in RELIABILITIES:
+        raise StartupError(
+            f"camera_qos_reliability must be {' or '.join(RELIABILITIES)}, got {reliability!r}"
+        )
+    if int(values["camera_qos_depth"]) < 1:
+        raise StartupError(f"camera_qos_depth must be >= 1, got {values['camera_qos_depth']}")
     if int(values["sync_queue_size"]) < 1:
         raise StartupError(f"sync_queue_size must be >= 1, got {values['sync_queue_size']}")
     for key in _LIVE_CHECKS:
@@ -214,6 +233,8 @@ def detector_params(values: dict[str, Any]) -> DetectorParams:
         image_topics=[],
         camera_info_topics=[],
         compressed=bool(values["compressed"]),
+        camera_qos_reliability=str(values["camera_qos_reliability"]),
+        camera_qos_depth=int(values["camera_qos_depth"]),
         base_frame=sensors.base_frame,
         model=str(values["model"]),
         device=str(values["device"]),

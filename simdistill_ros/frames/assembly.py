@@ -37,6 +37,7 @@ from simdistill_ros.frames.bag_reader import (
 from simdistill_ros.frames.frame import Frame
 from simdistill_ros.frames.images import CorruptImageError
 from simdistill_ros.frames.layouts import BagSensors, CameraTopics
+from simdistill_ros.frames.pointcloud import NO_INTENSITY, intensity_field
 from simdistill_ros.frames.sensors import SensorConfig
 from simdistill_ros.frames.sync import ApproximateTimeSync, SyncedSet
 from simdistill_ros.frames.tf_tree import TransformTree
@@ -61,6 +62,7 @@ class FrameStats:
     messages: int = 0
     cameras: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    assumed: dict[str, str] = field(default_factory=dict)  # topic -> what its messages lack was taken as
 
     @property
     def skipped_total(self) -> int:
@@ -236,6 +238,7 @@ class FrameReader:
     ) -> Frame:
         images: dict[str, np.ndarray] = {}
         stamps: dict[str, int] = {}
+        assumed: dict[str, str] = {}
         cameras = []
         for cam in cams:
             stamp, (topic, msg) = synced.messages[cam.name]
@@ -244,6 +247,8 @@ class FrameReader:
                     "no camera_info", f"camera {cam.name!r} has no CameraInfo on {cam.info_topic!r} yet"
                 )
             info_topic, info = infos[cam.name]
+            if (note := m.distortion_assumed(info)) is not None:
+                assumed[info_topic] = self._assume(info_topic, note)
             try:
                 rgb = decode_image(msg, topic)
             except CorruptImageError as err:  # a damaged image: this frame is not detected on
@@ -272,6 +277,9 @@ class FrameReader:
             lidar_frame = cloud.header.frame_id or lidar_frame
             lidar_to_base = self._lookup(tree, lidar_frame, lidar_stamp)
             points = lidar_to_base.apply(points_from_msg(cloud, lidar_topic)).astype(np.float32)
+            if intensity_field(cloud) is None:
+                fields = ", ".join(f.name for f in cloud.fields)
+                assumed[lidar_topic] = self._assume(lidar_topic, f"PointCloud2 ({fields}) {NO_INTENSITY}")
 
         ego_pose: Transform | None = None
         if tree.has_frame(self.world_frame):
@@ -292,7 +300,15 @@ class FrameReader:
             ego_pose=ego_pose,
             source=str(self.bag_path),
             index=self.stats.frames,
+            assumed=assumed,
         )
+
+    def _assume(self, topic: str, note: str) -> str:
+        """Warn of an assumption (logged once per topic and bag, kept in ``stats.assumed``); returns it."""
+        if topic not in self.stats.assumed:
+            self.stats.assumed[topic] = note
+            LOG.warning("%s: %s: %s", self.bag_path, topic, note)
+        return note
 
     def _lookup(self, tree: TransformTree, frame_id: str, stamp_ns: int) -> Transform:
         try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -17,6 +17,8 @@ class Frame:
     image's stamp), and ``rig.lidar_to_base`` when a LiDAR sweep is attached. ``points`` is that sweep,
     (N, 4) [x, y, z, intensity] float32 in the base frame (at the sweep's own stamp ``lidar_stamp_ns``).
     ``ego_pose`` is the base frame in the world frame (``map``) at ``stamp_ns`` when /tf has it.
+    ``assumed``: topic -> what was assumed for an input its message lacks (a cloud without intensity, a
+    distorting camera used as if rectified); empty when nothing was.
     """
 
     stamp_ns: int
@@ -28,6 +30,7 @@ class Frame:
     ego_pose: Transform | None = None
     source: str = ""
     index: int = 0
+    assumed: dict[str, str] = field(default_factory=dict)
 
     @property
     def camera_names(self) -> list[str]:

@@ -68,3 +68,20 @@ def transform_from_msg(msg: Any) -> Transform:
         np.array([tr.x, tr.y, tr.z], dtype=np.float64),
         quat_xyzw_to_wxyz(np.array([q.x, q.y, q.z, q.w], dtype=np.float64)),
     )
+
+
+def distortion_assumed(info: Any) -> str | None:
+    """What is assumed of a CameraInfo whose distortion model has a non-zero coefficient (a raw image of a
+    distorting lens, or a rectified image published with its raw camera's D): the images are used as if
+    rectified, with K alone. None for a CameraInfo without distortion."""
+    d = getattr(info, "d", None)
+    d = np.asarray(d if d is not None else [], dtype=np.float64).reshape(-1)
+    if not np.any(d != 0):
+        return None
+    model = str(getattr(info, "distortion_model", "") or "unnamed")
+    coefficients = ", ".join(f"{v:.4g}" for v in d[:5]) + (", ..." if d.size > 5 else "")
+    return (
+        f"distortion model {model!r} with non-zero coefficients [{coefficients}]: its images are used as "
+        "if rectified (K only; D, R and P ignored), so raw images of a distorting lens place boxes off; "
+        "subscribe to rectified images (image_proc) with an undistorted CameraInfo"
+    )

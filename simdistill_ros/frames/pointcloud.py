@@ -95,6 +95,15 @@ def _as_bytes(data: Any) -> np.ndarray:
         return np.asarray(data, dtype=np.uint8)
 
 
+NO_INTENSITY = "has no intensity field (none of " + ", ".join(INTENSITY_NAMES) + "): intensity 0 assumed"
+
+
+def intensity_field(msg: Any) -> str | None:
+    """The field of a PointCloud2 read as intensity (the first of ``INTENSITY_NAMES`` it has), else None."""
+    names = {f.name for f in msg.fields}
+    return next((k for k in INTENSITY_NAMES if k in names), None)
+
+
 def pointcloud2_to_array(msg: Any) -> np.ndarray:
     """(N, 4) float32 [x, y, z, intensity] of a PointCloud2 with any field layout.
 
@@ -117,7 +126,7 @@ def pointcloud2_to_array(msg: Any) -> np.ndarray:
     # Single-row clouds sometimes carry row_step 0; rows never overlap.
     row_step = max(row_step, width * point_step)
     order = ">" if msg.is_bigendian else "<"
-    names = ["x", "y", "z"] + [next((k for k in INTENSITY_NAMES if k in fields), None)]
+    names = ["x", "y", "z", intensity_field(msg)]
     used = [k for k in names if k is not None]
     formats, offsets = [], []
     for k in used:

@@ -1,8 +1,11 @@
 """Checkpoints: a directory holding model.safetensors, config.json and meta.json, written atomically;
 finding one by path or shipped name, and the device it runs on.
 
-meta.json carries ``weights_sha256``, the sha256 of model.safetensors, checked on every load (``verify``):
-flipped bytes in the weights are a clear error instead of silently wrong detections.
+meta.json carries ``weights_sha256``, the sha256 of model.safetensors, and ``config_sha256``, the sha256 of
+config.json, both checked on every load (``verify``): flipped bytes in the weights, or a config.json that
+no longer describes them (the same weights on a doubled BEV grid put every box metres off), are a clear
+error instead of silently wrong detections. A checkpoint saved before ``config_sha256`` existed still
+loads with its weights checked, and a warning says that its config.json cannot be.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ META = "meta.json"
 # (config tiny, about 5x cheaper per frame) that the tests run
 SHIPPED_MODELS = ("teacher_v2", "baseline_v2", "student_v2", "teacher_tiny", "baseline_tiny", "student_tiny")
 SHA256_KEY = "weights_sha256"
+CONFIG_SHA256_KEY = "config_sha256"  # of config.json's bytes: it changes what the weights compute
 
 
 class CheckpointError(UserError, RuntimeError):
@@ -45,7 +49,7 @@ class CheckpointWarning(UserWarning):
 
 
 def weights_sha256(file: str | os.PathLike) -> str:
-    """sha256 (hex) of a weights file, read in 1 MiB blocks."""
+    """sha256 (hex) of a file (the weights, config.json), read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(file, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -53,9 +57,11 @@ def weights_sha256(file: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def verify_weights(root: str | os.PathLike, meta: dict[str, Any] | None = None) -> None:
-    """Check ``root``'s model.safetensors against meta.json's ``weights_sha256``: CheckpointError on a
-    mismatch, a :class:`CheckpointWarning` when meta.json has no such field (an older checkpoint)."""
+def verify_weights(root: str | os.PathLike, meta: dict[str, Any] | None = None, config: bool = True) -> None:
+    """Check ``root``'s model.safetensors against meta.json's ``weights_sha256`` and (``config``) its
+    config.json against ``config_sha256``: CheckpointError naming the file on a mismatch, a
+    :class:`CheckpointWarning` when meta.json has no such field (an older checkpoint). ``config`` False:
+    only the weights are read (a warm start or a resume builds its model from its own configuration)."""
     root = Path(root)
     file = root / WEIGHTS
     if meta is None:
@@ -78,6 +84,30 @@ def verify_weights(root: str | os.PathLike, meta: dict[str, Any] | None = None) 
             "the weights are corrupt or were changed; restore the checkpoint (or pass --no-verify to load "
             "it anyway)"
         )
+    if config:
+        _verify_config(root, meta)
+
+
+def _verify_config(root: Path, meta: dict[str, Any]) -> None:
+    file = root / CONFIG
+    expected = meta.get(CONFIG_SHA256_KEY)
+    if not expected:
+        warnings.warn(
+            f"{root / META} has no {CONFIG_SHA256_KEY} (saved before it existed): {file} cannot be checked "
+            "against the weights (saving the checkpoint again adds the field)",
+            CheckpointWarning,
+            stacklevel=4,
+        )
+        return
+    if not file.is_file():
+        raise CheckpointError(f"{file}: missing file")
+    actual = weights_sha256(file)
+    if actual != expected:
+        raise CheckpointError(
+            f"{file}: sha256 {actual[:16]}... differs from {CONFIG_SHA256_KEY} {str(expected)[:16]}... in "
+            f"{META}: the model configuration was changed after the weights were saved, so they would "
+            "compute something else; restore the file (or pass --no-verify to load it anyway)"
+        )
 
 
 def save_checkpoint(
@@ -86,7 +116,7 @@ def save_checkpoint(
     """Write ``path_dir`` = {model.safetensors, config.json, meta.json}. Files go to a temporary directory
     beside it that then replaces ``path_dir``, so a reader sees either the old or the new checkpoint,
     never a mix or a half-written file. ``meta.json`` gets ``model_type`` from the model's class and
-    ``weights_sha256`` of the written weights."""
+    ``weights_sha256`` of the written weights and ``config_sha256`` of the written config.json."""
     target = Path(path_dir).resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
     meta = dict(metadata)
@@ -103,6 +133,7 @@ def save_checkpoint(
         save_file(state, str(tmp / WEIGHTS), metadata={"model_type": meta["model_type"]})
         meta[SHA256_KEY] = weights_sha256(tmp / WEIGHTS)
         _write_json(tmp / CONFIG, config.to_dict())
+        meta[CONFIG_SHA256_KEY] = weights_sha256(tmp / CONFIG)
         _write_json(tmp / META, meta)
         _fsync_file(tmp / WEIGHTS)
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; a checkpoint is shared like any other directory
@@ -127,7 +158,7 @@ def load_checkpoint(
     model is returned in eval mode on ``map_location``.
 
     ``path`` is the checkpoint directory (with or without a trailing slash) or its model.safetensors.
-    ``verify`` checks the weights against meta.json's sha256 (:func:`verify_weights`).
+    ``verify`` checks the weights and config.json against meta.json's sha256s (:func:`verify_weights`).
     Raises CheckpointError naming the file and the problem.
     """
     root = _resolve(path)
@@ -156,7 +187,7 @@ def load_state_into(model: nn.Module, path: str | os.PathLike, verify: bool = Tr
     root = _resolve(path)
     meta = _read_json(root / META) if (root / META).exists() else {}
     if verify:
-        verify_weights(root, meta)
+        verify_weights(root, meta, config=False)  # the model is built from its own configuration
     _load_weights(model, root / WEIGHTS)
     return meta
 
@@ -169,7 +200,7 @@ def load_matching_weights(
     parameter names of ``model``; raises CheckpointError if nothing matches."""
     root = _resolve(path)
     if verify:
-        verify_weights(root, _read_json(root / META) if (root / META).exists() else {})
+        verify_weights(root, _read_json(root / META) if (root / META).exists() else {}, config=False)
     file = root / WEIGHTS
     state = _read_state(file)
     own = model.state_dict()

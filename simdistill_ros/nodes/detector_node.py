@@ -6,6 +6,9 @@ All between subscriptions and publishers (stamp checks, synchroniser, frame queu
 late transforms, statistics) is the ROS-free :class:`simdistill_ros.detection.live.LiveDetector`; the
 parameters are declared in :mod:`simdistill_ros.detection.parameters`. A bad message is logged (throttled)
 and its frame skipped; a backwards jump of the ROS clock (rclpy jump callback) resets the pipeline and tf.
+The camera subscriptions take their QoS from ``camera_qos_reliability``/``camera_qos_depth``; for a camera
+without images the diagnostics timer hands the graph's publishers of its topic (and their QoS) to
+:mod:`simdistill_ros.detection.transport`, which names the likely cause.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -35,7 +38,9 @@ from visualization_msgs.msg import MarkerArray
 from simdistill_ros.detection import live
 from simdistill_ros.detection.live import CameraFrame, FrameResult, SyncedFrame
 from simdistill_ros.detection.parameters import (
+    BEST_EFFORT,
     PARAMETERS,
+    RELIABLE,
     DetectorParams,
     StartupError,
     check_live,
@@ -43,6 +48,7 @@ from simdistill_ros.detection.parameters import (
     with_cameras,
 )
 from simdistill_ros.detection.ros_messages import diagnostic_array_msg, image_msg
+from simdistill_ros.detection.transport import PublisherQos
 from simdistill_ros.frames.messages import stamp_to_ns, transform_from_msg
 from simdistill_ros.nodes.process import StopSignal, detector_usage, wants_help
 from simdistill_ros.outputs import AUTOWARE, VISION_MSGS, OutputsError
@@ -79,9 +85,7 @@ class DetectorNode(Node):
         self._subscribe(p)
         # Like tf2_ros' buffer: any backwards jump of the ROS clock (sim time restarted) starts afresh.
         back = JumpThreshold(min_forward=None, min_backward=Duration(nanoseconds=-1), on_clock_change=False)
-        self._jump = self.get_clock().create_jump_callback(
-            back, post_callback=lambda jump: self._live.clock_jumped(jump.delta.nanoseconds)
-        )
+        self._jump = self.get_clock().create_jump_callback(back, post_callback=self._on_clock_jump)
         self._live.start()
         self._diag_timer = self.create_timer(p.diagnostics_period, self._publish_diagnostics)
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -145,10 +149,18 @@ class DetectorNode(Node):
         image_type = CompressedImage if p.compressed else Image
         topics = [(("image", n), image_type, t) for n, t in zip(p.camera_names, p.image_topics)]
         topics += [(("info", n), CameraInfo, t) for n, t in zip(p.camera_names, p.camera_info_topics)]
+        # Sensor-data QoS by default (best effort, volatile, keep last); reliable where asked for.
+        qos = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST,
+            depth=p.camera_qos_depth,
+            reliability=ReliabilityPolicy.RELIABLE
+            if p.camera_qos_reliability == RELIABLE
+            else ReliabilityPolicy.BEST_EFFORT,
+            durability=DurabilityPolicy.VOLATILE,
+        )
+        self._image_type = f"sensor_msgs/msg/{image_type.__name__}"
         self._subs = [
-            self.create_subscription(
-                kind, topic, lambda m, k=key: self._on_msg(k, m), qos_profile_sensor_data
-            )
+            self.create_subscription(kind, topic, lambda m, k=key: self._on_msg(k, m), qos)
             for key, kind, topic in topics
         ]
 
@@ -163,6 +175,9 @@ class DetectorNode(Node):
 
     def _on_msg(self, key: tuple[str, str], msg: Any) -> None:
         self._live.add(key, stamp_to_ns(msg.header.stamp), msg, self.get_clock().now().nanoseconds)
+
+    def _on_clock_jump(self, jump: Any) -> None:
+        self._live.clock_jumped(jump.delta.nanoseconds, self.get_clock().now().nanoseconds)
 
     def _clear_tf(self) -> None:
         (self._tf_buffer if self._tf_buffer is not None else self._tree).clear()
@@ -207,10 +222,34 @@ class DetectorNode(Node):
     # diagnostics -------------------------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
         self._live.retry_waiting()  # with tf2_ros no callback tells of new transforms: retry on this timer
-        level, message, values = self._live.diagnostics()
+        try:
+            publishers = self._silent_publishers()
+        except Exception as err:  # noqa: BLE001 - a graph query must not take the detector down
+            self.get_logger().warning(
+                f"cannot ask the graph who publishes the silent cameras' topics: {err}",
+                throttle_duration_sec=live.LOG_THROTTLE_S,
+            )
+            publishers = {}
+        level, message, values = self._live.diagnostics(publishers, self._image_type)
         name, cameras = f"{self.get_name()}: pipeline", ",".join(self.params.camera_names)
         stamp_ns = self.get_clock().now().nanoseconds
         self._diag_pub.publish(diagnostic_array_msg(level, name, message, cameras, values, stamp_ns))
+
+    def _silent_publishers(self) -> dict[str, list[PublisherQos]]:
+        """Who publishes the image topic of each camera without images, with which QoS (from the graph)."""
+        p = self.params
+        found = {}
+        for camera in self._live.silent_cameras():
+            topic = self.resolve_topic_name(p.image_topics[p.camera_names.index(camera)])
+            found[camera] = [
+                PublisherQos(
+                    f"{i.node_namespace.rstrip('/')}/{i.node_name}",
+                    RELIABLE if i.qos_profile.reliability == ReliabilityPolicy.RELIABLE else BEST_EFFORT,
+                    i.topic_type,
+                )
+                for i in self.get_publishers_info_by_topic(topic)
+            ]
+        return found
 
     def stop(self) -> None:
         """Stop the worker thread and log the summary (before ``destroy_node``, while the context is

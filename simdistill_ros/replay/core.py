@@ -286,5 +286,6 @@ class TeacherReplayer:
             gt_boxes=gt[1] if gt else np.zeros((0, 9), np.float32),
             gt_labels=gt[2] if gt else np.zeros((0,), np.int64),
             sample_token=gt[0] if gt else "",
+            assumed=dict(frame.assumed),
             depth_points=points_in_view(frame),
         )

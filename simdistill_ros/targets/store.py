@@ -116,6 +116,8 @@ class FrameTargets:
     features: camera_bev / lidar_bev / fused_bev (C, X, Y) fp16; head: the CenterHead outputs (C, X, Y) fp16.
     det_*: the teacher's decoded boxes (M, 9), scores (M,), labels (M,) — the pseudo-labels.
     gt_*: ground truth (G, 9), (G,) when the source has it (``has_gt``), else empty.
+    assumed: topic -> what the replay assumed for an input its message lacked (a LiDAR cloud without
+    intensity: zeros), kept in the index's frame record; empty when nothing was.
     """
 
     key: str
@@ -137,6 +139,7 @@ class FrameTargets:
     gt_boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 9), np.float32))
     gt_labels: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))
     sample_token: str = ""
+    assumed: dict[str, str] = field(default_factory=dict)
     # the LiDAR returns inside some camera's view (P, 3) in the base frame: the depth supervision's source;
     # None where the store predates it
     depth_points: np.ndarray | None = None
@@ -401,7 +404,8 @@ class TargetStoreWriter:
 
 
 def _frame_record(f: FrameTargets) -> dict[str, Any]:
-    return {
+    assumed = {"assumed": dict(f.assumed)} if f.assumed else {}  # absent when nothing was: older indexes
+    return assumed | {
         "key": f.key,
         "bag": f.bag,
         "stamp_ns": int(f.stamp_ns),
@@ -588,6 +592,7 @@ class TargetStore:
             gt_boxes=ragged("gt_boxes", "gt_offsets"),
             gt_labels=ragged("gt_labels", "gt_offsets"),
             sample_token=rec.get("sample_token", ""),
+            assumed=dict(rec.get("assumed", {})),
             depth_points=ragged("depth_points", "depth_offsets") if "depth_offsets" in f.keys() else None,
         )
 
@@ -603,6 +608,7 @@ class TargetStore:
             "bytes": self.total_bytes,
             "bytes_per_frame": round(self.total_bytes / n) if n else 0,
             "frames_with_gt": sum(1 for r in self.refs if r.record["has_gt"]),
+            "frames_with_assumptions": sum(1 for r in self.refs if r.record.get("assumed")),
             "frames_with_depth_points": self.frames_with_depth_points(),
             "duplicates_ignored": self.duplicates,
             "teacher_hash": self.teacher["hash"][:12],

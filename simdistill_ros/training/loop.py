@@ -22,10 +22,12 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 from tqdm import tqdm
 
+from simdistill_ros.errors import UserError
 from simdistill_ros.models.checkpoint import load_state_into
 from simdistill_ros.training.distributed import DistContext, all_reduce_mean
 from simdistill_ros.training.train_state import (
     LEGACY_PICKLE,
+    STATE_JSON,
     TrainStateError,
     load_train_state,
     save_train_state,
@@ -34,6 +36,10 @@ from simdistill_ros.training.train_state import (
 
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite."""
+
+
+class ResumeError(UserError):
+    """``--resume`` cannot continue the run: nothing of its schedule is left."""
 
 
 @dataclass
@@ -142,10 +148,23 @@ def train(
                 print(f"ignoring {legacy}: a pickle, never loaded (the state is in {last}/train_state.json)")
         try:
             state = load_train_state(last)
+            missing = state is None
         except TrainStateError as err:
-            state = None
+            state, missing = None, False
             if ctx.is_main:
                 print(f"warning: {err}; the optimiser restarts, the schedule continues")
+        if step > total_steps:  # OneCycleLR cannot be stepped past its end
+            why = f"has no {STATE_JSON} and its weights are" if missing else "is"
+            raise ResumeError(
+                f"--resume: {last} {why} at step {step}, past the {total_steps} steps of this schedule "
+                f"(--epochs {cfg.epochs}, --max-steps {cfg.max_steps}): nothing is left to train; give "
+                f"more steps, or start a new run from these weights with --init-from {last}"
+            )
+        if missing and ctx.is_main:
+            print(
+                f"warning: {last} has no {STATE_JSON} (the optimiser, schedule and random generators were "
+                f"not saved with it): the optimiser restarts, the schedule continues at step {step}"
+            )
         # The training state is written after the weights: use it only if it belongs to the same step,
         # and only for the same settings (another --epochs is another schedule: OneCycleLR would refuse).
         changed = sorted(
