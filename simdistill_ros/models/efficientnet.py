@@ -141,6 +141,10 @@ class EfficientNetLite0(nn.Module):
     def _freeze(self) -> None:
         for m in self._frozen_modules():
             m.requires_grad_(False)
+        # the ImageNet classifier never sees a detection gradient: trainable, DDP (which requires every
+        # trainable parameter to receive one) would fail on it
+        for m in (self._conv_head, self._bn1, self._fc):
+            m.requires_grad_(False)
 
     def train(self, mode: bool = True) -> EfficientNetLite0:
         super().train(mode)
