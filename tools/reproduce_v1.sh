@@ -89,4 +89,4 @@ wait
 finished "${spawned[@]}"
 
 echo
-.venv/bin/python -m simdistill_ros.evaluation.table legacy "$RUNS" | tee "$RUNS/table.md"
+.venv/bin/python tools/reproduction_table.py legacy "$RUNS" | tee "$RUNS/table.md"

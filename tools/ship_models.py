@@ -23,7 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from simdistill_ros.evaluation.table import metrics_from_summary  # noqa: E402
+from reproduction_table import metrics_from_summary  # noqa: E402  (tools/, beside this script)
+
 from simdistill_ros.models.checkpoint import CONFIG_SHA256_KEY, load_checkpoint, weights_sha256  # noqa: E402
 
 PURPOSE = {

@@ -1,4 +1,5 @@
-"""`make bench`: the hot paths' costs, as medians after warm-up, beside the machine's matmul throughput.
+"""`make bench` (``python tools/bench.py``): the hot paths' costs, as medians after warm-up, beside the
+machine's matmul throughput.
 
 Measures model inference latency (teacher, baseline, student, light student) with FLOPs and achieved
 GFLOP/s, on torch and (the camera-only ones) on onnxruntime through their ONNX export, fp32 and int8, the
@@ -27,7 +28,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from simdistill_ros.openmp import SPIN_COUNT, bound_openmp_spin
+TOOLS = Path(__file__).resolve().parent
+sys.path.insert(0, str(TOOLS.parent))  # the checkout's package, as tools/ship_models.py does
+
+from simdistill_ros.openmp import SPIN_COUNT, bound_openmp_spin  # noqa: E402
 
 bound_openmp_spin()  # time the models as the node and the `simdistill` command run them: before torch loads
 
@@ -115,7 +119,8 @@ def bench_shared_cpu(config: str, repeats: int) -> list[dict]:
             for what, env, threads in OPENMP_CASES:
                 n = threads or cores
                 code = (  # torch first: it loads with the case's environment, untouched by the bench module
-                    "import torch; from simdistill_ros.bench import student_forward_ms; "
+                    f"import torch, sys; sys.path.insert(0, {str(TOOLS)!r}); "
+                    "from bench import student_forward_ms; "
                     f"print(student_forward_ms({config!r}, {n}, {repeats}))"
                 )
                 proc = subprocess.run(

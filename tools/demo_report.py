@@ -1,7 +1,7 @@
 """The closing report of `make demo` (tools/demo.sh): what ran, how many frames made it, the live metrics
 in points beside the shipped model's reference numbers from its model card, and where the outputs are.
 
-    python -m simdistill_ros.evaluation.demo_report OUT_DIR --model MODEL_DIR --scene NAME [--frames N]
+    python tools/demo_report.py OUT_DIR --model MODEL_DIR --scene NAME [--frames N]
         [--seconds S]
 
 The text is built by :func:`format_demo_report` from a :class:`DemoRun` (plain numbers and paths, so the
