@@ -10,7 +10,7 @@ from pathlib import Path
 from cli_runner import run_cli
 from tool_modules import load_tool
 
-from simdistill_ros.detection.live import BUSY, NO_SET, TIME_JUMP, PipelineStats
+from simdistill_ros.detection.live_stats import BUSY, NO_SET, TIME_JUMP, PipelineStats
 from simdistill_ros.synth.export import split_scenes
 from simdistill_ros.training.command import store_label_note
 from simdistill_ros.training.loop import format_log_row

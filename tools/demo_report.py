@@ -81,7 +81,7 @@ def node_counts(log_text: str) -> dict[str, int]:
         if m:
             counts[key] = int(m.group(1))
     drops = re.search(r"dropped: (.*)$", line)
-    if drops:  # the node's drop reasons (detection.live's BUSY, NO_SET): "<count> <reason>, ..." or "none"
+    if drops:  # the node's drop reasons (live_stats' BUSY, NO_SET): "<count> <reason>, ..." or "none"
         by_reason = {reason: int(n) for n, reason in re.findall(r"(\d+) ([^,]+)", drops.group(1))}
         counts["dropped_busy"] = by_reason.get("model busy (frame queue full)", 0)
         counts["unmatched"] = by_reason.get("no complete camera set", 0)
