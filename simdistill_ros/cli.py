@@ -440,7 +440,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_detect_command(args)
         if args.command == "export":
-            from simdistill_ros.models.export_command import run_export_command
+            from simdistill_ros.deployment.export_command import run_export_command
 
             return run_export_command(args)
         if args.command == "replay":

@@ -250,10 +250,10 @@ def onnxruntime_forward(
     """The model exported to a temporary file, run by the backend's runner on the same input. ``int8``:
     the ``simdistill export --int8`` graph, calibrated on that input (a speed measurement only; its
     accuracy is scored by ``simdistill evaluate --backend onnxruntime``)."""
-    from simdistill_ros.models.export import export_onnx, feature_hw, geometry_inputs
+    from simdistill_ros.deployment.export import export_onnx, feature_hw, geometry_inputs
+    from simdistill_ros.deployment.onnx_runtime import OnnxRuntimeRunner
+    from simdistill_ros.deployment.quantize import quantize_int8
     from simdistill_ros.models.lift_splat import splat_geometry
-    from simdistill_ros.models.onnx_runtime import OnnxRuntimeRunner
-    from simdistill_ros.models.quantize import quantize_int8
 
     hw = tuple(cams.images.shape[-2:])
     geom = splat_geometry(cfg.grid, cams.intrinsics, cams.cam_to_base, hw, feature_hw(hw))

@@ -29,11 +29,11 @@ from torch.utils.data import DataLoader
 from simdistill_ros.dataset.split_frames import open_split_frames
 from simdistill_ros.models.checkpoint import load_checkpoint
 from simdistill_ros.models.depth_supervision import NO_RETURN, depth_quality, lidar_depth_targets
-from simdistill_ros.models.distill import foreground_mask
 from simdistill_ros.models.head import build_targets
 from simdistill_ros.models.structures import CameraInputs
 from simdistill_ros.training.batch import collate
 from simdistill_ros.training.dataset import FrameDataset
+from simdistill_ros.training.distillation import foreground_mask
 
 
 def bev_gt_correlation(camera_bev: Tensor, heatmap: Tensor) -> list[float]:

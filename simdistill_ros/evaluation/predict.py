@@ -12,14 +12,14 @@ from tqdm import tqdm
 from simdistill_ros.dataset.nuscenes_tables import load_split_samples
 from simdistill_ros.dataset.split_frames import open_split_frames
 from simdistill_ros.defaults import EVAL_SCORE_THRESHOLD
+from simdistill_ros.deployment.export import geometry_inputs
+from simdistill_ros.deployment.onnx_runtime import check_backend, load_runner
 from simdistill_ros.evaluation.nuscenes_eval import results_from_boxes
 from simdistill_ros.geometry import boxes_from_array
 from simdistill_ros.models import CameraInputs, load_model
 from simdistill_ros.models.checkpoint import resolve_device
-from simdistill_ros.models.export import geometry_inputs
 from simdistill_ros.models.head import decode_head_maps
 from simdistill_ros.models.lift_splat import splat_geometry
-from simdistill_ros.models.onnx_runtime import check_backend, load_runner
 from simdistill_ros.training.batch import collate
 from simdistill_ros.training.dataset import FrameDataset
 

@@ -19,10 +19,10 @@ from torch.utils.data import Dataset
 from simdistill_ros.errors import UserError
 from simdistill_ros.frames.images import decode_compressed
 from simdistill_ros.models import CameraInputs, DetectorOutputs, ModelConfig
-from simdistill_ros.models.distill import simdistill_loss
 from simdistill_ros.models.preprocess import camera_input
 from simdistill_ros.targets.store import TargetStore
 from simdistill_ros.training.batch import Batch, Sample, collate
+from simdistill_ros.training.distillation import simdistill_loss
 from simdistill_ros.training.objectives import with_depth_supervision
 
 

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 from simdistill_ros.dataset.frame_cache import load_split_frames
+from simdistill_ros.deployment.export import INPUT_NAMES, PRECISION_KEY, geometry_inputs
 from simdistill_ros.errors import UserError
 from simdistill_ros.models.config import ModelConfig
-from simdistill_ros.models.export import INPUT_NAMES, PRECISION_KEY, geometry_inputs
 from simdistill_ros.models.lift_splat import splat_geometry
 from simdistill_ros.models.preprocess import camera_input, normalize_image
 
