@@ -68,7 +68,7 @@ def rig_inputs(cfg, num_cameras: int):
     from simdistill_ros.geometry import nuscenes_like_rig
     from simdistill_ros.models import CameraInputs
 
-    h, w = cfg.image_size
+    h, w = cfg.input_hw
     rig = nuscenes_like_rig(h, w)
     n = min(num_cameras, len(rig))
     return CameraInputs(
@@ -493,14 +493,14 @@ def bench_replay(frames: int, repeats: int, image_size: tuple[int, int] = (224, 
         store = TargetStore(root / "store", verify="full")
         verify_s = time.perf_counter() - t0
         raw_s = median_seconds(lambda: [store[i] for i in range(len(store))], repeats=3, warmup=1)
-        data = StoreDataset(store, cfg.image_size)
+        data = StoreDataset(store, cfg.input_hw)
         ready_s = median_seconds(lambda: [data[i] for i in range(len(data))], repeats=3, warmup=1)
 
         teacher = TeacherModel(cfg)
         teacher.load_state_dict(replayer.model.state_dict())
         student = StudentModel(cfg).train()
         optimizer = torch.optim.AdamW(student.parameters(), lr=1e-4)
-        online_data = FrameDataset(load_split_frames(root / "w", "train"), cfg.image_size, augment=False)
+        online_data = FrameDataset(load_split_frames(root / "w", "train"), cfg.input_hw, augment=False)
         online_objective = OnlineDistillationObjective(cfg, teacher)
         stored_objective = StoredDistillationObjective(cfg)
         rows = [store.position(online_data[i].key) for i in range(2)]

@@ -35,7 +35,7 @@ def random_batch(cfg: ModelConfig, batch: int, seed: int = 0) -> Batch:
     """A batch of random images (nominal size of ``cfg``) on the nuScenes-like rig, 30k LiDAR points and
     eight boxes of mixed classes per frame."""
     g = torch.Generator().manual_seed(seed)
-    h, w = cfg.image_size
+    h, w = cfg.input_hw
     rig = nuscenes_like_rig(h, w)
     k = torch.from_numpy(np.stack([c.intrinsics for c in rig.cameras])).float()
     pose = torch.from_numpy(np.stack([c.cam_to_base.matrix() for c in rig.cameras])).float()

@@ -41,7 +41,7 @@ def run_export_command(args: argparse.Namespace) -> int:
         )
         return 0
     frames = calibration_inputs(
-        cfg, feature_hw(tuple(cfg.image_size)), args.calibration_data, args.calibration_split,
+        cfg, feature_hw(cfg.input_hw), args.calibration_data, args.calibration_split,
         args.calibration_frames,
     )  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:

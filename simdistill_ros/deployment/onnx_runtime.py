@@ -115,7 +115,7 @@ class OnnxRuntimeRunner:
 
     @property
     def config_image_hw(self) -> tuple[int, int]:
-        return int(self.config.image_size[0]), int(self.config.image_size[1])
+        return self.config.input_hw
 
     def __call__(self, images: np.ndarray, geometry: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         """images (1, N, 3, H, W) float32 normalised; geometry: the splat geometry's three int64 index

@@ -42,7 +42,7 @@ def calibration_inputs(
     if not index:
         raise UserError(f"{dataroot}: split {split!r} has no frames to calibrate on")
     picks = np.linspace(0, len(index) - 1, min(frames, len(index))).round().astype(int)
-    hw = tuple(int(v) for v in config.image_size)
+    hw = config.input_hw
     out = []
     for p in picks:
         scene, i = index[p]

@@ -158,7 +158,7 @@ class DetectorCore:
             dev = resolve_device(device)
             runner, cfg = load_runner(model, dev.type)
             return cls(
-                None, tuple(cfg.image_size), dev, model_type=runner.model_type, backend=backend,
+                None, cfg.input_hw, dev, model_type=runner.model_type, backend=backend,
                 runner=runner, **kwargs,
             )  # fmt: skip
         with warnings.catch_warnings():
@@ -172,7 +172,7 @@ class DetectorCore:
         if runner is None:
             fold_batchnorm(net)  # inference only: a pass over every feature map fewer
         core = cls(
-            net, tuple(cfg.image_size), dev, model_type=model_type, backend=backend, runner=runner, **kwargs
+            net, cfg.input_hw, dev, model_type=model_type, backend=backend, runner=runner, **kwargs
         )
         core.trained_cameras = list(meta.get("cameras") or []) or None
         return core

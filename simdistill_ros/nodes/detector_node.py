@@ -54,7 +54,8 @@ from simdistill_ros.detection.parameters import (
 from simdistill_ros.detection.ros_messages import diagnostic_array_msg, image_msg
 from simdistill_ros.detection.transport import PublisherQos
 from simdistill_ros.frames.messages import stamp_to_ns, transform_from_msg
-from simdistill_ros.nodes.process import StopSignal, detector_usage, wants_help
+from simdistill_ros.nodes.stop_signal import StopSignal
+from simdistill_ros.nodes.usage import detector_usage, wants_help
 from simdistill_ros.outputs import AUTOWARE, VISION_MSGS, OutputsError
 from simdistill_ros.outputs.ros import markers_msg, message_class, output_messages
 
