@@ -1,5 +1,6 @@
-"""`make bench` (``python tools/bench.py``): the hot paths' costs, as medians after warm-up, beside the
-machine's matmul throughput.
+"""`make bench`: the hot paths' costs, as medians after warm-up, beside the machine's matmul throughput.
+
+Run as ``python tools/bench.py`` (the Makefile does).
 
 Measures model inference latency (teacher, baseline, student, light student) with FLOPs and achieved
 GFLOP/s, on torch and (the camera-only ones) on onnxruntime through their ONNX export, fp32 and int8, the
