@@ -32,7 +32,7 @@ demo: setup
 	bash tools/demo.sh $(DEMO_DIR)
 
 bench: setup
-	$(PY) -m simdistill_ros.bench
+	$(PY) tools/bench.py
 
 reproduce: setup
 	bash tools/reproduce.sh

@@ -17,6 +17,7 @@ from simdistill_ros.defaults import (
     DEFAULT_SCORE_THRESHOLD,
     DEFAULT_TEACHER,
     EVAL_SCORE_THRESHOLD,
+    PSEUDO_LABEL_THRESHOLD,
 )
 from simdistill_ros.errors import UserError, missing_package_error
 from simdistill_ros.openmp import bound_openmp_spin
@@ -78,7 +79,13 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frames-per-scene", type=int, default=4, help="camera cycles (samples) per scene")
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same world")
     p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="rosbag2 storage plugin")
-    p.add_argument("--image-size", default="224x400", help="camera image size HxW (default: 224x400)")
+    p.add_argument(
+        "--render-size",
+        "--image-size",  # the earlier name, kept as an alias
+        dest="render_size",
+        default="224x400",
+        help="size HxW the cameras render their images at (default: 224x400); a model resizes to its input",
+    )
     p.add_argument("--raw-images", action="store_true", help="write sensor_msgs/Image instead of jpeg")
     p.add_argument(
         "--val-fraction",
@@ -265,7 +272,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         help="with --targets: train on the teacher's boxes even where the store has ground truth",
     )
     p.add_argument(
-        "--pseudo-label-threshold", type=float, default=0.3, help="teacher score for a pseudo-label box"
+        "--pseudo-label-threshold",
+        type=float,
+        default=PSEUDO_LABEL_THRESHOLD,
+        help=f"teacher score for a pseudo-label box (default {PSEUDO_LABEL_THRESHOLD})",
     )
     _add_no_verify(p)
     _add_sensor_flags(p)
@@ -440,7 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_detect_command(args)
         if args.command == "export":
-            from simdistill_ros.models.export_command import run_export_command
+            from simdistill_ros.deployment.export_command import run_export_command
 
             return run_export_command(args)
         if args.command == "replay":

@@ -11,3 +11,9 @@ DEFAULT_SCORE_THRESHOLD = 0.25
 EVAL_SCORE_THRESHOLD = 0.05
 # The teacher's boxes kept in a target store (pseudo-labels are filtered further when training).
 REPLAY_SCORE_THRESHOLD = 0.1
+# A model's decoding threshold when its caller names none (``HeadConfig.score_threshold``, stored with each
+# checkpoint's config).
+HEAD_SCORE_THRESHOLD = 0.1
+# The teacher score a box needs to become a pseudo-label (training on unlabeled frames, `simdistill train
+# --pseudo-labels`).
+PSEUDO_LABEL_THRESHOLD = 0.3

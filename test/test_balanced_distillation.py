@@ -12,8 +12,8 @@ from test_training_exact import make_batch, small_config
 
 from simdistill_ros.errors import UserError
 from simdistill_ros.models import StudentModel, TeacherModel
-from simdistill_ros.models.distill import balanced_feature_loss
 from simdistill_ros.training.command import build_config
+from simdistill_ros.training.distillation import balanced_feature_loss
 from simdistill_ros.training.gradient_shares import term_gradient_norms
 from simdistill_ros.training.objectives import OnlineDistillationObjective
 

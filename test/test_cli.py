@@ -91,7 +91,7 @@ def test_clear_errors_for_bad_input(world: Path, tmp_path: Path):
         and "already holds a dataset" in again.stderr
         and "Traceback" not in again.stderr
     )
-    size = run("synth", "--out", str(tmp_path / "x"), "--image-size", "big", check=False)
-    assert size.returncode == 2 and "--image-size" in size.stderr
+    size = run("synth", "--out", str(tmp_path / "x"), "--render-size", "big", check=False)
+    assert size.returncode == 2 and "--render-size" in size.stderr
     missing = run("evaluate", "--data", str(tmp_path / "nothing"), "--gt-as-results", check=False)
     assert missing.returncode == 2 and "v1.0-synth" in missing.stderr

@@ -14,23 +14,11 @@ import numpy as np
 import pytest
 
 from simdistill_ros.detection.core import CameraFrame, FrameInputError
-from simdistill_ros.detection.live import (
-    BUSY,
-    ERROR,
-    NO_TF,
-    OK,
-    WARN,
-    CameraSync,
-    FrameQueue,
-    PipelineStats,
-    StaticTransforms,
-    SyncedFrame,
-    Throttle,
-    Worker,
-    camera_frames,
-    debug_picture,
-    decode_image,
-)
+from simdistill_ros.detection.frame_queue import FrameQueue, SyncedFrame, Worker
+from simdistill_ros.detection.live import Throttle, debug_picture
+from simdistill_ros.detection.live_inputs import CameraSync, camera_frames, decode_image
+from simdistill_ros.detection.live_stats import BUSY, ERROR, NO_TF, OK, WARN, PipelineStats
+from simdistill_ros.detection.live_tf import StaticTransforms
 from simdistill_ros.frames.images import COMPRESSED_FORMAT, encode_jpeg
 from simdistill_ros.geometry import Transform
 

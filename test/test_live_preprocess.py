@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from simdistill_ros.detection.core import DetectorCore
-from simdistill_ros.detection.live import CameraSync, LiveDetector, camera_frames, decode_image
+from simdistill_ros.detection.live import LiveDetector
+from simdistill_ros.detection.live_inputs import CameraSync, camera_frames, decode_image
 from simdistill_ros.detection.parameters import PARAMETERS, detector_params
 from simdistill_ros.frames.images import COMPRESSED_FORMAT, encode_jpeg
 from simdistill_ros.frames.messages import stamp_to_ns

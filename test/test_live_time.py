@@ -12,26 +12,23 @@ import numpy as np
 import pytest
 
 from simdistill_ros.detection.core import FrameResult
-from simdistill_ros.detection.live import (
+from simdistill_ros.detection.frame_queue import FrameQueue
+from simdistill_ros.detection.live import LiveDetector
+from simdistill_ros.detection.live_inputs import CameraSync
+from simdistill_ros.detection.live_stats import (
     AHEAD,
     BEFORE_JUMP,
     ERROR,
-    JUMP_BACK_NS,
-    LATE_S,
     LOG_THROTTLE_S,
     NO_SET,
     OK,
     TIME_JUMP,
     WARN,
-    CameraSync,
-    FrameQueue,
-    LiveDetector,
-    LiveInput,
     PipelineStats,
-    StampGate,
-    StaticTransforms,
 )
+from simdistill_ros.detection.live_tf import StaticTransforms
 from simdistill_ros.detection.parameters import PARAMETERS, detector_params
+from simdistill_ros.detection.stamp_gate import JUMP_BACK_NS, LATE_S, LiveInput, StampGate
 from simdistill_ros.frames.images import COMPRESSED_FORMAT, encode_jpeg
 from simdistill_ros.frames.sync import ApproximateTimeSync
 from simdistill_ros.frames.tf_tree import ExtrapolationError, TransformTree

@@ -9,16 +9,6 @@ import pytest
 import torch
 
 from simdistill_ros.models.config import HeadConfig, LossWeights
-from simdistill_ros.models.distill import (
-    cmd_loss,
-    distillation_losses,
-    foreground_mask,
-    imd_loss,
-    mmd_box_loss,
-    mmd_feature_loss,
-    mmd_heatmap_loss,
-    simdistill_loss,
-)
 from simdistill_ros.models.head import REG_FIELDS, HeadTargets
 from simdistill_ros.models.losses import (
     box_l1_loss,
@@ -28,6 +18,16 @@ from simdistill_ros.models.losses import (
     total,
 )
 from simdistill_ros.models.structures import DetectorOutputs
+from simdistill_ros.training.distillation import (
+    cmd_loss,
+    distillation_losses,
+    foreground_mask,
+    imd_loss,
+    mmd_box_loss,
+    mmd_feature_loss,
+    mmd_heatmap_loss,
+    simdistill_loss,
+)
 
 CODE_WEIGHTS = (1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.2, 0.2)
 LN3 = math.log(3.0)  # sigmoid(ln 3) = 0.75, sigmoid(-ln 3) = 0.25

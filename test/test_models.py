@@ -28,17 +28,17 @@ from simdistill_ros.models import (
     tiny,
 )
 from simdistill_ros.models.config import light_sim_branch
-from simdistill_ros.models.distill import (
+from simdistill_ros.models.gcm import DeformableAttention, GeometryCompensation
+from simdistill_ros.models.head import REG_FIELDS, CenterHead
+from simdistill_ros.models.lift_splat import LiftSplat
+from simdistill_ros.models.pillars import PillarEncoder
+from simdistill_ros.training.distillation import (
     cmd_loss,
     distillation_losses,
     foreground_mask,
     pseudo_label_targets,
     simdistill_loss,
 )
-from simdistill_ros.models.gcm import DeformableAttention, GeometryCompensation
-from simdistill_ros.models.head import REG_FIELDS, CenterHead
-from simdistill_ros.models.lift_splat import LiftSplat
-from simdistill_ros.models.pillars import PillarEncoder
 
 torch.set_num_threads(2)
 

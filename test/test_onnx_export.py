@@ -10,10 +10,7 @@ import torch
 from _detector_helpers import tiny_student_checkpoint
 
 from simdistill_ros.cli import main as cli_main
-from simdistill_ros.detection import CameraFrame, DetectorCore
-from simdistill_ros.geometry import nuscenes_like_rig
-from simdistill_ros.models import BaselineModel, CameraInputs, load_checkpoint, tiny
-from simdistill_ros.models.export import (
+from simdistill_ros.deployment.export import (
     OUTPUT_NAMES,
     ExportableDetector,
     export_onnx,
@@ -21,8 +18,11 @@ from simdistill_ros.models.export import (
     read_metadata,
     sample_inputs,
 )
+from simdistill_ros.deployment.onnx_runtime import OnnxRuntimeRunner
+from simdistill_ros.detection import CameraFrame, DetectorCore
+from simdistill_ros.geometry import nuscenes_like_rig
+from simdistill_ros.models import BaselineModel, CameraInputs, load_checkpoint, tiny
 from simdistill_ros.models.lift_splat import splat_geometry
-from simdistill_ros.models.onnx_runtime import OnnxRuntimeRunner
 
 pytest.importorskip("onnxruntime")
 
@@ -148,9 +148,9 @@ def test_the_light_student_exports_with_its_pooled_bev_attention(tmp_path):
     graph) gives onnxruntime the same head maps as PyTorch."""
     import onnxruntime as ort
 
+    from simdistill_ros.deployment.export import export_onnx
     from simdistill_ros.models import StudentModel
     from simdistill_ros.models.config import light_sim_branch
-    from simdistill_ros.models.export import export_onnx
 
     torch.manual_seed(0)
     cfg = light_sim_branch(tiny())
@@ -293,9 +293,9 @@ def test_int8_export_quantises_after_the_backbone_and_keeps_the_head_maps(calibr
     import onnx
     import onnxruntime as ort
 
+    from simdistill_ros.deployment.export import feature_hw, precision
+    from simdistill_ros.deployment.quantize import calibration_inputs, float_convolutions
     from simdistill_ros.models.checkpoint import resolve_model_path
-    from simdistill_ros.models.export import feature_hw, precision
-    from simdistill_ros.models.quantize import calibration_inputs, float_convolutions
 
     out = tmp_path / "student_int8.onnx"
     argv = ["export", "--model", "student_tiny", "--out", str(out), "--int8"]

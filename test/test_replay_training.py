@@ -21,10 +21,10 @@ def root(tmp_path_factory) -> Path:
 def test_losses_from_the_store_equal_the_online_teachers(root: Path):
     from simdistill_ros.dataset.frame_cache import load_split_frames
     from simdistill_ros.models import CameraInputs, StudentModel, load_checkpoint, tiny
-    from simdistill_ros.models.distill import pseudo_label_targets, simdistill_loss
     from simdistill_ros.targets.store import TargetStore
     from simdistill_ros.training.batch import collate
     from simdistill_ros.training.dataset import FrameDataset
+    from simdistill_ros.training.distillation import pseudo_label_targets, simdistill_loss
     from simdistill_ros.training.objectives import OnlineDistillationObjective
     from simdistill_ros.training.store_dataset import (
         StoreDataset,

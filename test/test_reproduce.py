@@ -13,10 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tool_modules import load_tool
 
-from simdistill_ros.evaluation.demo_report import card_reference
-from simdistill_ros.evaluation.table import format_fair, load_records, metrics_from_summary
 from simdistill_ros.models import load_checkpoint
+
+card_reference = load_tool("demo_report").card_reference
+table = load_tool("reproduction_table")
+format_fair = table.format_fair
+load_records = table.load_records
+metrics_from_summary = table.metrics_from_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,7 +73,7 @@ def test_table_mean_and_sd_from_records() -> None:
 
 
 def test_table_lists_the_distillation_probes_of_each_world(tmp_path) -> None:
-    from simdistill_ros.evaluation.table import load_distillation_probes
+    load_distillation_probes = table.load_distillation_probes
 
     def report(run: str, r2: float) -> dict:
         maps = {

@@ -130,6 +130,8 @@ def test_a_pickle_planted_at_the_resume_paths_never_runs(tmp_path: Path, capsys)
     assert f"{STATE_TENSORS}: missing or not the tensors" in out
 
 
+# fast-forwarding the schedule is no optimiser step: torch's scheduler-order warning would read as a bug
+@pytest.mark.filterwarnings("error:Detected call of `lr_scheduler.step\\(\\)`:UserWarning")
 def test_a_resume_without_the_training_state_says_what_is_missing(tmp_path: Path, capsys):
     """Weights without train_state.json (a copied checkpoint): the run continues with a fresh optimiser,
     saying so in one line; past the end of the schedule it stops with one line instead of OneCycleLR's

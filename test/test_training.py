@@ -24,7 +24,7 @@ def world(tmp_path_factory) -> Path:
         "3",
         "--seed",
         "11",
-        "--image-size",
+        "--render-size",
         "64x112",
     )
     return out

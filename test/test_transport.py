@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from simdistill_ros.detection.live import OK, WARN, PipelineStats
+from simdistill_ros.detection.live_stats import OK, WARN, PipelineStats
 from simdistill_ros.detection.parameters import BEST_EFFORT, RELIABLE
 from simdistill_ros.detection.transport import PublisherQos, silent_camera_reason
 
@@ -73,7 +73,8 @@ def test_diagnostics_name_the_cause_of_each_stale_camera():
 def test_the_detector_logs_a_silent_cameras_cause_once_and_again_when_it_changes():
     from types import SimpleNamespace
 
-    from simdistill_ros.detection.live import CameraSync, LiveDetector
+    from simdistill_ros.detection.live import LiveDetector
+    from simdistill_ros.detection.live_inputs import CameraSync
     from simdistill_ros.detection.parameters import PARAMETERS, detector_params
 
     values = {name: p.ros_default for name, p in PARAMETERS.items()}

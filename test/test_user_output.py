@@ -8,18 +8,19 @@ import re
 from pathlib import Path
 
 from cli_runner import run_cli
+from tool_modules import load_tool
 
-from simdistill_ros.detection.live import BUSY, NO_SET, TIME_JUMP, PipelineStats
-from simdistill_ros.evaluation.demo_report import (
-    DemoRun,
-    card_reference,
-    collect_demo_run,
-    format_demo_report,
-    node_counts,
-)
+from simdistill_ros.detection.live_stats import BUSY, NO_SET, TIME_JUMP, PipelineStats
 from simdistill_ros.synth.export import split_scenes
 from simdistill_ros.training.command import store_label_note
 from simdistill_ros.training.loop import format_log_row
+
+demo_report = load_tool("demo_report")  # tools/demo_report.py: the report of `make demo`
+DemoRun = demo_report.DemoRun
+card_reference = demo_report.card_reference
+collect_demo_run = demo_report.collect_demo_run
+format_demo_report = demo_report.format_demo_report
+node_counts = demo_report.node_counts
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,6 +55,8 @@ def _run() -> DemoRun:
         live_detections="out/demo/live/detections.json",
         metrics="out/demo/live/eval/report.txt",
         seconds=95.4,
+        card_frames=400,
+        model_ms=212.4,
     )
 
 
@@ -90,6 +93,11 @@ def test_demo_report_labels_every_number_and_puts_the_live_metrics_beside_the_ca
     ):
         assert any(line.startswith(label) and path in line for line in lines), label
     assert any(line.startswith("Took") and "95 s" in line for line in lines)
+    # Like with like: the frames each column scored, said plainly, and the speed this run measured.
+    assert any(line.split() == ["frames", "5", "400"] for line in lines), text
+    assert "Not like for like: this run scores 5 frames of one scene" in text
+    speed = next(line for line in lines if line.startswith("Speed"))
+    assert "model median 212 ms/frame in this run" in speed
 
 
 def test_demo_report_flags_a_broken_sanity_check_and_unknown_numbers():
@@ -137,7 +145,14 @@ def test_collect_demo_run_reads_a_demo_directory(tmp_path: Path):
     (live / "eval" / "metrics_summary.json").write_text(json.dumps({"mean_ap": 0.25, "nd_score": 0.2}))
     (tmp_path / "sanity").mkdir()
     (tmp_path / "sanity" / "metrics_summary.json").write_text(json.dumps({"mean_ap": 1.0}))
+    (tmp_path / "detect.log").write_text(
+        "detect: 6 frames, 40 detections (score >= 0.25) with student (torch) on cpu; model median 451.7 "
+        "ms/frame; 9.1 s in all\n"
+    )
     run = collect_demo_run(tmp_path, ROOT / "models" / "student_tiny", "scene-x", frames=6)
+    assert run.model_ms == 451.7
+    assert run.card_frames is None  # the tiny card does not say how many frames it scored
+    assert demo_report.card_frames(ROOT / "models" / "student_v2") == 400  # "val split: 400 frames"
     assert (run.frames_in_bag, run.frames_published, run.frames_recorded) == (6, 6, 3)
     assert (run.dropped, run.failed, run.sanity_map) == (1, 0, 1.0)
     assert run.reference["mAP"] == card_reference(ROOT / "models" / "student_tiny")["mAP"]

@@ -7,7 +7,7 @@
 #      cameras) + overview
 #   4. official nuScenes metrics of the live detections (mAVE from the published velocity) and of the bag
 #   5. the report: what ran, frames, the live metrics beside the model card's, where the outputs are
-#      (simdistill_ros/evaluation/demo_report.py)
+#      (tools/demo_report.py)
 # MODEL=path/to/checkpoint uses another checkpoint; SCORE, RATE (player speed factor) are tunable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,7 +34,7 @@ echo "== model: $MODEL_DIR; ROS_DOMAIN_ID=$ROS_DOMAIN_ID (the demo takes 1-3 min
 
 echo "== 1/5 synthesize 2 scenes x 6 frames (6 cameras + LiDAR, world $WORLD, $SIZE) into $OUT"
 $PY -m simdistill_ros.cli synth --out "$OUT" --world "$WORLD" --scenes 2 --frames-per-scene "$FRAMES" --seed 7 \
-  --image-size "$SIZE" --overwrite
+  --render-size "$SIZE" --overwrite
 # The metric's sanity check (ground truth scored as detections must give mAP 1.0); the report quotes it.
 $PY -m simdistill_ros.cli evaluate --data "$OUT" --split val --gt-as-results --out "$OUT/sanity" > "$OUT/sanity.log"
 VAL=$($PY -c "import json; print(json.load(open('$OUT/v1.0-synth/splits.json'))['val'][0])")
@@ -71,7 +71,7 @@ grep -E "stopped:|skipped|ERROR" "$LIVE/node.log" || true
 
 echo "== 3/5 offline: simdistill detect on the same bag (output bag + pictures)"
 $PY -m simdistill_ros.cli detect --model "$MODEL_DIR" --bag "$BAG" --out "$OUT/detect_bag" --png "$OUT/pictures" \
-  --data "$OUT" --score-threshold "$SCORE" --outputs vision_msgs autoware
+  --data "$OUT" --score-threshold "$SCORE" --outputs vision_msgs autoware | tee "$OUT/detect.log"
 
 echo "== 4/5 official nuScenes metrics of the live detections ($VAL; full table in $LIVE/eval/report.txt)"
 mkdir -p "$LIVE/eval"
@@ -81,5 +81,5 @@ $PY -m simdistill_ros.cli evaluate --data "$OUT" --split val --results "$LIVE/re
 $PY -m simdistill_ros.cli evaluate --data "$OUT" --split val --detections "$OUT/detect_bag" \
   --out "$OUT/offline_eval" > "$OUT/offline_eval.txt"
 echo "== 5/5 report"
-$PY -m simdistill_ros.evaluation.demo_report "$OUT" --model "$MODEL_DIR" --scene "$VAL" --frames "$FRAMES" \
+$PY tools/demo_report.py "$OUT" --model "$MODEL_DIR" --scene "$VAL" --frames "$FRAMES" \
   --seconds "$(($(date +%s) - start))"

@@ -30,10 +30,10 @@ mkdir -p "$OUT"
 
 echo "== 1/6 labeled world: $LABELED_SCENES scenes (half train, half held-out val)"
 $SIM synth --out "$OUT/labeled" --scenes "$LABELED_SCENES" --frames-per-scene "$FRAMES" --seed 101 \
-  --image-size "$IMAGE_SIZE" --val-fraction 0.5 --overwrite
+  --render-size "$IMAGE_SIZE" --val-fraction 0.5 --overwrite
 echo "== 2/6 unlabeled fleet: $FLEET_SCENES scenes, labels deleted"
 $SIM synth --out "$OUT/fleet" --scenes "$FLEET_SCENES" --frames-per-scene "$FRAMES" --seed 202 \
-  --image-size "$IMAGE_SIZE" --val-fraction 0 --overwrite
+  --render-size "$IMAGE_SIZE" --val-fraction 0 --overwrite
 rm -rf "$OUT/fleet/v1.0-synth" "$OUT/fleet/cache"  # fleet bags come without annotations
 
 if [ -z "${TEACHER:-}" ]; then

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         objective = BaselineObjective(cfg)
     scenes = load_split_frames(Path(args.data), "train")
-    dataset = FrameDataset(scenes, tuple(cfg.image_size), augment=True, with_points=True)
+    dataset = FrameDataset(scenes, cfg.input_hw, augment=True, with_points=True)
     order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(args.seed))
     parts = {"camera": list(model.camera.parameters())}
     if hasattr(model, "sim_lidar"):

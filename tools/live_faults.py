@@ -48,7 +48,7 @@ class LiveCase:
     ``restart_ns`` moves the stamps (and the sim clock) of the fault set and all after it."""
 
     name: str
-    reason: str  # the drop reason the node must report (detection.live's constants)
+    reason: str  # the drop reason the node must report (detection.live_stats' constants)
     sim_time: bool = False
     shift_ns: int = 0
     ref_only: bool = False

@@ -70,13 +70,13 @@ if [ ! -f "$DATA/v1.0-synth/splits.json" ]; then
   scenes=$((TRAIN_SCENES + VAL_SCENES))
   echo "== synthesizing world $WORLD into $DATA ($scenes scenes x $FRAMES frames, $VAL_SCENES val scenes)"
   $SIM synth --out "$DATA" --world "$WORLD" --scenes "$scenes" --frames-per-scene "$FRAMES" \
-    --seed "$DATA_SEED" --image-size "$IMAGE_SIZE" --val-fraction "$($PY -c "print($VAL_SCENES / $scenes)")" \
+    --seed "$DATA_SEED" --render-size "$IMAGE_SIZE" --val-fraction "$($PY -c "print($VAL_SCENES / $scenes)")" \
     --overwrite
 fi
 if [ ! -f "$FRESH/v1.0-synth/splits.json" ]; then
   echo "== synthesizing the fresh world $WORLD into $FRESH ($FRESH_SCENES val-only scenes, seed $FRESH_SEED)"
   $SIM synth --out "$FRESH" --world "$WORLD" --scenes "$FRESH_SCENES" --frames-per-scene "$FRAMES" \
-    --seed "$FRESH_SEED" --image-size "$IMAGE_SIZE" --val-fraction 1.0 --overwrite
+    --seed "$FRESH_SEED" --render-size "$IMAGE_SIZE" --val-fraction 1.0 --overwrite
 fi
 val_frames() { $PY -c "import json,sys; s=json.load(open(sys.argv[1]+'/synth.json')); print(len(s['split']['val'])*s['frames_per_scene'])" "$1"; }
 VAL_FRAMES=$(val_frames "$DATA")
@@ -127,7 +127,7 @@ score_fresh() {  # score_fresh NAME ARM SEED: score RUNS/NAME on the fresh world
   local name=$1 arm=$2 seed=$3 dir="$RUNS/$1"
   $SIM evaluate --data "$FRESH" --split val --model "$dir/last" --device "$DEVICE" --out "$dir/eval_fresh" \
     >"$dir/eval_fresh.log" 2>&1
-  $PY -m simdistill_ros.evaluation.table record --name "$name" --arm "$arm" --seed "$seed" --run "$dir" \
+  $PY tools/reproduction_table.py record --name "$name" --arm "$arm" --seed "$seed" --run "$dir" \
     --out "$RESULTS/$name.json" --extra "$(extra "$(arm_steps "$arm")")"
   echo "== $name: val $(grep -E '^(mAP|NDS)' "$dir/eval.log" | tr '\n' ' ')| fresh world $(grep -E '^(mAP|NDS)' "$dir/eval_fresh.log" | tr '\n' ' ')"
 }
@@ -264,4 +264,4 @@ for a in $ALL; do
 done
 finished "${expected[@]}"
 echo
-$PY -m simdistill_ros.evaluation.table fair "$RESULTS" | tee "$RESULTS/table.md"
+$PY tools/reproduction_table.py fair "$RESULTS" | tee "$RESULTS/table.md"

@@ -26,7 +26,7 @@ SIM=.venv/bin/simdistill
 
 if [ ! -f "$DATA/v1.0-synth/splits.json" ]; then
   echo "== synthesizing the benchmark into $DATA (100 scenes x 8 frames, 20 val scenes)"
-  $SIM synth --out "$DATA" --scenes 100 --frames-per-scene 8 --seed 1000 --image-size 160x400 \
+  $SIM synth --out "$DATA" --scenes 100 --frames-per-scene 8 --seed 1000 --render-size 160x400 \
     --val-fraction 0.2 --overwrite
 fi
 
@@ -89,4 +89,4 @@ wait
 finished "${spawned[@]}"
 
 echo
-.venv/bin/python -m simdistill_ros.evaluation.table legacy "$RUNS" | tee "$RUNS/table.md"
+.venv/bin/python tools/reproduction_table.py legacy "$RUNS" | tee "$RUNS/table.md"

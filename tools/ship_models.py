@@ -23,7 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from simdistill_ros.evaluation.table import metrics_from_summary  # noqa: E402
+from reproduction_table import metrics_from_summary  # noqa: E402  (tools/, beside this script)
+
 from simdistill_ros.models.checkpoint import CONFIG_SHA256_KEY, load_checkpoint, weights_sha256  # noqa: E402
 
 PURPOSE = {
@@ -116,7 +117,7 @@ def card(name: str, model_type: str, ckpt: Path, metrics: dict | None, record: d
         f"- the benchmark: {bench}",
         "",
         "## Config",
-        f"- preset `{preset}`: input {cfg.image_size[0]}x{cfg.image_size[1]}, BEV grid "
+        f"- preset `{preset}`: input {cfg.input_hw[0]}x{cfg.input_hw[1]}, BEV grid "
         f"{cfg.grid.bev_shape[0]}x{cfg.grid.bev_shape[1]} ({cfg.grid.bev_cell[0]} m cells), "
         f"{cfg.grid.num_depth_bins} depth bins, camera backbone `{cfg.backbone.kind}`; full config in "
         "`config.json`",

@@ -6,7 +6,7 @@ the node and the same bag run offline give the same boxes. Model inputs are buil
 time what it saw when it was scored; the per-rig part (pixel maps, K') is cached per calibration.
 
 Two backends run the model: ``torch`` (the checkpoint's nn.Module) and ``onnxruntime`` (its ONNX export,
-:mod:`simdistill_ros.models.onnx_runtime`); both decode the head's maps with the same Python code.
+:mod:`simdistill_ros.deployment.onnx_runtime`); both decode the head's maps with the same Python code.
 """
 
 from __future__ import annotations
@@ -22,15 +22,15 @@ import numpy as np
 import torch
 
 from simdistill_ros.defaults import DEFAULT_SCORE_THRESHOLD
+from simdistill_ros.deployment.export import geometry_inputs
+from simdistill_ros.deployment.onnx_runtime import OnnxRuntimeRunner, check_backend, load_runner
 from simdistill_ros.errors import UserError
 from simdistill_ros.geometry import Box3D, boxes_from_array, intrinsics_problem
 from simdistill_ros.models import CameraInputs, load_model
 from simdistill_ros.models.batchnorm_fold import fold_batchnorm
 from simdistill_ros.models.checkpoint import CheckpointWarning, resolve_device
-from simdistill_ros.models.export import geometry_inputs
 from simdistill_ros.models.head import decode_head_maps
 from simdistill_ros.models.lift_splat import splat_geometry
-from simdistill_ros.models.onnx_runtime import OnnxRuntimeRunner, check_backend, load_runner
 from simdistill_ros.models.preprocess import normalize_image, resize_affine, warp_image
 
 
@@ -95,7 +95,7 @@ class DetectorCore:
 
     ``camera_names`` (optional) fixes the rig: frames must then hold exactly these cameras, in this order.
     ``backend``: "torch" runs ``model``; "onnxruntime" runs ``runner`` (an
-    :class:`~simdistill_ros.models.onnx_runtime.OnnxRuntimeRunner`; ``model`` may then be None).
+    :class:`~simdistill_ros.deployment.onnx_runtime.OnnxRuntimeRunner`; ``model`` may then be None).
     """
 
     def __init__(
@@ -158,7 +158,7 @@ class DetectorCore:
             dev = resolve_device(device)
             runner, cfg = load_runner(model, dev.type)
             return cls(
-                None, tuple(cfg.image_size), dev, model_type=runner.model_type, backend=backend,
+                None, cfg.input_hw, dev, model_type=runner.model_type, backend=backend,
                 runner=runner, **kwargs,
             )  # fmt: skip
         with warnings.catch_warnings():
@@ -172,7 +172,7 @@ class DetectorCore:
         if runner is None:
             fold_batchnorm(net)  # inference only: a pass over every feature map fewer
         core = cls(
-            net, tuple(cfg.image_size), dev, model_type=model_type, backend=backend, runner=runner, **kwargs
+            net, cfg.input_hw, dev, model_type=model_type, backend=backend, runner=runner, **kwargs
         )
         core.trained_cameras = list(meta.get("cameras") or []) or None
         return core

@@ -29,11 +29,11 @@ from torch.utils.data import DataLoader
 from simdistill_ros.dataset.split_frames import open_split_frames
 from simdistill_ros.models.checkpoint import load_checkpoint
 from simdistill_ros.models.depth_supervision import NO_RETURN, depth_quality, lidar_depth_targets
-from simdistill_ros.models.distill import foreground_mask
 from simdistill_ros.models.head import build_targets
 from simdistill_ros.models.structures import CameraInputs
 from simdistill_ros.training.batch import collate
 from simdistill_ros.training.dataset import FrameDataset
+from simdistill_ros.training.distillation import foreground_mask
 
 
 def bev_gt_correlation(camera_bev: Tensor, heatmap: Tensor) -> list[float]:
@@ -67,7 +67,7 @@ def probe(
 
     net, cfg, meta = load_checkpoint(model_path)
     source = open_split_frames(dataroot, split, version, source=frames_from, with_points=False)
-    data = FrameDataset(source, tuple(cfg.image_size), augment=False, with_points=False)
+    data = FrameDataset(source, cfg.input_hw, augment=False, with_points=False)
     loader = DataLoader(data, batch_size=2, shuffle=False, collate_fn=collate)
     values: list[float] = []
     for batch in loader:
@@ -125,7 +125,7 @@ def distillation_probe(
     source = open_split_frames(
         dataroot, split, version, source=frames_from, lidar_sweeps=tcfg.pillars.lidar_sweeps
     )
-    data = FrameDataset(source, tuple(cfg.image_size), augment=False, with_points=True)
+    data = FrameDataset(source, cfg.input_hw, augment=False, with_points=True)
     loader = DataLoader(data, batch_size=2, shuffle=False, collate_fn=collate)
     student_maps: dict[str, list[Tensor]] = {name: [] for name, _, _ in PROBED_MAPS}
     teacher_maps: dict[str, list[Tensor]] = {name: [] for name, _, _ in PROBED_MAPS}
@@ -178,7 +178,7 @@ def depth_probe(
     cells that a LiDAR return hits, on the first ``frames`` frames of ``split`` (pooled over frames)."""
     net, cfg, meta = load_checkpoint(model_path)
     source = open_split_frames(dataroot, split, version, source=frames_from, with_points=True)
-    data = FrameDataset(source, tuple(cfg.image_size), augment=False, with_points=True)
+    data = FrameDataset(source, cfg.input_hw, augment=False, with_points=True)
     loader = DataLoader(data, batch_size=2, shuffle=False, collate_fn=collate)
     depths, targets, seen = [], [], 0
     for batch in loader:

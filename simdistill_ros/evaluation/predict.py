@@ -12,14 +12,14 @@ from tqdm import tqdm
 from simdistill_ros.dataset.nuscenes_tables import load_split_samples
 from simdistill_ros.dataset.split_frames import open_split_frames
 from simdistill_ros.defaults import EVAL_SCORE_THRESHOLD
+from simdistill_ros.deployment.export import geometry_inputs
+from simdistill_ros.deployment.onnx_runtime import check_backend, load_runner
 from simdistill_ros.evaluation.nuscenes_eval import results_from_boxes
 from simdistill_ros.geometry import boxes_from_array
 from simdistill_ros.models import CameraInputs, load_model
 from simdistill_ros.models.checkpoint import resolve_device
-from simdistill_ros.models.export import geometry_inputs
 from simdistill_ros.models.head import decode_head_maps
 from simdistill_ros.models.lift_splat import splat_geometry
-from simdistill_ros.models.onnx_runtime import check_backend, load_runner
 from simdistill_ros.training.batch import collate
 from simdistill_ros.training.dataset import FrameDataset
 
@@ -54,7 +54,7 @@ def predict_split(
         lidar_sweeps=cfg.pillars.lidar_sweeps if is_teacher else 1,
         with_points=is_teacher,
     )
-    data = FrameDataset(frames, tuple(cfg.image_size), augment=False, with_points=is_teacher)
+    data = FrameDataset(frames, cfg.input_hw, augment=False, with_points=is_teacher)
     loader = DataLoader(data, batch_size=batch_size, shuffle=False, collate_fn=collate)
     out: dict[str, list] = {}
     for batch in tqdm(loader, desc=f"{meta['model_type']} on {split}", leave=False):
@@ -85,7 +85,7 @@ def _predict_onnxruntime(
     the two backends is the export's (or its int8 quantisation's) alone."""
     runner, cfg = load_runner(model, resolve_device(device).type)
     frames = open_split_frames(dataroot, split, version, source=frames_from, with_points=False)
-    data = FrameDataset(frames, tuple(cfg.image_size), augment=False, with_points=False)
+    data = FrameDataset(frames, cfg.input_hw, augment=False, with_points=False)
     loader = DataLoader(data, batch_size=1, shuffle=False, collate_fn=collate)  # the graph takes one frame
     geometry: dict[bytes, dict[str, np.ndarray]] = {}
     out: dict[str, list] = {}
@@ -94,7 +94,7 @@ def _predict_onnxruntime(
         key = cams.intrinsics.numpy().tobytes() + cams.cam_to_base.numpy().tobytes()
         if key not in geometry:  # per rig, as the detector core caches it
             k, t = cams.intrinsics, cams.cam_to_base
-            geom = splat_geometry(cfg.grid, k, t, tuple(cfg.image_size), runner.feature_hw)
+            geom = splat_geometry(cfg.grid, k, t, cfg.input_hw, runner.feature_hw)
             geometry[key] = {k: v.numpy() for k, v in geometry_inputs(geom).items()}
         head = runner(cams.images.numpy(), geometry[key])
         det = decode_head_maps(head, cfg.grid, cfg.head, score_threshold)[0]

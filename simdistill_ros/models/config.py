@@ -1,8 +1,8 @@
 """Model configuration: small dataclasses, two presets, and a JSON round trip saved with every checkpoint.
 
-The number of cameras is not part of the configuration: every model takes any N cameras. ``image_size`` is
-the nominal input size the data pipeline resizes to; the models themselves accept any size whose sides are
-multiples of 32, and compute their view geometry from the intrinsics they are given.
+The number of cameras is not part of the configuration: every model takes any N cameras. ``image_size``
+(read as ``input_hw``) is the nominal input size the data pipeline resizes to; the models themselves accept
+any size whose sides are multiples of 32, and compute their view geometry from the intrinsics they are given.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import math
 import typing
 from dataclasses import dataclass, field
 from typing import Any
+
+from simdistill_ros.defaults import HEAD_SCORE_THRESHOLD
 
 Bound = tuple[float, float, float]
 BACKBONE_KINDS = ("resnet", "efficientnet_lite0")
@@ -121,7 +123,7 @@ class HeadConfig:
     max_objects: int = 200
     # L1 weights for [offset x, offset y, z, log l, log w, log h, sin, cos, vx, vy]
     code_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.2, 0.2)
-    score_threshold: float = 0.1
+    score_threshold: float = HEAD_SCORE_THRESHOLD
     max_detections: int = 300
     nms: bool = True
     # circle-NMS: a detection suppresses same-class ones whose centre is within this many metres (per
@@ -213,6 +215,12 @@ class ModelConfig:
     sim_bev_channels: int = 32  # simulated-LiDAR BEV after its downsample (the BEV GCM width)
     sim_depthnet_channels: int = 64  # hidden width of its depth net
     loss: LossWeights = field(default_factory=LossWeights)
+
+    @property
+    def input_hw(self) -> tuple[int, int]:
+        """The model input size (H, W): the one name the code reads it by (``image_size`` is the key that
+        checkpoints store)."""
+        return int(self.image_size[0]), int(self.image_size[1])
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable nested dict (tuples become lists)."""

@@ -80,6 +80,21 @@ class _Detector(nn.Module):
         return self.head.decode(out.head, score_threshold, max_detections, nms)  # type: ignore[attr-defined]
 
 
+class _CameraDetector(_Detector):
+    """A camera-only detector (baseline, student): ``detect`` takes the cameras alone."""
+
+    def detect(
+        self,
+        cameras: CameraInputs,
+        score_threshold: float | None = None,
+        max_detections: int | None = None,
+        nms: bool | None = None,
+    ) -> list[Detections]:
+        """Forward (no grad, current train/eval mode: call ``eval()`` first) and decode, per sample."""
+        with torch.no_grad():
+            return self._decode(self(cameras), score_threshold, max_detections, nms)
+
+
 class TeacherModel(_Detector):
     """LiDAR-camera fusion: camera LSS BEV + pillar LiDAR BEV -> ConvFuser -> BEV decoder -> CenterHead.
 
@@ -118,7 +133,7 @@ class TeacherModel(_Detector):
             return self._decode(self(cameras, points), score_threshold, max_detections, nms)
 
 
-class BaselineModel(_Detector):
+class BaselineModel(_CameraDetector):
     """Camera only (BEVFusion-C analogue): camera LSS BEV -> BEV decoder -> CenterHead.
 
     forward(cameras[, geometry]) -> DetectorOutputs with lidar_bev None and fused_bev = camera_bev; a given
@@ -137,17 +152,6 @@ class BaselineModel(_Detector):
         cam, _ = self.camera(cameras, geometry)
         head = self.head(self.decoder(cam.bev))
         return DetectorOutputs(cam.bev, None, cam.bev, head, cam.depth)
-
-    def detect(
-        self,
-        cameras: CameraInputs,
-        score_threshold: float | None = None,
-        max_detections: int | None = None,
-        nms: bool | None = None,
-    ) -> list[Detections]:
-        """Forward (no grad, current train/eval mode: call ``eval()`` first) and decode, per sample."""
-        with torch.no_grad():
-            return self._decode(self(cameras), score_threshold, max_detections, nms)
 
 
 class SimulatedLidarBranch(nn.Module):
@@ -189,7 +193,7 @@ class SimulatedLidarBranch(nn.Module):
         return self.adapter(self.bev_gcm(bev))
 
 
-class StudentModel(_Detector):
+class StudentModel(_CameraDetector):
     """SimDistill student, camera only: camera LSS BEV + simulated-LiDAR BEV (both from the images) ->
     ConvFuser -> BEV decoder -> CenterHead. ``config.gcm.enabled=False`` is the "GCM removed" ablation.
 
@@ -213,17 +217,6 @@ class StudentModel(_Detector):
         fused = self.fuser([cam.bev, sim])
         head = self.head(self.decoder(fused))
         return DetectorOutputs(cam.bev, sim, fused, head, cam.depth)
-
-    def detect(
-        self,
-        cameras: CameraInputs,
-        score_threshold: float | None = None,
-        max_detections: int | None = None,
-        nms: bool | None = None,
-    ) -> list[Detections]:
-        """Forward (no grad, current train/eval mode: call ``eval()`` first) and decode, per sample."""
-        with torch.no_grad():
-            return self._decode(self(cameras), score_threshold, max_detections, nms)
 
 
 MODEL_TYPES: dict[str, type[_Detector]] = {

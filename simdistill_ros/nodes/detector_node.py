@@ -35,8 +35,12 @@ from std_msgs.msg import Float64
 from tf2_msgs.msg import TFMessage
 from visualization_msgs.msg import MarkerArray
 
-from simdistill_ros.detection import live
-from simdistill_ros.detection.live import CameraFrame, FrameResult, SyncedFrame
+from simdistill_ros.detection.core import CameraFrame, FrameResult
+from simdistill_ros.detection.frame_queue import SyncedFrame
+from simdistill_ros.detection.live import LiveDetector, load_core
+from simdistill_ros.detection.live_inputs import camera_sync, optional_module
+from simdistill_ros.detection.live_stats import ERROR, LOG_THROTTLE_S, PipelineStats
+from simdistill_ros.detection.live_tf import Transforms, add_tf_message
 from simdistill_ros.detection.parameters import (
     BEST_EFFORT,
     PARAMETERS,
@@ -50,7 +54,8 @@ from simdistill_ros.detection.parameters import (
 from simdistill_ros.detection.ros_messages import diagnostic_array_msg, image_msg
 from simdistill_ros.detection.transport import PublisherQos
 from simdistill_ros.frames.messages import stamp_to_ns, transform_from_msg
-from simdistill_ros.nodes.process import StopSignal, detector_usage, wants_help
+from simdistill_ros.nodes.stop_signal import StopSignal
+from simdistill_ros.nodes.usage import detector_usage, wants_help
 from simdistill_ros.outputs import AUTOWARE, VISION_MSGS, OutputsError
 from simdistill_ros.outputs.ros import markers_msg, message_class, output_messages
 
@@ -70,7 +75,7 @@ class DetectorNode(Node):
             classes = {output: message_class(output) for output in p.outputs}
         except OutputsError as err:
             raise StartupError(str(err)) from None
-        core = live.load_core(p, self.get_logger().warning)
+        core = load_core(p, self.get_logger().warning)
         p = with_cameras(p, core.trained_cameras)
         topics = {VISION_MSGS: p.detections_topic, AUTOWARE: p.objects_topic}
         self._output_pubs = {o: self.create_publisher(classes[o], topics[o], 10) for o in p.outputs}
@@ -80,8 +85,8 @@ class DetectorNode(Node):
         self._lat_pub = self.create_publisher(Float64, "~/debug/pipeline_latency_ms", 10)
         self._debug_pub = self.create_publisher(Image, "~/debug/image", 1)
         self._setup_tf()
-        sync, sync_kind = live.camera_sync(p.camera_names, p.sync_slop, p.sync_queue_size)
-        self._live = live.LiveDetector(core, p, sync, self._lookup, self._publish, self._log, self._clear_tf)
+        sync, sync_kind = camera_sync(p.camera_names, p.sync_slop, p.sync_queue_size)
+        self._live = LiveDetector(core, p, sync, self._lookup, self._publish, self._log, self._clear_tf)
         self._subscribe(p)
         # Like tf2_ros' buffer: any backwards jump of the ROS clock (sim time restarted) starts afresh.
         back = JumpThreshold(min_forward=None, min_backward=Duration(nanoseconds=-1), on_clock_change=False)
@@ -101,7 +106,7 @@ class DetectorNode(Node):
         return self._live.params
 
     @property
-    def stats(self) -> live.PipelineStats:
+    def stats(self) -> PipelineStats:
         return self._live.stats
 
     # set-up ---------------------------------------------------------------------------------------------
@@ -133,12 +138,12 @@ class DetectorNode(Node):
 
     def _setup_tf(self) -> None:
         self._tree, self._tf_buffer = None, None
-        tf2_ros = live.optional_module("tf2_ros")
+        tf2_ros = optional_module("tf2_ros")
         if tf2_ros is not None:
             self._tf_buffer = tf2_ros.Buffer()
             self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
             return
-        self._tree = live.Transforms()
+        self._tree = Transforms()
         self._tf_static = self.create_subscription(
             TFMessage, "/tf_static", lambda m: self._on_tf(m, True), STATIC_QOS
         )
@@ -166,10 +171,10 @@ class DetectorNode(Node):
 
     # callbacks (executor thread) ------------------------------------------------------------------------
     def _on_tf(self, msg: Any, static: bool) -> None:
-        for problem in live.add_tf_message(self._tree, msg, static, stamp_to_ns):
+        for problem in add_tf_message(self._tree, msg, static, stamp_to_ns):
             topic = "/tf_static" if static else "/tf"
             self.get_logger().warning(
-                f"ignoring a {topic} transform: {problem}", throttle_duration_sec=live.LOG_THROTTLE_S
+                f"ignoring a {topic} transform: {problem}", throttle_duration_sec=LOG_THROTTLE_S
             )
         self._live.retry_waiting()
 
@@ -184,7 +189,7 @@ class DetectorNode(Node):
 
     def _log(self, level: int, text: str) -> None:
         """A line of the pipeline, already throttled."""
-        (self.get_logger().error if level == live.ERROR else self.get_logger().warning)(text)
+        (self.get_logger().error if level == ERROR else self.get_logger().warning)(text)
 
     # worker thread ----------------------------------------------------------------------------------------
     def _publish(self, f: SyncedFrame, cameras: list[CameraFrame], result: FrameResult, t0: float) -> None:
@@ -227,7 +232,7 @@ class DetectorNode(Node):
         except Exception as err:  # noqa: BLE001 - a graph query must not take the detector down
             self.get_logger().warning(
                 f"cannot ask the graph who publishes the silent cameras' topics: {err}",
-                throttle_duration_sec=live.LOG_THROTTLE_S,
+                throttle_duration_sec=LOG_THROTTLE_S,
             )
             publishers = {}
         level, message, values = self._live.diagnostics(publishers, self._image_type)

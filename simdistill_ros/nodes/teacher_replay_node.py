@@ -20,7 +20,8 @@ from rclpy.signals import SignalHandlerOptions
 from simdistill_ros.errors import UserError
 from simdistill_ros.frames.sensors import SensorConfig
 from simdistill_ros.geometry import boxes_from_array
-from simdistill_ros.nodes.process import StopSignal, replay_usage, wants_help
+from simdistill_ros.nodes.stop_signal import StopSignal
+from simdistill_ros.nodes.usage import replay_usage, wants_help
 from simdistill_ros.outputs import VISION_MSGS
 from simdistill_ros.outputs.ros import message_class, output_messages
 from simdistill_ros.replay.core import TeacherReplayer, parse_shard

@@ -198,7 +198,7 @@ class TeacherReplayer:
     @torch.no_grad()
     def teacher_targets(self, frame: Frame) -> dict[str, Any]:
         """Teacher outputs of one frame: features and head maps (C, X, Y) fp16, decoded boxes float32."""
-        batch = collate([sample_from_frame(frame, tuple(self.config.image_size))]).to(self.device)
+        batch = collate([sample_from_frame(frame, self.config.input_hw)]).to(self.device)
         out = self.model(CameraInputs.from_batch(batch), batch.points)
         det = self.model.head.decode(out.head, score_threshold=self.score_threshold)[0]
 

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from simdistill_ros.errors import UserError
-from simdistill_ros.synth.export import VERSION, parse_image_size, synthesize
+from simdistill_ros.synth.export import VERSION, parse_render_size, synthesize
 
 
 def run_synth_command(args: argparse.Namespace) -> int:
@@ -31,7 +31,7 @@ def run_synth_command(args: argparse.Namespace) -> int:
         args.frames_per_scene,
         args.seed,
         storage=args.storage,
-        image_size=parse_image_size(args.image_size),
+        image_size=parse_render_size(args.render_size),
         compressed=not args.raw_images,
         with_lidar=not args.no_lidar,
         val_fraction=args.val_fraction,

@@ -58,13 +58,14 @@ def _write_file(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def parse_image_size(text: str) -> tuple[int, int]:
+def parse_render_size(text: str) -> tuple[int, int]:
+    """``--render-size HxW``: the size the synthetic cameras render their images at (not the model input)."""
     try:
         h, w = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise UserError(f"--image-size must look like 224x400 (HxW), got {text!r}") from None
+        raise UserError(f"--render-size must look like 224x400 (HxW), got {text!r}") from None
     if h < 16 or w < 16:
-        raise UserError(f"--image-size {text} is too small (at least 16x16)")
+        raise UserError(f"--render-size {text} is too small (at least 16x16)")
     return h, w
 
 

@@ -243,7 +243,7 @@ def run_train_command(args: argparse.Namespace) -> int:
                 "is for evaluation only)"
             )
         cameras = frames.camera_names
-        h, w = cfg.image_size
+        h, w = cfg.input_hw
         dataset = FrameDataset(frames, (h, w), augment=True, with_points=with_points)
         optim = optim_config(args)
         model = build_model(args.model, cfg)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -182,8 +183,12 @@ def train(
             if sampler_rng is not None and "sampler" in state["rng"]:
                 sampler_rng.set_state(state["rng"]["sampler"])
         else:
-            for _ in range(step):
-                scheduler.step()
+            # Fast-forward the schedule to the step the run stopped at; no optimiser step belongs to these
+            # calls, so torch's "lr_scheduler.step() before optimizer.step()" warning would be a false alarm.
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
+                for _ in range(step):
+                    scheduler.step()
         if ctx.is_main:
             print(f"resuming from {last} at epoch {start_epoch}, step {step}")
 

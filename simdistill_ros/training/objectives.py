@@ -11,10 +11,10 @@ from torch import Tensor, nn
 
 from simdistill_ros.models import CameraInputs, ModelConfig, TeacherModel
 from simdistill_ros.models.depth_supervision import depth_loss, lidar_depth_targets
-from simdistill_ros.models.distill import pseudo_label_targets, simdistill_loss
 from simdistill_ros.models.losses import detection_loss
 from simdistill_ros.models.structures import DetectorOutputs
 from simdistill_ros.training.batch import Batch
+from simdistill_ros.training.distillation import pseudo_label_targets, simdistill_loss
 
 
 def _unwrap(model: nn.Module) -> nn.Module:

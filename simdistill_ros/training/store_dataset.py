@@ -16,13 +16,14 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from simdistill_ros.defaults import PSEUDO_LABEL_THRESHOLD
 from simdistill_ros.errors import UserError
 from simdistill_ros.frames.images import decode_compressed
 from simdistill_ros.models import CameraInputs, DetectorOutputs, ModelConfig
-from simdistill_ros.models.distill import simdistill_loss
 from simdistill_ros.models.preprocess import camera_input
 from simdistill_ros.targets.store import TargetStore
 from simdistill_ros.training.batch import Batch, Sample, collate
+from simdistill_ros.training.distillation import simdistill_loss
 from simdistill_ros.training.objectives import with_depth_supervision
 
 
@@ -67,7 +68,7 @@ class StoreDataset(Dataset):
         store: TargetStore,
         input_hw: tuple[int, int],
         pseudo_labels: bool = False,
-        pseudo_label_threshold: float = 0.3,
+        pseudo_label_threshold: float = PSEUDO_LABEL_THRESHOLD,
         with_depth_points: bool = False,
     ) -> None:
         self.store = store
@@ -179,4 +180,4 @@ def open_training_store(
                 f"{len(store) - have} of {len(store)} frames have none (replayed before depth targets "
                 "existed): replay the bags again into a new store, or train with --depth-weight 0"
             )
-    return StoreDataset(store, tuple(cfg.image_size), pseudo_labels, threshold, with_depth)
+    return StoreDataset(store, cfg.input_hw, pseudo_labels, threshold, with_depth)

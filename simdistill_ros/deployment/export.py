@@ -65,9 +65,9 @@ class ExportableDetector(nn.Module):
         return tuple(out.head[name] for name in OUTPUT_NAMES)
 
 
-def feature_hw(image_hw: tuple[int, int]) -> tuple[int, int]:
-    """The camera features' size: the FPN neck's stride-8 map."""
-    return image_hw[0] // 8, image_hw[1] // 8
+def feature_hw(input_hw: tuple[int, int]) -> tuple[int, int]:
+    """The camera features' size for a model input of ``input_hw``: the FPN neck's stride-8 map."""
+    return input_hw[0] // 8, input_hw[1] // 8
 
 
 def geometry_inputs(geometry: SplatGeometry) -> dict[str, Tensor]:
@@ -81,7 +81,7 @@ def geometry_inputs(geometry: SplatGeometry) -> dict[str, Tensor]:
 
 def sample_inputs(config: ModelConfig, num_cameras: int = 6) -> dict[str, Tensor]:
     """Inputs of a nuScenes-like rig at the config's image size (to trace and to check an export)."""
-    h, w = config.image_size
+    h, w = config.input_hw
     rig = nuscenes_like_rig(h, w)
     n = min(num_cameras, len(rig))
     k = torch.from_numpy(rig.intrinsics_array()[:n])[None].float()
@@ -130,7 +130,7 @@ def export_onnx(
     meta = {
         "simdistill.model_type": model.model_type,
         "simdistill.config": json.dumps(config.to_dict()),
-        "simdistill.feature_hw": json.dumps(list(feature_hw(tuple(config.image_size)))),
+        "simdistill.feature_hw": json.dumps(list(feature_hw(config.input_hw))),
     }
     for key, value in meta.items():
         proto.metadata_props.add(key=key, value=value)

@@ -7,10 +7,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from simdistill_ros.deployment.export import OPSET, export_onnx, feature_hw, max_difference
+from simdistill_ros.deployment.quantize import calibration_inputs, quantize_int8
 from simdistill_ros.errors import UserError
 from simdistill_ros.models.checkpoint import load_checkpoint, resolve_model_path
-from simdistill_ros.models.export import OPSET, export_onnx, feature_hw, max_difference
-from simdistill_ros.models.quantize import calibration_inputs, quantize_int8
 
 
 def run_export_command(args: argparse.Namespace) -> int:
@@ -41,7 +41,7 @@ def run_export_command(args: argparse.Namespace) -> int:
         )
         return 0
     frames = calibration_inputs(
-        cfg, feature_hw(tuple(cfg.image_size)), args.calibration_data, args.calibration_split,
+        cfg, feature_hw(cfg.input_hw), args.calibration_data, args.calibration_split,
         args.calibration_frames,
     )  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:

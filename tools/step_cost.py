@@ -3,7 +3,7 @@
 The inputs are random images on the six-camera nuScenes-like rig, a random LiDAR sweep and a few boxes per
 frame: a step's cost does not depend on what the pixels show. Used to size ``make reproduce``.
 
-Run: ``python -m simdistill_ros.training.step_cost --config tiny_v2 --batch 4 --repeats 2``
+Run: ``python tools/step_cost.py --config tiny_v2 --batch 4 --repeats 2``
 """
 
 from __future__ import annotations
@@ -11,16 +11,20 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from simdistill_ros.geometry import nuscenes_like_rig
-from simdistill_ros.models.config import PRESETS, ModelConfig
-from simdistill_ros.models.detectors import BaselineModel, StudentModel, TeacherModel
-from simdistill_ros.training.batch import Batch
-from simdistill_ros.training.objectives import (
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's package
+
+from simdistill_ros.geometry import nuscenes_like_rig  # noqa: E402
+from simdistill_ros.models.config import PRESETS, ModelConfig  # noqa: E402
+from simdistill_ros.models.detectors import BaselineModel, StudentModel, TeacherModel  # noqa: E402
+from simdistill_ros.training.batch import Batch  # noqa: E402
+from simdistill_ros.training.objectives import (  # noqa: E402
     BaselineObjective,
     OnlineDistillationObjective,
     TeacherObjective,
@@ -31,7 +35,7 @@ def random_batch(cfg: ModelConfig, batch: int, seed: int = 0) -> Batch:
     """A batch of random images (nominal size of ``cfg``) on the nuScenes-like rig, 30k LiDAR points and
     eight boxes of mixed classes per frame."""
     g = torch.Generator().manual_seed(seed)
-    h, w = cfg.image_size
+    h, w = cfg.input_hw
     rig = nuscenes_like_rig(h, w)
     k = torch.from_numpy(np.stack([c.intrinsics for c in rig.cameras])).float()
     pose = torch.from_numpy(np.stack([c.cam_to_base.matrix() for c in rig.cameras])).float()

@@ -16,10 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from simdistill_ros.errors import UserError
-from simdistill_ros.models.checkpoint import load_checkpoint, resolve_model_path
-from simdistill_ros.models.config import ModelConfig
-from simdistill_ros.models.export import (
+from simdistill_ros.deployment.export import (
     EXPORT_REVISION,
     INPUT_NAMES,
     OPSET,
@@ -30,6 +27,9 @@ from simdistill_ros.models.export import (
     racy_scatter_nodes,
     read_metadata,
 )
+from simdistill_ros.errors import UserError
+from simdistill_ros.models.checkpoint import load_checkpoint, resolve_model_path
+from simdistill_ros.models.config import ModelConfig
 
 BACKENDS = ("torch", "onnxruntime")
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
@@ -76,7 +76,7 @@ class OnnxRuntimeRunner:
 
     ``threads``: intra-op threads (default: torch's). Spinning threads are turned off: on a machine shared
     with other processes a spinning pool costs far more than it saves. A file exported by an older version
-    (its splat as ScatterND, see :func:`~simdistill_ros.models.export.racy_scatter_nodes`) runs in one
+    (its splat as ScatterND, see :func:`~simdistill_ros.deployment.export.racy_scatter_nodes`) runs in one
     thread, with a warning to export it again.
     """
 
@@ -115,11 +115,11 @@ class OnnxRuntimeRunner:
 
     @property
     def config_image_hw(self) -> tuple[int, int]:
-        return int(self.config.image_size[0]), int(self.config.image_size[1])
+        return self.config.input_hw
 
     def __call__(self, images: np.ndarray, geometry: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         """images (1, N, 3, H, W) float32 normalised; geometry: the splat geometry's three int64 index
-        vectors (:func:`~simdistill_ros.models.export.geometry_inputs`)."""
+        vectors (:func:`~simdistill_ros.deployment.export.geometry_inputs`)."""
         outs = self.session.run(list(OUTPUT_NAMES), {"images": images, **geometry})
         return {name: torch.from_numpy(o) for name, o in zip(OUTPUT_NAMES, outs)}
 

@@ -1,7 +1,7 @@
 """The closing report of `make demo` (tools/demo.sh): what ran, how many frames made it, the live metrics
 in points beside the shipped model's reference numbers from its model card, and where the outputs are.
 
-    python -m simdistill_ros.evaluation.demo_report OUT_DIR --model MODEL_DIR --scene NAME [--frames N]
+    python tools/demo_report.py OUT_DIR --model MODEL_DIR --scene NAME [--frames N]
         [--seconds S]
 
 The text is built by :func:`format_demo_report` from a :class:`DemoRun` (plain numbers and paths, so the
@@ -48,6 +48,8 @@ class DemoRun:
     live_detections: str = ""
     metrics: str = ""
     seconds: float | None = None
+    card_frames: int | None = None  # frames the model card's metrics were scored on
+    model_ms: float | None = None  # the model's median ms per frame in this run (`simdistill detect`)
 
 
 def card_reference(model_dir: str | Path) -> dict[str, float]:
@@ -68,6 +70,19 @@ def card_reference(model_dir: str | Path) -> dict[str, float]:
     return {}
 
 
+def card_frames(model_dir: str | Path) -> int | None:
+    """How many frames the model card's metrics were scored on (its "val split: N frames" heading)."""
+    card = Path(model_dir) / "README.md"
+    m = re.search(r"val split: (\d+) frames", card.read_text()) if card.is_file() else None
+    return int(m.group(1)) if m else None
+
+
+def detect_model_ms(log_text: str) -> float | None:
+    """The model's median ms per frame from ``simdistill detect``'s summary line (None when absent)."""
+    m = re.search(r"model median ([\d.]+) ms/frame", log_text)
+    return float(m.group(1)) if m else None
+
+
 def node_counts(log_text: str) -> dict[str, int]:
     """The numbers of the detector node's closing ``stopped: ...`` line, by name ({} when absent)."""
     line = next((ln for ln in reversed(log_text.splitlines()) if "stopped:" in ln), "")
@@ -81,7 +96,7 @@ def node_counts(log_text: str) -> dict[str, int]:
         if m:
             counts[key] = int(m.group(1))
     drops = re.search(r"dropped: (.*)$", line)
-    if drops:  # the node's drop reasons (detection.live's BUSY, NO_SET): "<count> <reason>, ..." or "none"
+    if drops:  # the node's drop reasons (live_stats' BUSY, NO_SET): "<count> <reason>, ..." or "none"
         by_reason = {reason: int(n) for n, reason in re.findall(r"(\d+) ([^,]+)", drops.group(1))}
         counts["dropped_busy"] = by_reason.get("model busy (frame queue full)", 0)
         counts["unmatched"] = by_reason.get("no complete camera set", 0)
@@ -124,6 +139,7 @@ def format_demo_report(run: DemoRun) -> str:
     ref = run.reference
     lines.append(f"{pad}{'mAP':<6}{_pts(run.live.get('mean_ap')):>10}{_num(ref.get('mAP'), '.1f'):>12}")
     lines.append(f"{pad}{'NDS':<6}{_pts(run.live.get('nd_score')):>10}{_num(ref.get('NDS'), '.1f'):>12}")
+    lines.append(f"{pad}{'frames':<6}{_num(run.frames_recorded, 'd'):>10}{_num(run.card_frames, 'd'):>12}")
     with_velocity = bool(run.frames_with_velocity)
     for name, key, unit in TP_ROWS + ((VELOCITY_ROW,) if with_velocity else ()):
         lines.append(f"{pad}{name:<6}{_num(tp.get(key), '.3f'):>10}{_num(ref.get(name), '.3f'):>12}  {unit}")
@@ -142,10 +158,11 @@ def format_demo_report(run: DemoRun) -> str:
             f"{pad}NDS still counts both errors.",
         ]
     lines += [
-        f"{pad}The model card ({card}) scores the benchmark's val split;",
-        f"{pad}{_num(run.frames_recorded, 'd')} frames of one scene are a small sample: the live numbers can "
-        "differ from the card's",
-        f"{pad}by several points either way.",
+        f"{pad}Not like for like: this run scores {_num(run.frames_recorded, 'd')} frames of one scene, "
+        f"the model card",
+        f"{pad}({card}) the {_num(run.card_frames, 'd')} frames of the benchmark's val split.",
+        f"{pad}A few frames land several points above or below the card by chance: the card's numbers",
+        f"{pad}are the model's.",
     ]
     if run.offline:
         off = run.offline
@@ -169,6 +186,11 @@ def format_demo_report(run: DemoRun) -> str:
         f"{'Live detections':<{w}}{run.live_detections or '?'}",
         f"{'Metrics':<{w}}{run.metrics or '?'}",
     ]
+    if run.model_ms is not None:
+        lines.append(
+            f"{'Speed':<{w}}model median {run.model_ms:.0f} ms/frame in this run (`simdistill detect` on "
+            "this machine; docs/speed.md has the benchmark)"
+        )
     if run.seconds is not None:
         lines.append(f"{'Took':<{w}}{run.seconds:.0f} s")
     lines.append("=" * 77)
@@ -196,6 +218,7 @@ def collect_demo_run(
         dropped = node.get("dropped_busy", 0) + node.get("unmatched", 0)
     sanity = _read_json(out / "sanity" / "metrics_summary.json").get("mean_ap")
     overview = out / "pictures" / "overview.png"
+    detect_log = out / "detect.log"  # tools/demo.sh keeps `simdistill detect`'s output there
     return DemoRun(
         model=str(model_dir),
         scene=scene,
@@ -208,6 +231,8 @@ def collect_demo_run(
         live=_read_json(live / "eval" / "metrics_summary.json"),
         offline=_read_json(out / "offline_eval" / "metrics_summary.json"),
         reference=card_reference(model_dir),
+        card_frames=card_frames(model_dir),
+        model_ms=detect_model_ms(detect_log.read_text()) if detect_log.is_file() else None,
         sanity_map=sanity,
         pictures=str(out / "pictures"),
         overview=str(overview) if overview.is_file() else "",

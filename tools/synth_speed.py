@@ -1,18 +1,22 @@
 """Seconds per frame of a scene recording (6 cameras + its share of LiDAR sweeps + the annotation).
 
-Run: ``python -m simdistill_ros.synth.benchmark --frames 12 --seeds 0 1 2``
+Run: ``python tools/synth_speed.py --frames 12 --seeds 0 1 2``
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-from simdistill_ros.geometry import nuscenes_like_rig
-from simdistill_ros.synth.scenario import SceneRecording
-from simdistill_ros.synth.world import WorldConfig, generate_scene
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's package
+
+from simdistill_ros.geometry import nuscenes_like_rig  # noqa: E402
+from simdistill_ros.synth.scenario import SceneRecording  # noqa: E402
+from simdistill_ros.synth.world import WorldConfig, generate_scene  # noqa: E402
 
 
 def seconds_per_frame(seed: int, frames: int, height: int, width: int) -> tuple[float, float, float]:

@@ -1,5 +1,7 @@
 """`make bench`: the hot paths' costs, as medians after warm-up, beside the machine's matmul throughput.
 
+Run as ``python tools/bench.py`` (the Makefile does).
+
 Measures model inference latency (teacher, baseline, student, light student) with FLOPs and achieved
 GFLOP/s, on torch and (the camera-only ones) on onnxruntime through their ONNX export, fp32 and int8, the
 dense-matmul GFLOP/s of the same machine in the same run (how close to its limit the models run), the
@@ -27,7 +29,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from simdistill_ros.openmp import SPIN_COUNT, bound_openmp_spin
+TOOLS = Path(__file__).resolve().parent
+sys.path.insert(0, str(TOOLS.parent))  # the checkout's package, as tools/ship_models.py does
+
+from simdistill_ros.openmp import SPIN_COUNT, bound_openmp_spin  # noqa: E402
 
 bound_openmp_spin()  # time the models as the node and the `simdistill` command run them: before torch loads
 
@@ -64,7 +69,7 @@ def rig_inputs(cfg, num_cameras: int):
     from simdistill_ros.geometry import nuscenes_like_rig
     from simdistill_ros.models import CameraInputs
 
-    h, w = cfg.image_size
+    h, w = cfg.input_hw
     rig = nuscenes_like_rig(h, w)
     n = min(num_cameras, len(rig))
     return CameraInputs(
@@ -115,7 +120,8 @@ def bench_shared_cpu(config: str, repeats: int) -> list[dict]:
             for what, env, threads in OPENMP_CASES:
                 n = threads or cores
                 code = (  # torch first: it loads with the case's environment, untouched by the bench module
-                    "import torch; from simdistill_ros.bench import student_forward_ms; "
+                    f"import torch, sys; sys.path.insert(0, {str(TOOLS)!r}); "
+                    "from bench import student_forward_ms; "
                     f"print(student_forward_ms({config!r}, {n}, {repeats}))"
                 )
                 proc = subprocess.run(
@@ -245,10 +251,10 @@ def onnxruntime_forward(
     """The model exported to a temporary file, run by the backend's runner on the same input. ``int8``:
     the ``simdistill export --int8`` graph, calibrated on that input (a speed measurement only; its
     accuracy is scored by ``simdistill evaluate --backend onnxruntime``)."""
-    from simdistill_ros.models.export import export_onnx, feature_hw, geometry_inputs
+    from simdistill_ros.deployment.export import export_onnx, feature_hw, geometry_inputs
+    from simdistill_ros.deployment.onnx_runtime import OnnxRuntimeRunner
+    from simdistill_ros.deployment.quantize import quantize_int8
     from simdistill_ros.models.lift_splat import splat_geometry
-    from simdistill_ros.models.onnx_runtime import OnnxRuntimeRunner
-    from simdistill_ros.models.quantize import quantize_int8
 
     hw = tuple(cams.images.shape[-2:])
     geom = splat_geometry(cfg.grid, cams.intrinsics, cams.cam_to_base, hw, feature_hw(hw))
@@ -488,14 +494,14 @@ def bench_replay(frames: int, repeats: int, image_size: tuple[int, int] = (224, 
         store = TargetStore(root / "store", verify="full")
         verify_s = time.perf_counter() - t0
         raw_s = median_seconds(lambda: [store[i] for i in range(len(store))], repeats=3, warmup=1)
-        data = StoreDataset(store, cfg.image_size)
+        data = StoreDataset(store, cfg.input_hw)
         ready_s = median_seconds(lambda: [data[i] for i in range(len(data))], repeats=3, warmup=1)
 
         teacher = TeacherModel(cfg)
         teacher.load_state_dict(replayer.model.state_dict())
         student = StudentModel(cfg).train()
         optimizer = torch.optim.AdamW(student.parameters(), lr=1e-4)
-        online_data = FrameDataset(load_split_frames(root / "w", "train"), cfg.image_size, augment=False)
+        online_data = FrameDataset(load_split_frames(root / "w", "train"), cfg.input_hw, augment=False)
         online_objective = OnlineDistillationObjective(cfg, teacher)
         stored_objective = StoredDistillationObjective(cfg)
         rows = [store.position(online_data[i].key) for i in range(2)]

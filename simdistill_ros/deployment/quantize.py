@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 from simdistill_ros.dataset.frame_cache import load_split_frames
+from simdistill_ros.deployment.export import INPUT_NAMES, PRECISION_KEY, geometry_inputs
 from simdistill_ros.errors import UserError
 from simdistill_ros.models.config import ModelConfig
-from simdistill_ros.models.export import INPUT_NAMES, PRECISION_KEY, geometry_inputs
 from simdistill_ros.models.lift_splat import splat_geometry
 from simdistill_ros.models.preprocess import camera_input, normalize_image
 
@@ -42,7 +42,7 @@ def calibration_inputs(
     if not index:
         raise UserError(f"{dataroot}: split {split!r} has no frames to calibrate on")
     picks = np.linspace(0, len(index) - 1, min(frames, len(index))).round().astype(int)
-    hw = tuple(int(v) for v in config.image_size)
+    hw = config.input_hw
     out = []
     for p in picks:
         scene, i = index[p]

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from simdistill_ros.defaults import PSEUDO_LABEL_THRESHOLD
 from simdistill_ros.models.config import HeadConfig, LossWeights
 from simdistill_ros.models.head import CenterHead, HeadTargets, gather_regression
 from simdistill_ros.models.losses import centerpoint_loss, total
@@ -158,7 +159,7 @@ def simdistill_loss(
 
 @torch.no_grad()
 def pseudo_label_targets(
-    head: CenterHead, teacher_head_outputs: dict[str, Tensor], score_threshold: float = 0.3
+    head: CenterHead, teacher_head_outputs: dict[str, Tensor], score_threshold: float = PSEUDO_LABEL_THRESHOLD
 ) -> HeadTargets:
     """Targets from the teacher's own decoded boxes (for unlabeled data): their heatmap is the CMD mask
     source (``foreground_mask(targets.heatmap)``) and their centres locate the box-distillation term."""

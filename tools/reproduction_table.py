@@ -5,10 +5,10 @@ folder that is committed (``record``: metrics, per-class AP, AP per distance thr
 was trained; no checkpoint), and the table is assembled from those JSONs alone (``fair``), so a table can be
 trained over several sittings. Arms with several seeds are shown as mean +- sd.
 
-    python -m simdistill_ros.evaluation.table record --name student_s0 --arm student --seed 0 --run DIR ...
-    python -m simdistill_ros.evaluation.table fair RESULTS_DIR
+    python tools/reproduction_table.py record --name student_s0 --arm student --seed 0 --run DIR ...
+    python tools/reproduction_table.py fair RESULTS_DIR
 
-The first table (``tools/reproduce_v1.sh``, one seed per row): ``python -m simdistill_ros.evaluation.table
+The first table (``tools/reproduce_v1.sh``, one seed per row): ``python tools/reproduction_table.py
 legacy RUNS_DIR`` reads each run's metrics_summary.json; rows in the order of the paper's table.
 """
 
