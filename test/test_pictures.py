@@ -15,8 +15,11 @@ from PIL import Image
 from simdistill_ros.classes import NUSCENES_CLASSES
 from simdistill_ros.detection.pictures import (
     GT_COLOR,
+    NAME_COLOR,
     OVERVIEW_NAME,
     bev_picture,
+    camera_grid,
+    camera_picture,
     class_rgb,
     frame_picture,
     save_picture,
@@ -53,7 +56,7 @@ def test_every_class_has_its_own_colour_and_none_is_the_ground_truth_white():
 def test_frame_picture_draws_a_legend_and_labels_the_detections(tmp_path: Path):
     dets, gt = _scene()
     image = np.full((80, 200, 3), 90, np.uint8)
-    pic = frame_picture([image], [_camera()], dets, gt, columns=1, tile_height=160, bev_px=320)
+    pic = frame_picture([image], [_camera()], dets, gt, tile_height=160, bev_px=320)
 
     legend = json.loads(pic.info["legend"])
     names = [e["name"] for e in legend]
@@ -92,14 +95,18 @@ def test_labels_in_colour_are_drawn_in_the_picture():
 
 def test_overlapping_labels_are_left_out():
     crowd = [Box3D([10.0, 0.1 * k, 0.9], [4.5, 1.9, 1.7], 0.0, "car", score=0.5) for k in range(5)]
-    labels = json.loads(bev_picture(crowd, size_px=400).info["labels"])
-    assert labels == ["car 0.50"]
+    pic = bev_picture(crowd, size_px=400)
+    labels, plates = json.loads(pic.info["labels"]), json.loads(pic.info["label_boxes"])
+    # each label tries a few places around its box; those with no free place are left out
+    assert 1 <= len(labels) < len(crowd) and set(labels) == {"car 0.50"} and len(plates) == len(labels)
+    for a, b in itertools.combinations(plates, 2):
+        assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], (a, b)  # no label on another
 
 
 def test_write_overview_puts_evenly_spaced_frames_on_one_sheet(tmp_path: Path):
     dets, gt = _scene()
     image = np.full((80, 200, 3), 90, np.uint8)
-    pic = frame_picture([image], [_camera()], dets, gt, columns=1, tile_height=160, bev_px=320)
+    pic = frame_picture([image], [_camera()], dets, gt, tile_height=160, bev_px=320)
     for k in range(10):
         save_picture(pic, tmp_path / f"frame_{k:04d}_{1000 + k}.png")
     out = write_overview(tmp_path, max_frames=4, columns=2, width=300)
@@ -128,3 +135,40 @@ def test_detect_writes_pictures_and_the_overview(tmp_path: Path):
     with Image.open(frames[0]) as first:
         assert len(json.loads(first.text["legend"])) == 1 + len(NUSCENES_CLASSES)
     assert (pics / OVERVIEW_NAME).is_file()
+
+
+def _rig() -> list[PinholeCamera]:
+    """Six cameras named for nothing: the layout must come from where they look (yaw)."""
+    yaws = {"a": -110.0, "b": 0.0, "c": 180.0, "d": 55.0, "e": 110.0, "f": -55.0}
+    return [PinholeCamera.from_fov(n, 100, 40, 64.0, camera_mount(1.5, 0.0, 1.5, y)) for n, y in yaws.items()]
+
+
+def test_camera_tiles_are_laid_out_the_way_the_cameras_face():
+    cams = _rig()
+    # front row left to right: yaw 55 (front-left), 0, -55; back row as in a mirror: 110, 180, -110
+    assert camera_grid(cams) == [(1, 2), (0, 1), (1, 1), (0, 0), (1, 0), (0, 2)]
+    images = [np.full((40, 100, 3), 90, np.uint8) for _ in cams]
+    pic = frame_picture(images, cams, [], tile_height=40, bev_px=80)
+    assert json.loads(pic.info["cameras"]) == ["d", "b", "f", "e", "c", "a"]
+
+
+def test_the_highest_score_is_drawn_last_and_its_label_is_kept():
+    """Two boxes of different classes on the same spot: the higher score's colour is on top, whatever
+    order the boxes come in, and its label is the one placed."""
+    low = Box3D([10.0, 0.0, 0.9], [4.5, 1.9, 1.7], 0.0, "truck", score=0.3)
+    high = Box3D([10.0, 0.0, 0.9], [4.5, 1.9, 1.7], 0.0, "car", score=0.8)
+    image = np.full((80, 200, 3), 90, np.uint8)
+    for boxes in ([high, low], [low, high]):
+        cam = camera_picture(image, _camera(), boxes, scale=2.0)
+        px = np.asarray(cam)
+        assert (px == class_rgb("car")).all(axis=-1).sum() > 0
+        assert json.loads(cam.info["labels"])[0] == "car 0.80"
+        bev = np.asarray(bev_picture(boxes, size_px=400))
+        car_px = (bev == class_rgb("car")).all(axis=-1).sum()
+        truck_px = (bev == class_rgb("truck")).all(axis=-1).sum()
+        assert car_px > truck_px  # the truck's outline lies under the car's
+
+
+def test_camera_names_are_in_a_colour_no_class_has():
+    for c in NUSCENES_CLASSES:
+        assert _rgb_distance(NAME_COLOR, class_rgb(c)) > 90, c
