@@ -188,7 +188,11 @@ def bev_picture(
     title = f"bird's-eye view, +-{range_m:.0f} m, forward = up: {len(boxes)} detections"
     title += f", {len(gt)} ground truth" if gt else ""
     draw.rectangle((0, 0, size_px, title_h - 1), fill=(12, 12, 14))
-    draw.text((6, 4), title, fill=(230, 230, 230), font=font)
+    title_font, size = font, getattr(font, "size", 11)
+    while size > 9 and draw.textlength(title, font=title_font) > size_px - 12:  # the whole title fits
+        size -= 1
+        title_font = _font(size)
+    draw.text((6, 4), title, fill=(230, 230, 230), font=title_font)
     return _labelled(img, labels)
 
 
