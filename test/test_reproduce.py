@@ -9,6 +9,8 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +28,42 @@ metrics_from_summary = table.metrics_from_summary
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _reproduce(env: dict[str, str]) -> subprocess.CompletedProcess:
-    """One run of the harness, ``tools/reproduce.sh``, from the checkout's root."""
-    return subprocess.run(
-        ["bash", str(ROOT / "tools" / "reproduce.sh")], env=env, capture_output=True, text=True, cwd=ROOT
-    )
+ProgressLine = Callable[[str], None]
+
+
+@pytest.fixture
+def progress(request: pytest.FixtureRequest, tmp_path: Path) -> ProgressLine:
+    """Writes a line to the terminal while the test runs (past output capture, also under ``-q``), so a
+    test that runs the harness for minutes shows where it is instead of going silent."""
+    reporter = request.config.pluginmanager.getplugin("terminalreporter")
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+
+    def write(line: str) -> None:
+        if reporter is None or capture is None:
+            return
+        with capture.global_and_fixture_disabled():
+            short = line.split(" (log: ")[0].replace(str(tmp_path), "<tmp_path>")
+            reporter.write_line(f"  {request.node.name}: {short}")
+
+    return write
+
+
+def _reproduce(
+    env: dict[str, str], progress: ProgressLine = lambda line: None
+) -> subprocess.CompletedProcess:
+    """One run of the harness, ``tools/reproduce.sh``, from the checkout's root; its ``== `` stage lines
+    go to ``progress`` as they come."""
+    args = ["bash", str(ROOT / "tools" / "reproduce.sh")]
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=err, text=True, cwd=ROOT)
+        out = []
+        for line in proc.stdout:
+            out.append(line)
+            if line.startswith("== "):
+                progress(line.rstrip())
+        proc.wait()
+        err.seek(0)
+        return subprocess.CompletedProcess(args, proc.returncode, "".join(out), err.read())
 
 
 def _summary(mean_ap: float) -> dict:
@@ -118,7 +151,7 @@ def test_table_pairs_arms_by_seed() -> None:
 
 
 @pytest.mark.timeout(900)
-def test_reproduce_micro_is_resumable(tmp_path: Path) -> None:
+def test_reproduce_micro_is_resumable(tmp_path: Path, progress: ProgressLine) -> None:
     py = sys.executable
     env = {
         **os.environ,
@@ -142,7 +175,7 @@ def test_reproduce_micro_is_resumable(tmp_path: Path) -> None:
         "SIM": f"{py} -m simdistill_ros.cli",
         "PY": py,
     }
-    first = _reproduce(env)
+    first = _reproduce(env, progress)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     results = tmp_path / "results"
     names = sorted(p.stem for p in results.glob("*.json"))
@@ -169,7 +202,7 @@ def test_reproduce_micro_is_resumable(tmp_path: Path) -> None:
     (probe_run,) = json.loads((results / "student_s1.probe_fresh.json").read_text())["distillation_probes"]
     assert probe_run["student"].endswith("student_s1/last") and probe_run["frames"] == 1
     assert "What the distillation put into the student's BEV maps (the fresh world, 1 frames" in table
-    again = _reproduce(env)
+    again = _reproduce(env, progress)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "training" not in again.stdout
     assert again.stdout.count("skipped") == 4  # baseline_s0/s1, student_s0/s1
@@ -181,7 +214,7 @@ def test_reproduce_micro_is_resumable(tmp_path: Path) -> None:
         del old["metrics_fresh"]
         record_file.write_text(json.dumps(old))
     (results / "student_s0.probe.json").unlink()  # and a missing probe is made again
-    third = _reproduce(env)
+    third = _reproduce(env, progress)
     assert third.returncode == 0, third.stderr[-3000:]
     assert "training" not in third.stdout and third.stdout.count("| fresh world mAP") == 2
     assert all(
@@ -207,7 +240,7 @@ def test_reproduce_micro_is_resumable(tmp_path: Path) -> None:
     shutil.rmtree(tmp_path / "runs")
     teacher = tmp_path / "models" / "teacher_x"
     given = {**env, "ARMS_ONLY": "ablate_init", "TEACHER": str(teacher)}
-    fourth = _reproduce(given)
+    fourth = _reproduce(given, progress)
     assert fourth.returncode == 0, fourth.stdout[-3000:] + fourth.stderr[-3000:]
     assert fourth.stdout.count("training") == 1 and "== ablate_init: training student" in fourth.stdout
     ablate = json.loads((results / "ablate_init.json").read_text())
@@ -215,7 +248,7 @@ def test_reproduce_micro_is_resumable(tmp_path: Path) -> None:
     # the v3 arms: the equal-training control runs the student's whole lineage (3 x STEPS) and keeps
     # snapshots scored on val; the v3 student carries its recipe; every record keeps its loss curve
     v3 = {**given, "ARMS_ONLY": "baseline_long student_v3", "SEEDS": "0"}
-    fifth = _reproduce(v3)
+    fifth = _reproduce(v3, progress)
     assert fifth.returncode == 0, fifth.stdout[-3000:] + fifth.stderr[-3000:]
     long = json.loads((results / "baseline_long_s0.json").read_text())
     assert long["steps"] == 3 and "--max-steps 3" in long["command"]
@@ -231,7 +264,7 @@ def test_reproduce_micro_is_resumable(tmp_path: Path) -> None:
     assert depth["cells"] > 0 and 0.0 <= depth["argmax_within_1m"] <= 1.0
     assert "Camera depth against the LiDAR" in v3_table and "| baseline_long_s0 |" in v3_table
     missing = {**given, "TEACHER": str(tmp_path / "no_teacher")}
-    bad = _reproduce(missing)
+    bad = _reproduce(missing, progress)
     assert bad.returncode == 1 and "no_teacher is not a checkpoint (no meta.json)" in bad.stderr
 
 
