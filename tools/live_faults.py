@@ -322,6 +322,45 @@ def ros_env() -> dict[str, str]:
     return env
 
 
+def run_node_and_player(
+    node_args: list[str],
+    script: Path,
+    bag: Path,
+    case: str,
+    out: Path,
+    node_log: Path,
+    env: dict,
+    timeout: int,
+) -> bool:
+    """Start detector_node with ``node_args``, run ``script play`` for ``case`` against it (it writes
+    ``out``), then stop the node with SIGINT; whether the node was alive and exited cleanly. A publisher
+    that fails is a RuntimeError carrying its output and the node's log."""
+    node = subprocess.Popen(
+        [sys.executable, "-m", "simdistill_ros.nodes.detector_node", "--ros-args", *node_args],
+        env=env, cwd=ROOT, stdout=node_log.open("w"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        player = subprocess.run(
+            [sys.executable, str(script.resolve()), "play", "--bag", str(bag), "--case", case,
+             "--out", str(out)],
+            env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+        )  # fmt: skip
+        alive = node.poll() is None
+        if alive:
+            node.send_signal(signal.SIGINT)
+            alive = node.wait(timeout=30) == 0
+    finally:
+        if node.poll() is None:
+            node.kill()
+            node.wait()
+    if player.returncode != 0 or not out.exists():
+        raise RuntimeError(
+            f"the publisher failed ({player.returncode}):\n{player.stdout}{player.stderr}\n"
+            f"{node_log.read_text()}"
+        )
+    return alive
+
+
 def run_case(case: LiveCase, bag: Path, model: Path, work: Path) -> Outcome:
     """Start detector_node and the publisher for ``case``; collect the :class:`Outcome`."""
     work.mkdir(parents=True, exist_ok=True)
@@ -332,29 +371,8 @@ def run_case(case: LiveCase, bag: Path, model: Path, work: Path) -> Outcome:
             "-p", "compressed:=true",
             "-p", "frame_queue_size:=10", "-p", "diagnostics_period:=0.5",
             "-p", f"use_sim_time:={'true' if case.sim_time else 'false'}"]  # fmt: skip
-    node = subprocess.Popen(
-        [sys.executable, "-m", "simdistill_ros.nodes.detector_node", "--ros-args", *args],
-        env=env, cwd=ROOT, stdout=node_log.open("w"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        player = subprocess.run(
-            [sys.executable, str(Path(__file__).resolve()), "play", "--bag", str(bag), "--case", case.name,
-             "--out", str(out)],
-            env=env, cwd=ROOT, capture_output=True, text=True, timeout=180,
-        )  # fmt: skip
-        alive = node.poll() is None
-        if alive:
-            node.send_signal(signal.SIGINT)
-            alive = node.wait(timeout=30) == 0
-    finally:
-        if node.poll() is None:
-            node.kill()
-            node.wait()
+    alive = run_node_and_player(args, Path(__file__), bag, case.name, out, node_log, env, timeout=180)
     log = node_log.read_text()
-    if player.returncode != 0 or not out.exists():
-        raise RuntimeError(
-            f"the publisher failed ({player.returncode}):\n{player.stdout}{player.stderr}\n{log}"
-        )
     record = json.loads(out.read_text())
     fault = next(s for s in record["sent"] if s["phase"] == "fault")
     # A looping bag sends each stamp twice: a detection matches one sent set, the earlier sets first.

@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -236,29 +234,10 @@ def run_case(case: TransportCase, bag: Path, model: Path, work: Path) -> Outcome
             "-p", "compressed:=false", "-p", "image_topic:=/{camera}/image_raw",
             "-p", f"camera_qos_reliability:={case.node}", "-p", "frame_queue_size:=10",
             "-p", "diagnostics_period:=0.5", "-p", "camera_timeout:=1.0"]  # fmt: skip
-    node = subprocess.Popen(
-        [sys.executable, "-m", "simdistill_ros.nodes.detector_node", "--ros-args", *args],
-        env=env, cwd=ROOT, stdout=node_log.open("w"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        player = subprocess.run(
-            [sys.executable, str(Path(__file__).resolve()), "play", "--bag", str(bag), "--case", case.name,
-             "--out", str(out)],
-            env=env, cwd=ROOT, capture_output=True, text=True, timeout=240,
-        )  # fmt: skip
-        alive = node.poll() is None
-        if alive:
-            node.send_signal(signal.SIGINT)
-            alive = node.wait(timeout=30) == 0
-    finally:
-        if node.poll() is None:
-            node.kill()
-            node.wait()
+    alive = _load_live_faults().run_node_and_player(
+        args, Path(__file__), bag, case.name, out, node_log, env, timeout=240
+    )
     log = node_log.read_text()
-    if player.returncode != 0 or not out.exists():
-        raise RuntimeError(
-            f"the publisher failed ({player.returncode}):\n{player.stdout}{player.stderr}\n{log}"
-        )
     record = json.loads(out.read_text())
     sent = {s["stamp_ns"] for s in record["sent"]}
     detected = [d for d in record["detections"] if d["stamp_ns"] in sent]

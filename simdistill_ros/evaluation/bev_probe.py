@@ -53,6 +53,20 @@ def per_frame_correlation(a: Tensor, b: Tensor) -> list[float]:
     return out
 
 
+def _val_batches(
+    dataroot: str | Path,
+    split: str,
+    version: str,
+    frames_from: str,
+    input_hw: tuple[int, int],
+    with_points: bool,
+) -> DataLoader:
+    """The un-augmented frames of ``split`` in batches of two, in order."""
+    source = open_split_frames(dataroot, split, version, source=frames_from, with_points=with_points)
+    data = FrameDataset(source, input_hw, augment=False, with_points=with_points)
+    return DataLoader(data, batch_size=2, shuffle=False, collate_fn=collate)
+
+
 @torch.no_grad()
 def probe(
     model_path: str | Path,
@@ -66,9 +80,7 @@ def probe(
     frames of ``split``."""
 
     net, cfg, meta = load_checkpoint(model_path)
-    source = open_split_frames(dataroot, split, version, source=frames_from, with_points=False)
-    data = FrameDataset(source, cfg.input_hw, augment=False, with_points=False)
-    loader = DataLoader(data, batch_size=2, shuffle=False, collate_fn=collate)
+    loader = _val_batches(dataroot, split, version, frames_from, cfg.input_hw, with_points=False)
     values: list[float] = []
     for batch in loader:
         cam, _ = net.camera(CameraInputs.from_batch(batch))
@@ -177,9 +189,7 @@ def depth_probe(
     error of the expected depth, share of argmax bins within 1 m and mean entropy over the image feature
     cells that a LiDAR return hits, on the first ``frames`` frames of ``split`` (pooled over frames)."""
     net, cfg, meta = load_checkpoint(model_path)
-    source = open_split_frames(dataroot, split, version, source=frames_from, with_points=True)
-    data = FrameDataset(source, cfg.input_hw, augment=False, with_points=True)
-    loader = DataLoader(data, batch_size=2, shuffle=False, collate_fn=collate)
+    loader = _val_batches(dataroot, split, version, frames_from, cfg.input_hw, with_points=True)
     depths, targets, seen = [], [], 0
     for batch in loader:
         cam, _ = net.camera(CameraInputs.from_batch(batch))
