@@ -13,7 +13,7 @@ setup:
 	ROS_DISTRO=$(ROS_DISTRO) bash tools/setup_env.sh $(VENV)
 
 test: setup
-	@echo "[test] the whole suite: about 6 min on 2 idle cores, 15-20 min on a busy machine (pytest prints a dot per passed test)"
+	@echo "[test] the whole suite: about 12 min on 2 cores, 16-19 min on a busy machine (pytest prints a dot per passed test)"
 	$(PY) -m pytest -q --durations=15 test
 
 # The tests that start rclpy processes or write ROS 2 messages: CI runs them on a second distribution
