@@ -52,7 +52,7 @@ LIMITS_TINY = """\
   40). They exercise the node and the replay end to end; they are not detectors to drive with. Longer
   schedules and more data are the first levers.
 - The student's lead over `baseline_tiny` is mostly its start (it starts from the teacher, the baseline
-  from scratch): see the README's fair reproduction and the `_v2` models.
+  from scratch): see docs/reproduction.md (fair reproduction) and the `_v2` models.
 """
 LIMITS_V2 = """\
 - Trained on the synthetic world v2 only (procedural scenes, ray-cast 224x400 images, nuScenes-like 6-camera
@@ -62,12 +62,12 @@ LIMITS_V2 = """\
 - CPU config `tiny_v2` and a short schedule (1000 steps of batch 4 on 800 frames, two cores): the
   numbers rank methods on the synthetic benchmark; they are not nuScenes numbers. The camera models
   find a car's axis but not which end is its front: a third or more of matched cars point backwards
-  (mAOE about 1.5 rad; README, "Runs so far").
-- On a 2-core CPU the camera models take about 0.15-0.2 s per six-camera frame (README, Speed); a GPU or
+  (mAOE about 1.5 rad; docs/reproduction.md, "Runs so far").
+- On a 2-core CPU the camera models take about 0.15-0.2 s per six-camera frame (docs/speed.md); a GPU or
   the onnxruntime backend is faster.
 - Distillation: on seed 0 the student is within 0.2-0.6 mAP of `baseline_v2` (same start, same steps,
   no distillation) and 0.8 mAP below (val; 0.3 above on the fresh world) the same student trained
-  without distillation: no measurable gain from it yet. The README's fair reproduction has the seeds
+  without distillation: no measurable gain from it yet. docs/reproduction.md (fair reproduction) has the seeds
   and controls.
 """
 
