@@ -49,9 +49,14 @@ def objective(model, batch):
     return {"loss": ((model(x) - y) ** 2).mean()}
 
 
-def run(run_dir: Path, resume: bool = False, stop_after: int | None = None) -> nn.Module:
-    """Three epochs of a tiny regression; ``stop_after`` epochs: stop (like a kill) before saving the next."""
+def run(
+    run_dir: Path, resume: bool = False, stop_after: int | None = None, freeze_first: bool = False
+) -> nn.Module:
+    """Three epochs of a tiny regression; ``stop_after`` epochs: stop (like a kill) before saving the next;
+    ``freeze_first``: the first layer is not trained (fewer tensors in the optimiser)."""
     model = make_model()
+    if freeze_first:
+        model[0].requires_grad_(False)
 
     def save(path: Path, extra: dict) -> None:
         if stop_after is not None and extra["epoch"] > stop_after:
@@ -154,6 +159,20 @@ def test_a_resume_without_the_training_state_says_what_is_missing(tmp_path: Path
     (line,) = str(e.value).splitlines()
     assert f"has no {STATE_JSON}" in line and "at step 9, past the 2 steps" in line and "--init-from" in line
     assert isinstance(e.value, UserError)
+
+
+def test_a_resume_after_the_trainable_set_changed_restarts_the_optimiser(tmp_path: Path, capsys):
+    """A run saved while a part was trained, resumed by code that freezes it: the optimiser state holds other
+    tensors, so the run says so in one line and goes on with a fresh optimiser instead of torch's
+    parameter-group ValueError."""
+    run(tmp_path, stop_after=2)
+    capsys.readouterr()
+    model = run(tmp_path, resume=True, freeze_first=True)
+    out = capsys.readouterr().out
+    (line,) = [ln for ln in out.splitlines() if "warning" in ln]
+    assert "holds other trainable parameters" in line and "optimiser restarts" in line
+    assert json.loads((tmp_path / "last" / "meta.json").read_text())["step"] == 9
+    assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
 def test_a_mismatched_pair_is_refused(tmp_path: Path):

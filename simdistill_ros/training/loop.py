@@ -175,6 +175,14 @@ def train(
         )
         if state is not None and changed and ctx.is_main:
             print(f"settings changed since {last} ({', '.join(changed)}): optimiser and schedule restart")
+        if state is not None and not changed and not _same_parameters(optimizer, state["optimizer"]):
+            # another set of trainable tensors (a part frozen or added since): the moments belong to others
+            changed = ["trainable parameters"]
+            if ctx.is_main:
+                print(
+                    f"warning: {last}'s optimiser state holds other trainable parameters than this model "
+                    "(the code changed what is trained): the optimiser restarts, the schedule continues"
+                )
         if state is not None and state["step"] == step and not changed:
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
@@ -307,3 +315,12 @@ def _append_csv(path: Path, row: dict) -> None:
         w.writerow(
             {k: (v if not isinstance(v, float) or math.isfinite(v) else "nan") for k, v in row.items()}
         )
+
+
+def _same_parameters(optimizer: torch.optim.Optimizer, saved: dict) -> bool:
+    """Whether a saved optimiser state dict has the groups and tensor counts ``optimizer`` has."""
+    groups = saved.get("param_groups", [])
+    return len(groups) == len(optimizer.param_groups) and all(
+        len(g.get("params", [])) == len(mine["params"]) for g, mine in zip(groups, optimizer.param_groups)
+    )
+
