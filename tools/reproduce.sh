@@ -16,7 +16,9 @@
 #   9. baseline_depth_long  the same with LiDAR depth supervision (--depth-weight DEPTH_WEIGHT)      (SEEDS)
 #  10. student_depth SimDistill student (faithful terms) plus depth supervision                (SEEDS)
 #  11. student_v3    the v3 recipe (V3_ARGS: depth supervision + balanced distillation)         (SEEDS)
-# Arms 8-11 also keep snapshots at a third and two thirds of their steps, scored on val (val_at_steps in the
+#  12. baseline_depth_warm  camera-only, warm-started from the teacher like the student, with depth supervision:
+#                    the control that shares student_v3's start, steps and depth loss            (SEEDS)
+# Arms 8-12 also keep snapshots at a third and two thirds of their steps, scored on val (val_at_steps in the
 # record, beside the loss curve), so the table shows whether a run had converged.
 # Every run is scored on val and on a fresh world (FRESH_SCENES val-only scenes, seed FRESH_SEED) that no model
 # trained or was chosen on.
@@ -62,7 +64,7 @@ FRESH_SEED=${FRESH_SEED:-2000}
 SIM=${SIM:-.venv/bin/simdistill}
 PY=${PY:-.venv/bin/python}
 export OMP_NUM_THREADS=${THREADS:-1}
-ALL="teacher baseline baseline_warm student_nodistill student student_light ablate_imd ablate_cmd ablate_mmd_feat ablate_mmd_pred ablate_gcm ablate_init baseline_long baseline_depth_long student_depth student_v3"
+ALL="teacher baseline baseline_warm student_nodistill student student_light ablate_imd ablate_cmd ablate_mmd_feat ablate_mmd_pred ablate_gcm ablate_init baseline_long baseline_depth_long student_depth student_v3 baseline_depth_warm"
 ARMS_ONLY=${ARMS_ONLY:-$ALL}
 mkdir -p "$RESULTS" "$RUNS"
 
@@ -98,7 +100,7 @@ train_eval() {  # train_eval NAME ARM SEED MODEL [train args...]: train, evaluat
   shift 4
   local dir="$RUNS/$name" resume=() snapshots=() steps
   steps=$(arm_steps "$arm")
-  case $arm in baseline_long | baseline_depth_long | student_depth | student_v3)
+  case $arm in baseline_long | baseline_depth_long | student_depth | student_v3 | baseline_depth_warm)
     [ $((steps / 3)) -gt 0 ] && snapshots=(--snapshot-steps $((steps / 3)) $((2 * steps / 3))) ;;
   esac
   [ -f "$dir/last/meta.json" ] && [ ! -f "$dir/done" ] && resume=(--resume)
@@ -197,7 +199,7 @@ finished() {  # fail unless each named run has its record (background exit codes
 }
 
 needs_teacher=0
-for a in baseline_warm student_nodistill student student_light ablate_imd ablate_cmd ablate_mmd_feat ablate_mmd_pred ablate_gcm ablate_init student_depth student_v3; do
+for a in baseline_warm student_nodistill student student_light ablate_imd ablate_cmd ablate_mmd_feat ablate_mmd_pred ablate_gcm ablate_init student_depth student_v3 baseline_depth_warm; do
   if wanted "$a"; then
     for s in $SEEDS; do
       if one_seed "$a"; then n=$a; else n=${a}_s$s; fi
@@ -254,6 +256,7 @@ for s in $SEEDS; do
   spawn "student_depth_s$s" student_depth "$s" student --teacher "$TEACHER" "${START[@]}" \
     --depth-weight "$DEPTH_WEIGHT"
   spawn "student_v3_s$s" student_v3 "$s" student --teacher "$TEACHER" "${START[@]}" "${V3[@]}"
+  spawn "baseline_depth_warm_s$s" baseline_depth_warm "$s" baseline "${START[@]}" --depth-weight "$DEPTH_WEIGHT"
 done
 wait
 

@@ -121,6 +121,12 @@ FAIR_ARMS: tuple[tuple[str, str, str, str], ...] = (
     ("baseline_depth_long", "  the same, with LiDAR depth supervision", "C", "arm"),
     ("student_depth", "SimDistill student with LiDAR depth supervision", "C", "arm"),
     (
+        "baseline_depth_warm",
+        "Camera-only baseline, warm-started from the teacher, with LiDAR depth supervision",
+        "C",
+        "arm",
+    ),
+    (
         "student_v3",
         "Student v3 recipe: depth supervision + balanced distillation (teacher start)",
         "C",
@@ -287,6 +293,9 @@ PAIRED: tuple[tuple[str, str], ...] = (
     ("student_depth", "student"),
     ("student_v3", "baseline_long"),
     ("student_v3", "baseline_depth_long"),
+    ("baseline_depth_warm", "baseline_warm"),
+    ("student_v3", "baseline_depth_warm"),
+    ("student_v3", "student"),
 )
 
 
