@@ -18,6 +18,7 @@
 #  11. student_v3    the v3 recipe (V3_ARGS: depth supervision + balanced distillation)         (SEEDS)
 #  12. baseline_depth_warm  camera-only, warm-started from the teacher like the student, with depth supervision:
 #                    the control that shares student_v3's start, steps and depth loss            (SEEDS)
+#  13. v3 ablations  student_v3 without IMD / CMD / MMD-F / MMD-P (ablate_v3_*)               (seed 0 only)
 # Arms 8-12 also keep snapshots at a third and two thirds of their steps, scored on val (val_at_steps in the
 # record, beside the loss curve), so the table shows whether a run had converged.
 # Every run is scored on val and on a fresh world (FRESH_SCENES val-only scenes, seed FRESH_SEED) that no model
@@ -64,7 +65,7 @@ FRESH_SEED=${FRESH_SEED:-2000}
 SIM=${SIM:-.venv/bin/simdistill}
 PY=${PY:-.venv/bin/python}
 export OMP_NUM_THREADS=${THREADS:-1}
-ALL="teacher baseline baseline_warm student_nodistill student student_light ablate_imd ablate_cmd ablate_mmd_feat ablate_mmd_pred ablate_gcm ablate_init baseline_long baseline_depth_long student_depth student_v3 baseline_depth_warm"
+ALL="teacher baseline baseline_warm student_nodistill student student_light ablate_imd ablate_cmd ablate_mmd_feat ablate_mmd_pred ablate_gcm ablate_init baseline_long baseline_depth_long student_depth student_v3 baseline_depth_warm ablate_v3_imd ablate_v3_cmd ablate_v3_mmd_feat ablate_v3_mmd_pred"
 ARMS_ONLY=${ARMS_ONLY:-$ALL}
 mkdir -p "$RESULTS" "$RUNS"
 
@@ -199,7 +200,7 @@ finished() {  # fail unless each named run has its record (background exit codes
 }
 
 needs_teacher=0
-for a in baseline_warm student_nodistill student student_light ablate_imd ablate_cmd ablate_mmd_feat ablate_mmd_pred ablate_gcm ablate_init student_depth student_v3 baseline_depth_warm; do
+for a in baseline_warm student_nodistill student student_light ablate_imd ablate_cmd ablate_mmd_feat ablate_mmd_pred ablate_gcm ablate_init student_depth student_v3 baseline_depth_warm ablate_v3_imd ablate_v3_cmd ablate_v3_mmd_feat ablate_v3_mmd_pred; do
   if wanted "$a"; then
     for s in $SEEDS; do
       if one_seed "$a"; then n=$a; else n=${a}_s$s; fi
@@ -257,6 +258,10 @@ for s in $SEEDS; do
     --depth-weight "$DEPTH_WEIGHT"
   spawn "student_v3_s$s" student_v3 "$s" student --teacher "$TEACHER" "${START[@]}" "${V3[@]}"
   spawn "baseline_depth_warm_s$s" baseline_depth_warm "$s" baseline "${START[@]}" --depth-weight "$DEPTH_WEIGHT"
+done
+for term in imd cmd mmd_feat mmd_pred; do
+  spawn "ablate_v3_$term" "ablate_v3_$term" "$FIRST_SEED" student --teacher "$TEACHER" "${START[@]}" "${V3[@]}" \
+    --disable "$term"
 done
 wait
 

@@ -132,6 +132,10 @@ FAIR_ARMS: tuple[tuple[str, str, str, str], ...] = (
         "C",
         "arm",
     ),
+    ("ablate_v3_imd", "  v3 - IMD", "C", "ablation"),
+    ("ablate_v3_cmd", "  v3 - CMD", "C", "ablation"),
+    ("ablate_v3_mmd_feat", "  v3 - MMD-F", "C", "ablation"),
+    ("ablate_v3_mmd_pred", "  v3 - MMD-P", "C", "ablation"),
     (
         "student_light",
         "SimDistill student, light simulated-LiDAR branch (8 channels, BEV GCM on the 2x-pooled BEV; README "
