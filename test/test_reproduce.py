@@ -247,7 +247,7 @@ def test_reproduce_micro_is_resumable(tmp_path: Path, progress: ProgressLine) ->
     assert f"--teacher {teacher}" in ablate["command"] and "--init-from" not in ablate["command"]
     # the v3 arms: the equal-training control runs the student's whole lineage (3 x STEPS) and keeps
     # snapshots scored on val; the v3 student carries its recipe; every record keeps its loss curve
-    v3 = {**given, "ARMS_ONLY": "baseline_long student_v3", "SEEDS": "0"}
+    v3 = {**given, "ARMS_ONLY": "baseline_long student_v3 baseline_depth_warm ablate_v3_cmd", "SEEDS": "0"}
     fifth = _reproduce(v3, progress)
     assert fifth.returncode == 0, fifth.stdout[-3000:] + fifth.stderr[-3000:]
     long = json.loads((results / "baseline_long_s0.json").read_text())
@@ -263,6 +263,13 @@ def test_reproduce_micro_is_resumable(tmp_path: Path, progress: ProgressLine) ->
     depth = json.loads((results / "baseline_long_s0.depth.json").read_text())["depth_probes"][0]
     assert depth["cells"] > 0 and 0.0 <= depth["argmax_within_1m"] <= 1.0
     assert "Camera depth against the LiDAR" in v3_table and "| baseline_long_s0 |" in v3_table
+    # the control with the v3 student's start, steps and depth loss, and a v3 ablation, paired and listed
+    warm_depth = json.loads((results / "baseline_depth_warm_s0.json").read_text())["command"]
+    assert "--depth-weight 3" in warm_depth and f"--init-from {teacher}" in warm_depth
+    ablated = json.loads((results / "ablate_v3_cmd.json").read_text())["command"]
+    assert "--feature-loss balanced" in ablated and "--disable cmd" in ablated
+    assert "minus Camera-only baseline, warm-started from the teacher, with LiDAR depth supervision" in v3_table
+    assert "v3 - CMD" in v3_table
     missing = {**given, "TEACHER": str(tmp_path / "no_teacher")}
     bad = _reproduce(missing, progress)
     assert bad.returncode == 1 and "no_teacher is not a checkpoint (no meta.json)" in bad.stderr
