@@ -19,7 +19,7 @@
 #  12. baseline_depth_warm  camera-only, warm-started from the teacher like the student, with depth supervision:
 #                    the control that shares student_v3's start, steps and depth loss            (SEEDS)
 #  13. v3 ablations  student_v3 without IMD / CMD / MMD-F / MMD-P (ablate_v3_*)               (seed 0 only)
-# Arms 8-12 also keep snapshots at a third and two thirds of their steps, scored on val (val_at_steps in the
+# Arms 3, 5 and 8-12 also keep snapshots at a third and two thirds of their steps, scored on val (val_at_steps in the
 # record, beside the loss curve), so the table shows whether a run had converged.
 # Every run is scored on val and on a fresh world (FRESH_SCENES val-only scenes, seed FRESH_SEED) that no model
 # trained or was chosen on.
@@ -101,7 +101,7 @@ train_eval() {  # train_eval NAME ARM SEED MODEL [train args...]: train, evaluat
   shift 4
   local dir="$RUNS/$name" resume=() snapshots=() steps
   steps=$(arm_steps "$arm")
-  case $arm in baseline_long | baseline_depth_long | student_depth | student_v3 | baseline_depth_warm)
+  case $arm in baseline_warm | student | baseline_long | baseline_depth_long | student_depth | student_v3 | baseline_depth_warm)
     [ $((steps / 3)) -gt 0 ] && snapshots=(--snapshot-steps $((steps / 3)) $((2 * steps / 3))) ;;
   esac
   [ -f "$dir/last/meta.json" ] && [ ! -f "$dir/done" ] && resume=(--resume)
