@@ -268,7 +268,8 @@ def test_reproduce_micro_is_resumable(tmp_path: Path, progress: ProgressLine) ->
     assert "--depth-weight 3" in warm_depth and f"--init-from {teacher}" in warm_depth
     ablated = json.loads((results / "ablate_v3_cmd.json").read_text())["command"]
     assert "--feature-loss balanced" in ablated and "--disable cmd" in ablated
-    assert "minus Camera-only baseline, warm-started from the teacher, with LiDAR depth supervision" in v3_table
+    control = "Camera-only baseline, warm-started from the teacher, with LiDAR depth supervision"
+    assert f"minus {control}" in v3_table
     assert "v3 - CMD" in v3_table
     missing = {**given, "TEACHER": str(tmp_path / "no_teacher")}
     bad = _reproduce(missing, progress)
