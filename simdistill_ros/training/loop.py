@@ -323,4 +323,3 @@ def _same_parameters(optimizer: torch.optim.Optimizer, saved: dict) -> bool:
     return len(groups) == len(optimizer.param_groups) and all(
         len(g.get("params", [])) == len(mine["params"]) for g, mine in zip(groups, optimizer.param_groups)
     )
-
