@@ -254,6 +254,8 @@ def test_reproduce_micro_is_resumable(tmp_path: Path, progress: ProgressLine) ->
     card = (student / "README.md").read_text()
     assert "synthetic val split: 1 frames" in card and "On a fresh world no model trained" in card
     assert "seed 1, trained" in card and (tmp_path / "models" / "teacher_x" / "README.md").is_file()
+    assert "IMD 1, CMD 100, MMD-F 1, MMD-P 0.25; feature terms SimDistill's" in card  # the card's recipe
+    assert "LiDAR depth" not in card
     assert card_reference(student)["mAP"] == round(100 * records["student_s1"]["metrics"]["mAP"], 1)
     _, _, meta = load_checkpoint(student)  # the weights' sha256 is checked on load
     assert meta["synthetic_world"] == {"world": "v2", "image_size": "64x160"}  # the harness default
@@ -295,6 +297,12 @@ def test_reproduce_micro_is_resumable(tmp_path: Path, progress: ProgressLine) ->
     control = "Camera-only baseline, warm-started from the teacher, with LiDAR depth supervision"
     assert f"minus {control}" in v3_table
     assert "v3 - CMD" in v3_table
+    # a v3 checkpoint's card states its recipe from its own config: depth weight, balanced terms, no CMD
+    v3_ship = subprocess.run([*ship, "student=ablate_v3_cmd", *dest], capture_output=True, text=True)
+    assert v3_ship.returncode == 0, v3_ship.stderr[-3000:]
+    v3_card = (student / "README.md").read_text()
+    assert "trained against LiDAR depth (BCE on each hit feature cell's bin, weight 3" in v3_card
+    assert "on (weights): IMD 1.5, MMD-F 0.2, MMD-P 0.25; feature terms balanced" in v3_card
     missing = {**given, "TEACHER": str(tmp_path / "no_teacher")}
     bad = _reproduce(missing, progress)
     assert bad.returncode == 1 and "no_teacher is not a checkpoint (no meta.json)" in bad.stderr

@@ -87,12 +87,36 @@ def _metrics_table(m: dict) -> list[str]:
     ]
 
 
+def recipe(model_type: str, loss) -> str:
+    """What the checkpoint's own loss config says it was trained with, beyond its type's purpose: depth
+    supervision, and for a student the feature terms' form and which terms were on (``loss``: its
+    ``LossWeights``)."""
+    parts = []
+    if loss.depth > 0:
+        parts.append(
+            f"Its depth net was trained against LiDAR depth (BCE on each hit feature cell's bin, weight "
+            f"{loss.depth:g}; `--depth-weight`); inference needs no LiDAR."
+        )
+    if model_type == "student":
+        terms = {"imd": "IMD", "cmd": "CMD", "mmd_feat": "MMD-F", "mmd_pred_heatmap": "MMD-P"}
+        on = [f"{label} {getattr(loss, name):g}" for name, label in terms.items() if loss.active(name)]
+        form = (
+            "balanced (each channel scaled by the teacher's RMS, foreground and background cells apart, "
+            f"weights {loss.feature_fg:g} / {loss.feature_bg:g})"
+            if loss.feature_loss == "balanced"
+            else "SimDistill's (raw MSE, CMD on the foreground mask)"
+        )
+        parts.append(f"Distillation terms on (weights): {', '.join(on) or 'none'}; feature terms {form}.")
+    return (" " + " ".join(parts)) if parts else ""
+
+
 def card(name: str, model_type: str, ckpt: Path, metrics: dict | None, record: dict | None) -> str:
     _, cfg, meta = load_checkpoint(ckpt)
     size_mb = (ckpt / "model.safetensors").stat().st_size / 1e6
     purpose = PURPOSE[model_type]
     if model_type == "baseline" and meta.get("init_from"):
         purpose += WARM_BASELINE
+    purpose += recipe(model_type, cfg.loss)
     if record:
         world, size, seed = record["world"], record["image_size"], record["data_seed"]
         bench = (
