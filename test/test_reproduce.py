@@ -306,6 +306,24 @@ def test_reproduce_micro_is_resumable(tmp_path: Path, progress: ProgressLine) ->
     missing = {**given, "TEACHER": str(tmp_path / "no_teacher")}
     bad = _reproduce(missing, progress)
     assert bad.returncode == 1 and "no_teacher is not a checkpoint (no meta.json)" in bad.stderr
+    # a teacher lineage with its own arguments (teacher_v3: depth supervision in both stages): the camera
+    # stage is its own run, not a baseline seed, and both records and the table say what it had
+    lineage_results = tmp_path / "results_lineage"
+    lineage_env = {**env, "RESULTS": str(lineage_results), "RUNS": str(tmp_path / "runs_lineage")}
+    lineage_env |= {"ARMS_ONLY": "teacher", "SEEDS": "0", "LINEAGE_ARGS": "--depth-weight 2"}
+    sixth = _reproduce(lineage_env, progress)
+    assert sixth.returncode == 0, sixth.stdout[-3000:] + sixth.stderr[-3000:]
+    lineage = {r["name"]: r for r in load_records(lineage_results)}
+    assert sorted(lineage) == ["camera_stage", "teacher"]
+    assert lineage["camera_stage"]["arm"] == "camera_stage"
+    assert all(
+        "--depth-weight 2" in r["command"] and r["lineage_args"] == "--depth-weight 2"
+        for r in lineage.values()
+    )
+    assert (
+        f"--init-from {tmp_path / 'runs_lineage' / 'camera_stage' / 'last'}" in lineage["teacher"]["command"]
+    )
+    assert "trained with `--depth-weight 2`" in (lineage_results / "table.md").read_text()
 
 
 def test_bev_probe_correlation() -> None:

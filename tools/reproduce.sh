@@ -36,7 +36,11 @@
 # WORLD (v2), STEPS (1000), BATCH (4), SEEDS ("0 1 2"), ARMS_ONLY (all), JOBS (2), THREADS (1), DEVICE (auto),
 # TRAIN_SCENES (100), VAL_SCENES (50), FRAMES (8), IMAGE_SIZE (224x400), DATA_SEED (1000), FRESH
 # (data/fair_v2_fresh), FRESH_SCENES (25), FRESH_SEED (2000), TEACHER (RUNS/teacher/last, trained here), SIM, PY,
-# LONG_STEPS (3 x STEPS), DEPTH_WEIGHT (3), V3_ARGS (see below).
+# LONG_STEPS (3 x STEPS), DEPTH_WEIGHT (3), V3_ARGS (see below), LINEAGE_ARGS (none: see below).
+# LINEAGE_ARGS: extra `simdistill train` arguments for the teacher's lineage when this script trains it, e.g.
+# "--depth-weight 3" for a teacher whose camera stage and fusion stage both had depth supervision
+# (teacher_v3). The camera stage is then its own run (`camera_stage`, not baseline_s0), every baseline seed
+# runs as usual, and the records of both say so (`lineage_args`); use a RESULTS and RUNS of its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-data/fair_v2}
@@ -50,6 +54,7 @@ DEPTH_WEIGHT=${DEPTH_WEIGHT:-3}
 # the v3 recipe: depth supervision, and the feature terms balanced (per-channel scale, foreground and
 # background apart) with weights from the measured gradient shares (docs/reproduction.md)
 V3_ARGS=${V3_ARGS:---depth-weight $DEPTH_WEIGHT --feature-loss balanced --loss-weights imd=1.5 cmd=0.3 mmd_feat=0.2}
+LINEAGE_ARGS=${LINEAGE_ARGS:-}
 BATCH=${BATCH:-4}
 SEEDS=${SEEDS:-0 1 2}
 DEVICE=${DEVICE:-auto}
@@ -84,13 +89,15 @@ fi
 val_frames() { $PY -c "import json,sys; s=json.load(open(sys.argv[1]+'/synth.json')); print(len(s['split']['val'])*s['frames_per_scene'])" "$1"; }
 VAL_FRAMES=$(val_frames "$DATA")
 FRESH_FRAMES=$(val_frames "$FRESH")
-extra() {  # extra STEPS: what a record says of its run beside the metrics
-  printf '{"steps": %d, "batch": %d, "config": "%s", "world": "%s", "data_seed": %d, "image_size": "%s", "val_frames": %d, "fresh_seed": %d, "fresh_frames": %d}' \
-    "$1" "$BATCH" "$CONFIG" "$WORLD" "$DATA_SEED" "$IMAGE_SIZE" "$VAL_FRAMES" "$FRESH_SEED" "$FRESH_FRAMES"
+extra() {  # extra STEPS ARM: what a record says of its run beside the metrics
+  local lineage=""
+  case $2 in teacher | camera_stage) lineage=$LINEAGE_ARGS ;; esac
+  printf '{"steps": %d, "batch": %d, "config": "%s", "world": "%s", "data_seed": %d, "image_size": "%s", "val_frames": %d, "fresh_seed": %d, "fresh_frames": %d, "lineage_args": "%s"}' \
+    "$1" "$BATCH" "$CONFIG" "$WORLD" "$DATA_SEED" "$IMAGE_SIZE" "$VAL_FRAMES" "$FRESH_SEED" "$FRESH_FRAMES" "$lineage"
 }
 
 wanted() { case " $ARMS_ONLY " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
-one_seed() { case $1 in teacher | ablate_* | student_light) return 0 ;; *) return 1 ;; esac; }  # runs named ARM
+one_seed() { case $1 in teacher | camera_stage | ablate_* | student_light) return 0 ;; *) return 1 ;; esac; }  # runs named ARM
 
 arm_steps() {  # arm_steps ARM: its optimizer steps
   case $1 in baseline_long | baseline_depth_long) echo "$LONG_STEPS" ;; *) echo "$STEPS" ;; esac
@@ -131,7 +138,7 @@ score_fresh() {  # score_fresh NAME ARM SEED: score RUNS/NAME on the fresh world
   $SIM evaluate --data "$FRESH" --split val --model "$dir/last" --device "$DEVICE" --out "$dir/eval_fresh" \
     >"$dir/eval_fresh.log" 2>&1
   $PY tools/reproduction_table.py record --name "$name" --arm "$arm" --seed "$seed" --run "$dir" \
-    --out "$RESULTS/$name.json" --extra "$(extra "$(arm_steps "$arm")")"
+    --out "$RESULTS/$name.json" --extra "$(extra "$(arm_steps "$arm")" "$arm")"
   echo "== $name: val $(grep -E '^(mAP|NDS)' "$dir/eval.log" | tr '\n' ' ')| fresh world $(grep -E '^(mAP|NDS)' "$dir/eval_fresh.log" | tr '\n' ' ')"
 }
 
@@ -211,7 +218,9 @@ done
 if wanted teacher && [ ! -f "$RESULTS/teacher.json" ]; then needs_teacher=1; fi
 
 FIRST_SEED=${SEEDS%% *}
-CAMERA_STAGE="baseline_s$FIRST_SEED"
+read -r -a LINEAGE <<<"$LINEAGE_ARGS"
+if [ -n "$LINEAGE_ARGS" ]; then CAMERA_STAGE=camera_stage CAMERA_ARM=camera_stage; else
+  CAMERA_STAGE="baseline_s$FIRST_SEED" CAMERA_ARM=baseline; fi
 TEACHER=${TEACHER:-$RUNS/teacher/last}
 if [ "$TEACHER" != "$RUNS/teacher/last" ]; then
   [ -f "$TEACHER/meta.json" ] || { echo "TEACHER=$TEACHER is not a checkpoint (no meta.json)" >&2; exit 1; }
@@ -224,9 +233,9 @@ if [ "$needs_teacher" = 1 ]; then
   # BEVFusion's order: the camera-only model first (it is also the first baseline seed), then the teacher
   # from its camera branch, decoder and head with the LiDAR branch and fuser added.
   # the other baseline seeds one after the other in the background, beside the camera stage and teacher
-  (for s in $SEEDS; do [ "$s" = "$FIRST_SEED" ] || run "baseline_s$s" baseline "$s" baseline; done) &
-  ensure "$CAMERA_STAGE" baseline "$FIRST_SEED" baseline
-  ensure teacher teacher "$FIRST_SEED" teacher --init-from "$RUNS/$CAMERA_STAGE/last"
+  (for s in $SEEDS; do [ "baseline_s$s" = "$CAMERA_STAGE" ] || run "baseline_s$s" baseline "$s" baseline; done) &
+  ensure "$CAMERA_STAGE" "$CAMERA_ARM" "$FIRST_SEED" baseline "${LINEAGE[@]}"
+  ensure teacher teacher "$FIRST_SEED" teacher --init-from "$RUNS/$CAMERA_STAGE/last" "${LINEAGE[@]}"
   if [ ! -f "$RESULTS/teacher_probe.json" ]; then
     $PY -m simdistill_ros.evaluation.bev_probe --model "$RUNS/$CAMERA_STAGE/last" --model "$TEACHER" \
       --data "$DATA" --split val --frames 40 --out "$RESULTS/teacher_probe.json" >/dev/null

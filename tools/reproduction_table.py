@@ -97,6 +97,12 @@ def format_markdown(rows: list[Row], reference: str = "baseline") -> str:
 # one seed and says so.
 FAIR_ARMS: tuple[tuple[str, str, str, str], ...] = (
     (
+        "camera_stage",
+        "Teacher's camera stage (camera-only, ImageNet start, with the lineage's arguments)",
+        "C",
+        "variant",
+    ),
+    (
         "teacher",
         "Teacher, staged (camera branch from the camera-only model, then LiDAR + fusion)",
         "L+C",
@@ -489,6 +495,10 @@ def format_fair(
     for r in records:
         classes += [c for c in r["metrics"]["class_ap"] if c not in classes]
     out = _summary_table(by_arm, "metrics")
+    lineage = sorted({r["lineage_args"] for r in by_arm.get("teacher", []) if r.get("lineage_args")})
+    if lineage:
+        args = "`, `".join(lineage)
+        out += f"\n\nThe teacher's lineage (its camera stage, then the teacher) trained with `{args}`."
     fresh = {arm: [r for r in runs if "metrics_fresh" in r] for arm, runs in by_arm.items()}
     if any(fresh.values()):
         seeds = sorted({str(r.get("fresh_seed", "?")) for runs in fresh.values() for r in runs})
