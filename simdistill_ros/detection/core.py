@@ -171,9 +171,7 @@ class DetectorCore:
         runner = load_runner(model, dev.type)[0] if backend == "onnxruntime" else None
         if runner is None:
             fold_batchnorm(net)  # inference only: a pass over every feature map fewer
-        core = cls(
-            net, cfg.input_hw, dev, model_type=model_type, backend=backend, runner=runner, **kwargs
-        )
+        core = cls(net, cfg.input_hw, dev, model_type=model_type, backend=backend, runner=runner, **kwargs)
         core.trained_cameras = list(meta.get("cameras") or []) or None
         return core
 
