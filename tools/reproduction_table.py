@@ -309,24 +309,33 @@ PAIRED: tuple[tuple[str, str], ...] = (
 )
 
 
+def _paired_diffs(
+    by_arm: dict[str, list[dict]], arm: str, ref: str, key: str, metric: str
+) -> dict[int, float]:
+    """{seed: ``arm - ref`` in points} over the seeds both arms ran and scored on ``key`` (val or fresh)."""
+    mine = {r["seed"]: r for r in by_arm.get(arm, []) if key in r}
+    theirs = {r["seed"]: r for r in by_arm.get(ref, []) if key in r}
+    return {s: 100 * (mine[s][key][metric] - theirs[s][key][metric]) for s in sorted(set(mine) & set(theirs))}
+
+
 def _paired_differences(by_arm: dict[str, list[dict]]) -> str:
     """Per seed, an arm minus its reference (same seed), in points, then mean +- sd over the seeds."""
     labels = {arm: label.strip() for arm, label, _, _ in FAIR_ARMS}
     lines = []
     for arm, ref in PAIRED:
-        mine = {r["seed"]: r for r in by_arm.get(arm, [])}
-        theirs = {r["seed"]: r for r in by_arm.get(ref, [])}
-        seeds = sorted(set(mine) & set(theirs))
-        if not seeds:
+        val = _paired_diffs(by_arm, arm, ref, "metrics", "mAP")
+        if not val:
             continue
         cells = []
         for key, where in (("metrics", "val"), ("metrics_fresh", "fresh world")):
-            if not all(key in mine[s] and key in theirs[s] for s in seeds):
+            if len(_paired_diffs(by_arm, arm, ref, key, "mAP")) < len(val):  # a seed not scored there
                 continue
             for metric in ("mAP", "NDS"):
-                diffs = [mine[s][key][metric] - theirs[s][key][metric] for s in seeds]
-                each = ", ".join(f"{100 * d:+.2f} (s{s})" for d, s in zip(diffs, seeds))
-                summary = f"; mean {_mean_sd(diffs, 100, 2, signed=True)}" if len(diffs) > 1 else ""
+                diffs = _paired_diffs(by_arm, arm, ref, key, metric)
+                each = ", ".join(f"{d:+.2f} (s{seed})" for seed, d in diffs.items())
+                summary = (
+                    f"; mean {_mean_sd(list(diffs.values()), 1, 2, signed=True)}" if len(diffs) > 1 else ""
+                )
                 cells.append(f"{where} {metric} {each}{summary}")
         lines.append(f"- {labels[arm]} minus {labels[ref]}: " + "; ".join(cells))
     if not lines:
@@ -353,26 +362,18 @@ GAIN_SOURCES: tuple[tuple[str, str, str], ...] = (
 GOAL = ("student_v3", "baseline_long", 4.8, 4.1)
 
 
-def _paired_mean(by_arm: dict[str, list[dict]], arm: str, ref: str, key: str, metric: str) -> list[float]:
-    """Per seed that both arms ran (and scored on ``key``), ``arm - ref`` in points."""
-    mine = {r["seed"]: r for r in by_arm.get(arm, []) if key in r}
-    theirs = {r["seed"]: r for r in by_arm.get(ref, []) if key in r}
-    return [100 * (mine[s][key][metric] - theirs[s][key][metric]) for s in sorted(set(mine) & set(theirs))]
-
-
 def _gain_sources(by_arm: dict[str, list[dict]]) -> str:
     """The levers as paired differences (mean +- sd over the shared seeds), then the goal's verdict."""
     lines = []
     for what, arm, ref in GAIN_SOURCES + (("shipped recipe over the equal-training baseline", *GOAL[:2]),):
-        seeds = len(_paired_mean(by_arm, arm, ref, "metrics", "mAP"))
-        if not seeds:
-            continue
-        cells = [
-            _mean_sd(_paired_mean(by_arm, arm, ref, key, metric), 1, 2, signed=True)
+        diffs = [
+            list(_paired_diffs(by_arm, arm, ref, key, metric).values())
             for key in ("metrics", "metrics_fresh")
             for metric in ("mAP", "NDS")
         ]
-        lines.append(f"| {what} | {arm} - {ref} | {seeds} | " + " | ".join(cells) + " |")
+        if diffs[0]:
+            cells = " | ".join(_mean_sd(d, 1, 2, signed=True) for d in diffs)
+            lines.append(f"| {what} | {arm} - {ref} | {len(diffs[0])} | {cells} |")
     if not lines:
         return ""
     out = (
@@ -383,9 +384,9 @@ def _gain_sources(by_arm: dict[str, list[dict]]) -> str:
     arm, ref, goal_map, goal_nds = GOAL
     verdicts = []
     for key, where in (("metrics", "val"), ("metrics_fresh", "the fresh world")):
-        d_map = _paired_mean(by_arm, arm, ref, key, "mAP")
-        d_nds = _paired_mean(by_arm, arm, ref, key, "NDS")
-        if d_map and d_nds:
+        d_map = list(_paired_diffs(by_arm, arm, ref, key, "mAP").values())
+        d_nds = list(_paired_diffs(by_arm, arm, ref, key, "NDS").values())
+        if d_map:
             m, n = statistics.fmean(d_map), statistics.fmean(d_nds)
             met = "met" if m >= goal_map and n >= goal_nds else "not met"
             verdicts.append(f"{met} on {where} ({m:+.2f} mAP, {n:+.2f} NDS over {len(d_map)} seed(s))")
