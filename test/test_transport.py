@@ -4,6 +4,8 @@ The same through the real node and a publisher process of 4.3 MB images: test_li
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from simdistill_ros.detection.live_stats import OK, WARN, PipelineStats
@@ -70,9 +72,8 @@ def test_diagnostics_name_the_cause_of_each_stale_camera():
     assert PipelineStats(["A"]).stale_cameras(50.0, 1.0) == {"A": None}  # never an image
 
 
-def test_the_detector_logs_a_silent_cameras_cause_once_and_again_when_it_changes():
-    from types import SimpleNamespace
-
+def _detector():
+    """A LiveDetector of one reliable camera without a model (diagnostics only), and its log lines."""
     from simdistill_ros.detection.live import LiveDetector
     from simdistill_ros.detection.live_inputs import CameraSync
     from simdistill_ros.detection.parameters import PARAMETERS, detector_params
@@ -84,6 +85,11 @@ def test_the_detector_logs_a_silent_cameras_cause_once_and_again_when_it_changes
     det = LiveDetector(
         core, params, CameraSync(["CAM_FRONT"], 0.06, 10), None, None, lambda lv, t: logs.append((lv, t))
     )
+    return det, logs
+
+
+def test_the_detector_logs_a_silent_cameras_cause_once_and_again_when_it_changes():
+    det, logs = _detector()
     det.start()
     try:
         det.diagnostics({"CAM_FRONT": []}, IMAGE)  # nothing publishes it (yet): only a stale camera
@@ -95,5 +101,21 @@ def test_the_detector_logs_a_silent_cameras_cause_once_and_again_when_it_changes
         assert len(logs) == 1 and "QoS mismatch" in logs[0][1]
         det.diagnostics({"CAM_FRONT": [PublisherQos("/driver", RELIABLE, IMAGE)]}, IMAGE)
         assert len(logs) == 2 and "connected reliably" in logs[1][1]  # another cause: told
+    finally:
+        det.stop()
+
+
+def test_a_publisher_named_late_by_discovery_is_the_same_cause_not_told_twice():
+    """The graph reports an endpoint before its node's name; the QoS mismatch it causes is one log line."""
+    det, logs = _detector()
+    det.start()
+    try:
+        det.diagnostics({"CAM_FRONT": [PublisherQos("", BEST_EFFORT, IMAGE)]}, IMAGE)
+        assert len(logs) == 1 and "has 1 publisher: QoS mismatch" in logs[0][1]  # no name yet: none shown
+        level, message, _ = det.diagnostics(
+            {"CAM_FRONT": [PublisherQos("/driver", BEST_EFFORT, IMAGE)]}, IMAGE
+        )
+        assert len(logs) == 1  # the same cause
+        assert level == WARN and "1 publisher (/driver): QoS mismatch" in message  # /diagnostics names it
     finally:
         det.stop()

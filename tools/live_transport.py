@@ -123,7 +123,9 @@ def play(args: argparse.Namespace) -> int:
     rclpy.init()
     node = rclpy.create_node("live_transport_player")
     policy = ReliabilityPolicy.RELIABLE if case.publisher == "reliable" else ReliabilityPolicy.BEST_EFFORT
-    camera_qos = QoSProfile(depth=5, reliability=policy)
+    # every set stays in the writer's history: a reliable writer's keep-last history would otherwise drop
+    # an image not yet acknowledged by a slow reader, which the reliable case must not blame on the node
+    camera_qos = QoSProfile(depth=SETS, reliability=policy)
     static_qos = QoSProfile(
         depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
     )
@@ -197,7 +199,12 @@ def play(args: argparse.Namespace) -> int:
                 pubs[cam][0].publish(image)
             record["sent"].append({"k": k, "stamp_ns": stamp, "t": time.monotonic()})
             time.sleep(PERIOD_S)
-        time.sleep(args.linger)  # the last frames and /diagnostics after the camera timeout
+        # /diagnostics after the camera timeout, then the last sets' detections: under load a reliable
+        # 4.3 MB image can need retransmission and the node's inference seconds more
+        time.sleep(args.linger)
+        deadline = time.monotonic() + args.settle
+        while time.monotonic() < deadline and not _all_detected(record, lock):
+            time.sleep(0.1)
     finally:
         stop.set()
         spinner.join(timeout=5.0)
@@ -206,6 +213,11 @@ def play(args: argparse.Namespace) -> int:
         node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+def _all_detected(record: dict[str, Any], lock: threading.Lock) -> bool:
+    with lock:
+        return {s["stamp_ns"] for s in record["sent"]} <= {d["stamp_ns"] for d in record["detections"]}
 
 
 # running a case ---------------------------------------------------------------------------------------------
@@ -269,6 +281,9 @@ def main(argv: list[str] | None = None) -> int:
     pl.add_argument("--out", required=True)
     pl.add_argument("--wait", type=float, default=90.0, help="seconds to wait for the node")
     pl.add_argument("--linger", type=float, default=3.0, help="seconds to record after the last set")
+    pl.add_argument(
+        "--settle", type=float, default=15.0, help="then at most this many seconds more for undetected sets"
+    )
     rn = sub.add_parser("run", help="run cases against detector_node and print the table")
     rn.add_argument("--bag", required=True)
     rn.add_argument("--model", required=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -257,9 +256,12 @@ class LiveDetector:
             if camera not in silent:
                 continue
             topic = p.image_topics[p.camera_names.index(camera)]
-            reason = partial(silent_camera_reason, camera, topic, found, p.camera_qos_reliability)
-            why[camera] = reason(silent[camera], message_type)
-            causes[camera] = reason(None, message_type)  # the same line whatever the silence's length
+            ours = p.camera_qos_reliability
+            why[camera] = silent_camera_reason(camera, topic, found, ours, silent[camera], message_type)
+            # the cause, not its wording: the same whatever the silence's length, and whether or not the
+            # graph has resolved the publishers' node names yet (discovery reports them a moment later)
+            anonymous = [replace(q, node="") for q in found]
+            causes[camera] = silent_camera_reason(camera, topic, anonymous, ours, None, message_type)
         for camera in list(self._silent_logged):
             if camera not in silent:
                 del self._silent_logged[camera]  # its images arrive again: a new silence is told again

@@ -22,7 +22,7 @@ from simdistill_ros.detection.parameters import BEST_EFFORT, RELIABLE
 class PublisherQos:
     """One publisher of a topic, as the ROS graph reports it."""
 
-    node: str  # fully qualified node name
+    node: str  # fully qualified node name; "" while the graph does not know it yet
     reliability: str  # BEST_EFFORT or RELIABLE (anything else: unknown)
     message_type: str = ""  # e.g. sensor_msgs/msg/Image
 
@@ -41,8 +41,10 @@ def silent_camera_reason(
     since = "no image has arrived" if silent_s is None else f"no image for {silent_s:.1f} s"
     if not publishers:
         return f"{camera}: {since}: nothing publishes {topic}"
-    names = ", ".join(sorted({p.node for p in publishers}))
-    count = f"{len(publishers)} publisher{'s' if len(publishers) > 1 else ''} ({names})"
+    names = ", ".join(sorted({p.node for p in publishers if p.node}))
+    count = f"{len(publishers)} publisher{'s' if len(publishers) > 1 else ''}" + (
+        f" ({names})" if names else ""
+    )
     if message_type and all(p.message_type and p.message_type != message_type for p in publishers):
         theirs = ", ".join(sorted({p.message_type for p in publishers}))
         return (

@@ -248,7 +248,7 @@ class DetectorNode(Node):
             topic = self.resolve_topic_name(p.image_topics[p.camera_names.index(camera)])
             found[camera] = [
                 PublisherQos(
-                    f"{i.node_namespace.rstrip('/')}/{i.node_name}",
+                    _node_name(i.node_namespace, i.node_name),
                     RELIABLE if i.qos_profile.reliability == ReliabilityPolicy.RELIABLE else BEST_EFFORT,
                     i.topic_type,
                 )
@@ -260,6 +260,15 @@ class DetectorNode(Node):
         """Stop the worker thread and log the summary (before ``destroy_node``, while the context is
         valid, so that the line reaches /rosout)."""
         self.get_logger().info(f"stopped: {self._live.stop()}")
+
+
+# what rmw reports for an endpoint whose participant's node names are not discovered yet
+UNKNOWN_NODE_NAME = "_NODE_NAME_UNKNOWN_"
+
+
+def _node_name(namespace: str, name: str) -> str:
+    """The fully qualified node name of a graph endpoint; "" while discovery has not named it."""
+    return "" if name == UNKNOWN_NODE_NAME else f"{namespace.rstrip('/')}/{name}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
