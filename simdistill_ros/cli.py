@@ -17,6 +17,7 @@ from simdistill_ros.defaults import (
     DEFAULT_SCORE_THRESHOLD,
     DEFAULT_TEACHER,
     EVAL_SCORE_THRESHOLD,
+    IMAGE_RECTIFICATIONS,
     PSEUDO_LABEL_THRESHOLD,
 )
 from simdistill_ros.errors import UserError, missing_package_error
@@ -38,6 +39,12 @@ def _add_sensor_flags(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--lidar-topic", metavar="TOPIC", help="LiDAR PointCloud2 topic (default: recognised)")
     g.add_argument("--base-frame", metavar="FRAME", help="base frame of extrinsics and boxes (base_link)")
+    g.add_argument(
+        "--image-rectification",
+        choices=IMAGE_RECTIFICATIONS,
+        help="rectified images use CameraInfo's P, raw ones K (default auto: from the image topic's name, "
+        "image_rect* rectified)",
+    )
 
 
 def _add_dataroot_flags(p: argparse.ArgumentParser, split_default: str) -> None:

@@ -17,3 +17,6 @@ HEAD_SCORE_THRESHOLD = 0.1
 # The teacher score a box needs to become a pseudo-label (training on unlabeled frames, `simdistill train
 # --pseudo-labels`).
 PSEUDO_LABEL_THRESHOLD = 0.3
+# How a camera's images relate to its CameraInfo (the sensor parameter image_rectification): "rectified"
+# images use P's camera matrix, "raw" ones K; "auto" reads it from the image topic's name.
+IMAGE_RECTIFICATIONS = ("auto", "rectified", "raw")

@@ -416,9 +416,13 @@ def _wait_for(condition, timeout: float = 10.0) -> None:
         time.sleep(0.01)
 
 
-def test_a_distorting_camera_is_warned_of_once_naming_its_topic_and_still_detected():
+def _run_distorting_rig(rectification: str, p: list[float] | None) -> tuple[list, list, LiveDetector]:
+    """Three camera sets through a LiveDetector whose CAM_FRONT_RIGHT CameraInfo names a distortion (and
+    ``p``, when given): what was published, the log and the detector (stopped)."""
     values = {name: p.ros_default for name, p in PARAMETERS.items()}
-    params = detector_params({**values, "camera_names": CAMS[:2], "frame_queue_size": 10})
+    params = detector_params(
+        {**values, "camera_names": CAMS[:2], "frame_queue_size": 10, "image_rectification": rectification}
+    )
     tree, published, logs = StaticTransforms(), [], []
     for cam in CAMS[:2]:
         tree.add("base_link", cam, Transform(translation=np.array([0.0, 0.0, 1.5])))
@@ -427,24 +431,41 @@ def test_a_distorting_camera_is_warned_of_once_naming_its_topic_and_still_detect
         params,
         CameraSync(CAMS[:2], 0.06, 10),
         lambda frame_id, stamp: tree.lookup("base_link", frame_id, stamp),
-        lambda f, cams, result, t0: published.append(f.stamp_ns),
+        lambda f, cams, result, t0: published.append((f.stamp_ns, {c.name: c.intrinsics for c in cams})),
         lambda level, text: logs.append((level, text)),
     )
     det.start()
-    stamps = [T0 + k * PERIOD for k in range(3)]
     try:
-        for stamp in stamps:
+        for stamp in [T0 + k * PERIOD for k in range(3)]:
             for key, msg in _camera_set(stamp):
                 if key == ("info", "CAM_FRONT_RIGHT"):
                     msg.distortion_model, msg.d = "plumb_bob", [-0.3, 0.1, 0.0, 0.0, 0.0]
+                    if p is not None:
+                        msg.p = p
                 det.add(key, stamp, msg, clock_ns=stamp)
         _wait_for(lambda: len(published) == 3)
     finally:
         det.stop()
+    return published, logs, det
+
+
+def test_raw_images_of_a_distorting_camera_are_warned_of_once_naming_its_topic_and_still_detected():
+    published, logs, det = _run_distorting_rig("raw", None)
     warned = [(level, text) for level, text in logs if "distortion" in text]
     assert warned == [(WARN, warned[0][1])]  # once, not once per CameraInfo
     assert warned[0][1].startswith("/CAM_FRONT_RIGHT/camera_info: distortion model 'plumb_bob'")
     assert "used as if rectified" in warned[0][1]
     values = det.diagnostics()[2]
     assert values["inputs assumed"].startswith("/CAM_FRONT_RIGHT/camera_info: distortion model")
-    assert published == stamps
+    assert [stamp for stamp, _ in published] == [T0 + k * PERIOD for k in range(3)]
+
+
+def test_rectified_images_use_the_camera_matrix_of_p_and_their_raw_cameras_distortion_is_expected():
+    """image_proc publishes image_rect beside the raw camera's CameraInfo: D describes the raw image, P's
+    left 3x3 the rectified one (here 8 % longer focal length than K, as rectification may crop)."""
+    p = [108.0, 0.0, 52.0, 0.0, 0.0, 108.0, 41.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    published, logs, _ = _run_distorting_rig("auto", p)  # the default topics are image_rect_compressed
+    assert not [text for _, text in logs if "distortion" in text]
+    for _, intrinsics in published:
+        np.testing.assert_allclose(intrinsics["CAM_FRONT_RIGHT"], np.array(p).reshape(3, 4)[:, :3])
+        np.testing.assert_allclose(intrinsics["CAM_FRONT"], np.reshape(_camera_set(T0)[0][1].k, (3, 3)))

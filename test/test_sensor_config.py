@@ -142,3 +142,66 @@ def test_the_node_yaml_and_flags_build_the_configuration(tmp_path):
         load_parameters_file(tmp_path / "bad.yaml")
     with pytest.raises(SensorConfigError, match="no such file"):
         load_parameters_file(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize(
+    ("topic", "rectified"),
+    [
+        ("/CAM_FRONT/image_rect_compressed", True),
+        ("/sensing/camera/camera0/image_rect_color", True),
+        ("/camera/image_rect/compressed", True),
+        ("/camera/rectified", True),
+        ("/camera/image_raw", False),
+        ("/camera/image_color", False),
+        ("/camera/image", False),
+        ("/cam_front/raw", False),
+        ("/camera/direct_view", False),  # "rect" inside a word is not a rectified image's name
+    ],
+)
+def test_auto_reads_rectification_from_ros_image_topic_names(topic, rectified):
+    assert SensorConfig().rectified(topic) is rectified
+    assert SensorConfig(image_rectification="raw").rectified(topic) is False
+    assert SensorConfig(image_rectification="rectified").rectified(topic) is True
+
+
+def test_image_rectification_comes_from_the_yaml_and_the_flag_and_is_checked(tmp_path):
+    assert SensorConfig.from_parameters({"image_rectification": "raw"}).image_rectification == "raw"
+    assert SensorConfig.from_parameters({}).image_rectification == "auto"
+    args = argparse.Namespace(image_rectification="rectified")
+    assert sensor_config_from_args(args).image_rectification == "rectified"
+    with pytest.raises(SensorConfigError, match="image_rectification must be one of auto, rectified, raw"):
+        SensorConfig(image_rectification="yes")
+
+
+def _info(k: list[float], p: list[float] | None = None, d: list[float] | None = None):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(k=k, p=p if p is not None else [0.0] * 12, d=d or [], distortion_model="plumb_bob")
+
+
+K = [100.0, 0.0, 50.0, 0.0, 100.0, 40.0, 0.0, 0.0, 1.0]
+P = [108.0, 0.0, 52.0, 0.0, 0.0, 108.0, 41.0, 0.0, 0.0, 0.0, 1.0, 0.0]  # rectification cropped: longer focal
+
+
+def test_rectified_images_take_p_raw_ones_k_and_an_unset_p_falls_back_to_k():
+    import numpy as np
+
+    from simdistill_ros.frames.messages import image_intrinsics
+
+    np.testing.assert_array_equal(image_intrinsics(_info(K, P), True), np.reshape(P, (3, 4))[:, :3])
+    np.testing.assert_array_equal(image_intrinsics(_info(K, P), False), np.reshape(K, (3, 3)))
+    np.testing.assert_array_equal(image_intrinsics(_info(K), True), np.reshape(K, (3, 3)))  # P all zero
+    with pytest.raises(ValueError, match="K has 2 values, expected 9"):
+        image_intrinsics(_info([1.0, 2.0], P), True)
+
+
+def test_distortion_is_noted_for_raw_images_and_for_rectified_ones_without_p_only():
+    from simdistill_ros.frames.messages import distortion_assumed
+
+    d = [-0.3, 0.1, 0.0, 0.0, 0.0]
+    assert distortion_assumed(_info(K, P, d), rectified=True) is None  # image_proc's image_rect
+    raw = distortion_assumed(_info(K, P, d), rectified=False)
+    assert raw is not None and "used as if rectified" in raw and "image_rectification" in raw
+    no_p = distortion_assumed(_info(K, None, d), rectified=True)
+    assert no_p is not None and "no P" in no_p
+    assert distortion_assumed(_info(K, P, [0.0] * 5), rectified=False) is None  # no distortion

@@ -43,8 +43,8 @@ class CameraFrame:
     """One camera's share of a frame.
 
     image: (H, W, 3) uint8 RGB.
-    intrinsics: K (3, 3) for images of ``info_hw`` = (height, width) as the CameraInfo states them;
-        ``None`` or (0, 0) means "the image's own size".
+    intrinsics: the camera matrix (3, 3) (P's for rectified images, else K) for images of ``info_hw`` =
+        (height, width) as the CameraInfo states them; ``None`` or (0, 0) means "the image's own size".
     cam_to_base: (4, 4) optical frame (x right, y down, z forward) -> base frame.
     """
 

@@ -29,7 +29,7 @@ from simdistill_ros.detection.parameters import NUSCENES_CAMERAS, DetectorParams
 from simdistill_ros.detection.pictures import frame_picture
 from simdistill_ros.detection.stamp_gate import LiveInput
 from simdistill_ros.detection.transport import PublisherQos, silent_camera_reason
-from simdistill_ros.frames.messages import distortion_assumed, stamp_to_ns
+from simdistill_ros.frames.messages import distortion_assumed, image_intrinsics, stamp_to_ns
 from simdistill_ros.geometry import Box3D, PinholeCamera, Transform
 
 
@@ -106,6 +106,7 @@ class LivePipeline:
         slop_s: float = 0.06,
         queue_size: int = 10,
         tf_wait: int = 16,
+        rectified: list[bool] | None = None,
     ) -> None:
         self.core, self.cameras, self.compressed, self.base_frame = (
             core,
@@ -113,6 +114,7 @@ class LivePipeline:
             compressed,
             base_frame,
         )
+        self.rectified = rectified  # per camera: P (rectified images, the default) or K (raw)
         self.sync = CameraSync(self.cameras, slop_s, queue_size)
         self.transforms = Transforms()
         self.waiting = TfWaitQueue(tf_wait)
@@ -134,7 +136,7 @@ class LivePipeline:
         try:
             decoded = [decode_image(n, m, c) for n, m, c in zip(self.cameras, f.images, self.compressed)]
             lookup = lambda frame_id, stamp: self.transforms.lookup(self.base_frame, frame_id, stamp)  # noqa: E731
-            cams = camera_frames(self.cameras, f.images, f.infos, decoded, lookup, stamp_of)
+            cams = camera_frames(self.cameras, f.images, f.infos, decoded, lookup, stamp_of, self.rectified)
         except LookupError:
             self.waiting.put(f)
             return []
@@ -182,6 +184,8 @@ class LiveDetector:
         self.input = LiveInput(sync, self.frames, self.stats, params.max_stamp_ahead, self._time_jumped)
         self.decode = ImageDecoder(len(params.camera_names), params.compressed, self._camera_input)
         self._infos: dict[str, Any] = {}  # the latest CameraInfo of each camera
+        # per camera: its images are rectified (camera matrix P) or raw (K)
+        self.rectified = [params.sensors.rectified(t) for t in params.image_topics]
         self.debug_throttle = Throttle(params.debug_image_rate)
         self._silent_logged: dict[str, str] = {}  # camera -> the cause of its silence last logged
         # Lines that name no drop reason (a frame waits for tf, an exception): one per LOG_THROTTLE_S at most
@@ -202,8 +206,9 @@ class LiveDetector:
         """One camera message (``key`` = ("image" or "info", camera)), the node's clock at ``clock_ns``."""
         if key[0] == "info":
             self._infos[key[1]] = msg
-            if (note := distortion_assumed(msg)) is not None:
-                topic = self.params.camera_info_topics[self.params.camera_names.index(key[1])]
+            index = self.params.camera_names.index(key[1])
+            if (note := distortion_assumed(msg, self.rectified[index])) is not None:
+                topic = self.params.camera_info_topics[index]
                 if (line := self.stats.assume(topic, note)) is not None:
                     self._log(WARN, line)
         elif key[0] == "image":
@@ -272,9 +277,10 @@ class LiveDetector:
         model = f"{p.model} ({self.core.model_type}, {self.core.device})"
         return self.stats.diagnostics(now, p.camera_timeout, model, why)
 
-    def _camera_input(self, rgb: np.ndarray, info: Any) -> CameraTensor:
-        """A decoded image's model input, made with its camera's latest CameraInfo (decoder threads)."""
-        k = np.asarray(info.k, dtype=np.float64).reshape(3, 3)
+    def _camera_input(self, name: str, rgb: np.ndarray, info: Any) -> CameraTensor:
+        """Camera ``name``'s decoded image's model input, made with its latest CameraInfo (decoder
+        threads)."""
+        k = image_intrinsics(info, self.rectified[self.params.camera_names.index(name)])
         affine = self.core.camera_affine(rgb.shape[:2], k, (int(info.height), int(info.width)))
         return self.core.camera_tensor(rgb, affine)
 
@@ -302,7 +308,7 @@ class LiveDetector:
         try:
             decoded = self.decode(names, f.images)
             rgb = [image for image, _ in decoded]
-            cameras = camera_frames(names, f.images, f.infos, rgb, self.lookup, stamp_to_ns)
+            cameras = camera_frames(names, f.images, f.infos, rgb, self.lookup, stamp_to_ns, self.rectified)
         except LookupError as err:  # transforms not (yet) known, e.g. a late /tf_static: the frame waits
             dropped = self.tf_wait.dropped
             self.tf_wait.put(f)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -21,6 +21,7 @@ from simdistill_ros.detection.core import (
 )
 from simdistill_ros.detection.frame_queue import SyncedFrame
 from simdistill_ros.frames.images import decode_compressed, image_to_rgb
+from simdistill_ros.frames.messages import image_intrinsics
 from simdistill_ros.frames.sync import ApproximateTimeSync
 
 
@@ -31,18 +32,22 @@ def camera_frames(
     decoded: list[np.ndarray],
     lookup: Callable[[str, int], np.ndarray],
     stamp_of: Callable[[Any], int],
+    rectified: Sequence[bool] | None = None,
 ) -> list[CameraFrame]:
-    """The :class:`CameraFrame` s of one synchronised set: decoded images, K from each CameraInfo and the
+    """The :class:`CameraFrame` s of one synchronised set: decoded images, the camera matrix of each
+    CameraInfo (P for a camera whose images are ``rectified``, the default; K for raw ones) and the
     camera-to-base transform from ``lookup(frame_id, stamp_ns)``. Messages are read by attribute only."""
     out = []
-    for name, img, info, rgb in zip(names, images, infos, decoded):
-        k = np.asarray(info.k, dtype=np.float64)
-        if k.size != 9:
-            raise FrameInputError(f"camera {name!r}: CameraInfo K has {k.size} values, expected 9")
+    rectified = [True] * len(names) if rectified is None else rectified
+    for name, img, info, rgb, rect in zip(names, images, infos, decoded, rectified):
+        try:
+            k = image_intrinsics(info, rect)
+        except ValueError as err:
+            raise FrameInputError(f"camera {name!r}: CameraInfo {err}") from None
         frame_id = img.header.frame_id or info.header.frame_id or name
         stamp = stamp_of(img.header.stamp)
         cam_to_base = lookup(frame_id, stamp)
-        out.append(CameraFrame(name, rgb, k.reshape(3, 3), cam_to_base, (info.height, info.width), stamp))
+        out.append(CameraFrame(name, rgb, k, cam_to_base, (info.height, info.width), stamp))
     return out
 
 
@@ -73,15 +78,15 @@ class ImageDecoder:
     then, and a model input made with another CameraInfo than the frame's is made again by the detector.
     A decode error surfaces when the worker collects that image.
 
-    ``prepare(rgb, info)``: the model input of a decoded image (None: decode only); ``keep``: results
-    held per camera (images that never join a frame are evicted oldest first).
+    ``prepare(name, rgb, info)``: the model input of camera ``name``'s decoded image (None: decode only);
+    ``keep``: results held per camera (images that never join a frame are evicted oldest first).
     """
 
     def __init__(
         self,
         cameras: int,
         compressed: bool,
-        prepare: Callable[[np.ndarray, Any], CameraTensor] | None = None,
+        prepare: Callable[[str, np.ndarray, Any], CameraTensor] | None = None,
         keep: int = 3,
     ) -> None:
         self.compressed = compressed
@@ -108,7 +113,7 @@ class ImageDecoder:
         if info is None or self.prepare is None:
             return rgb, None
         try:
-            return rgb, self.prepare(rgb, info)
+            return rgb, self.prepare(name, rgb, info)
         except Exception:  # noqa: BLE001 - the detector validates the frame and names the problem
             return rgb, None
 

@@ -70,6 +70,12 @@ _DECLARED: dict[str, tuple] = {
         "Optional explicit CameraInfo topics, one per camera (override the template).",
     ),
     "compressed": (True, "true: sensor_msgs/CompressedImage (jpeg/png); false: sensor_msgs/Image."),
+    "image_rectification": (
+        "auto",
+        "auto | rectified | raw: rectified images use CameraInfo's P (the rectified camera matrix), raw "
+        "ones K (a distortion is warned of); auto: rectified where the image topic's name says so "
+        "(image_rect, image_rect_color, ...).",
+    ),
     "camera_qos_reliability": (
         BEST_EFFORT,
         "QoS reliability of the image and CameraInfo subscriptions: best_effort (sensor data: a late "

@@ -247,7 +247,8 @@ class FrameReader:
                     "no camera_info", f"camera {cam.name!r} has no CameraInfo on {cam.info_topic!r} yet"
                 )
             info_topic, info = infos[cam.name]
-            if (note := m.distortion_assumed(info)) is not None:
+            rectified = self.sensors.rectified(cam.image_topic)
+            if (note := m.distortion_assumed(info, rectified)) is not None:
                 assumed[info_topic] = self._assume(info_topic, note)
             try:
                 rgb = decode_image(msg, topic)
@@ -256,7 +257,9 @@ class FrameReader:
             frame_id = msg.header.frame_id or info.header.frame_id or cam.name
             cam_to_base = self._lookup(tree, frame_id, stamp)
             try:
-                camera = camera_from_info(cam.name, info, cam_to_base, rgb.shape, info_topic, frame_id)
+                camera = camera_from_info(
+                    cam.name, info, cam_to_base, rgb.shape, info_topic, frame_id, rectified
+                )
             except IntrinsicsError as err:  # one bad CameraInfo refuses the frames it calibrates
                 raise _Skip("bad intrinsics", str(err)) from None
             images[cam.name], stamps[cam.name] = rgb, stamp

@@ -209,14 +209,15 @@ def decode_image(msg: Any, topic: str = "") -> np.ndarray:
         raise BagError(f"{topic or 'image'}: {err}") from None
 
 
-def intrinsics_from_info(info: Any, topic: str = "") -> np.ndarray:
-    """K (3, 3) of a CameraInfo (its range is checked by :func:`camera_from_info`). ``R`` (the
-    rectification rotation) is deliberately ignored: converters
-    fill it inconsistently, and rectified images are what the K/P describe."""
-    k = np.asarray(info.k, dtype=np.float64).reshape(-1)
-    if k.size != 9:
-        raise BagError(f"{topic or 'camera_info'}: K has {k.size} values, expected 9")
-    return k.reshape(3, 3)
+def intrinsics_from_info(info: Any, topic: str = "", rectified: bool = True) -> np.ndarray:
+    """The camera matrix (3, 3) of a CameraInfo's images (:func:`messages.image_intrinsics`: P for
+    rectified images, K for raw ones; its range is checked by :func:`camera_from_info`). ``R`` (the
+    rectification rotation) is deliberately ignored: converters fill it inconsistently, and the camera
+    frame of rectified images is the one tf names."""
+    try:
+        return m.image_intrinsics(info, rectified)
+    except ValueError as err:
+        raise BagError(f"{topic or 'camera_info'}: {err}") from None
 
 
 def camera_from_info(
@@ -226,10 +227,12 @@ def camera_from_info(
     image_shape: tuple[int, ...] | None = None,
     topic: str = "",
     frame_id: str | None = None,
+    rectified: bool = True,
 ) -> PinholeCamera:
     """PinholeCamera of a CameraInfo (size from the image when given: it is what the pixels are).
-    :class:`IntrinsicsError` when K is outside a physical range for that size."""
-    k = intrinsics_from_info(info, topic)
+    :class:`IntrinsicsError` when its camera matrix (P for ``rectified`` images, else K) is outside a
+    physical range for that size."""
+    k = intrinsics_from_info(info, topic, rectified)
     width, height = int(info.width), int(info.height)
     if image_shape is not None:
         ih, iw = image_shape[:2]

@@ -70,18 +70,46 @@ def transform_from_msg(msg: Any) -> Transform:
     )
 
 
-def distortion_assumed(info: Any) -> str | None:
-    """What is assumed of a CameraInfo whose distortion model has a non-zero coefficient (a raw image of a
-    distorting lens, or a rectified image published with its raw camera's D): the images are used as if
-    rectified, with K alone. None for a CameraInfo without distortion."""
+def _p_matrix(info: Any) -> np.ndarray | None:
+    """P (3, 4) of a CameraInfo; None where it is unset (all zero, as some drivers leave it)."""
+    p = getattr(info, "p", None)
+    p = np.asarray(p if p is not None else [], dtype=np.float64).reshape(-1)
+    if p.size != 12 or not np.any(p != 0):
+        return None
+    return p.reshape(3, 4)
+
+
+def image_intrinsics(info: Any, rectified: bool) -> np.ndarray:
+    """The camera matrix (3, 3) of the images a CameraInfo goes with. ROS defines K as the raw (distorted)
+    image's and P's left 3x3 as the rectified image's; image_proc publishes rectified images beside the
+    raw camera's CameraInfo, so rectified images take P (K where P is unset), raw ones K.
+    ``ValueError`` names a K without 9 values."""
+    k = np.asarray(info.k, dtype=np.float64).reshape(-1)
+    if k.size != 9:
+        raise ValueError(f"K has {k.size} values, expected 9")
+    p = _p_matrix(info) if rectified else None
+    return (p[:, :3] if p is not None else k.reshape(3, 3)).copy()
+
+
+def distortion_assumed(info: Any, rectified: bool) -> str | None:
+    """What is assumed of a CameraInfo whose distortion model has a non-zero coefficient, or None where
+    nothing is. Rectified images with a P need nothing: the coefficients describe the raw image they were
+    made from. Raw images of a distorting lens (and rectified ones without P) are used as if rectified,
+    with K alone, which places boxes off."""
     d = getattr(info, "d", None)
     d = np.asarray(d if d is not None else [], dtype=np.float64).reshape(-1)
-    if not np.any(d != 0):
+    if not np.any(d != 0) or (rectified and _p_matrix(info) is not None):
         return None
     model = str(getattr(info, "distortion_model", "") or "unnamed")
     coefficients = ", ".join(f"{v:.4g}" for v in d[:5]) + (", ..." if d.size > 5 else "")
+    if rectified:
+        return (
+            f"distortion model {model!r} with non-zero coefficients [{coefficients}] and no P: its "
+            "rectified images are used with K, the raw image's camera matrix; publish the CameraInfo "
+            "with P (image_proc's camera_info does)"
+        )
     return (
-        f"distortion model {model!r} with non-zero coefficients [{coefficients}]: its images are used as "
-        "if rectified (K only; D, R and P ignored), so raw images of a distorting lens place boxes off; "
-        "subscribe to rectified images (image_proc) with an undistorted CameraInfo"
+        f"distortion model {model!r} with non-zero coefficients [{coefficients}]: its raw images are used "
+        "as if rectified (K only), so a distorting lens places boxes off; subscribe to rectified images "
+        "(image_proc's image_rect) or set image_rectification if these are rectified"
     )

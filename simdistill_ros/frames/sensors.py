@@ -10,6 +10,7 @@ with: the camera order never comes from a bag's topic order.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,11 +18,15 @@ from typing import Any
 
 import yaml
 
+from simdistill_ros.defaults import IMAGE_RECTIFICATIONS
 from simdistill_ros.errors import UserError
 from simdistill_ros.geometry.camera import NUSCENES_CAMERAS as NUSCENES_RIG
 
 # The nuScenes rig's camera names, in the order nuScenes and the synthetic world list them.
 NUSCENES_CAMERAS = [name for name, *_ in NUSCENES_RIG]
+
+# ROS' names of rectified image topics (image_rect, image_rect_color, ..., and their transports' topics)
+_RECTIFIED_SEGMENT = re.compile(r"(^|_)rect(ified)?(_|$)")
 
 
 class SensorConfigError(UserError):
@@ -49,6 +54,8 @@ class SensorConfig:
     ``image_topic``/``camera_info_topic`` are templates with ``{camera}``; ``image_topics``/
     ``camera_info_topics`` are explicit lists, one per camera of ``cameras`` (they win over templates).
     ``compressed``: prefer sensor_msgs/CompressedImage (True) or Image (False) where a camera has both.
+    ``image_rectification``: whether the images are rectified (their camera matrix is CameraInfo's P) or
+    raw (K); "auto" reads it from each image topic's name (:meth:`rectified`).
     """
 
     cameras: tuple[str, ...] | None = None
@@ -61,8 +68,14 @@ class SensorConfig:
     lidar_topic: str | None = None
     tf_topic: str = "/tf"
     tf_static_topic: str = "/tf_static"
+    image_rectification: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.image_rectification not in IMAGE_RECTIFICATIONS:
+            raise SensorConfigError(
+                f"image_rectification must be one of {', '.join(IMAGE_RECTIFICATIONS)}, "
+                f"got {self.image_rectification!r}"
+            )
         for key in ("image_topic", "camera_info_topic"):
             value = getattr(self, key)
             if value is not None and "{camera}" not in value:
@@ -83,8 +96,8 @@ class SensorConfig:
     @classmethod
     def from_parameters(cls, values: Mapping[str, Any]) -> SensorConfig:
         """From ``ros__parameters`` names (camera_names, image_topic, camera_info_topic, image_topics,
-        camera_info_topics, compressed, base_frame, lidar_topic, tf_topic, tf_static_topic); other names
-        are ignored; empty values are unset."""
+        camera_info_topics, compressed, base_frame, lidar_topic, tf_topic, tf_static_topic,
+        image_rectification); other names are ignored; empty values are unset."""
         v = dict(values)
         cameras = _names(v.get("camera_names"), "camera_names")
         image_topics = _names(v.get("image_topics"), "image_topics")
@@ -101,6 +114,7 @@ class SensorConfig:
             lidar_topic=v.get("lidar_topic") or None,
             tf_topic=str(v.get("tf_topic") or "/tf"),
             tf_static_topic=str(v.get("tf_static_topic") or "/tf_static"),
+            image_rectification=str(v.get("image_rectification") or "auto"),
         )
 
     def with_flags(
@@ -110,6 +124,7 @@ class SensorConfig:
         camera_info_topic: str | None = None,
         lidar_topic: str | None = None,
         base_frame: str | None = None,
+        image_rectification: str | None = None,
     ) -> SensorConfig:
         """The command-line flags over this configuration. ``image_topic``/``camera_info_topic``: a
         ``{camera}`` template or a comma-separated list of topics, one per camera."""
@@ -133,7 +148,17 @@ class SensorConfig:
             changes["lidar_topic"] = lidar_topic
         if base_frame:
             changes["base_frame"] = base_frame
+        if image_rectification:
+            changes["image_rectification"] = image_rectification
         return replace(self, **changes) if changes else self
+
+    def rectified(self, image_topic: str) -> bool:
+        """Whether the images of ``image_topic`` are rectified: as configured, or ("auto") by ROS' naming:
+        a topic with a segment such as image_rect, image_rect_color or image_rect_compressed carries
+        rectified images (image_proc's), image_raw, image and image_color raw ones."""
+        if self.image_rectification != "auto":
+            return self.image_rectification == "rectified"
+        return any(_RECTIFIED_SEGMENT.search(seg.lower()) for seg in image_topic.split("/"))
 
     def camera_order(self, model_cameras: Sequence[str] | None) -> list[str] | None:
         """The configured cameras, else the model's (checkpoint), else None (the nuScenes order of the
@@ -177,4 +202,5 @@ def sensor_config_from_args(args: Any) -> SensorConfig:
         camera_info_topic=getattr(args, "camera_info_topic", None),
         lidar_topic=getattr(args, "lidar_topic", None),
         base_frame=getattr(args, "base_frame", None),
+        image_rectification=getattr(args, "image_rectification", None),
     )

@@ -96,8 +96,8 @@ class DetectorNode(Node):
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.get_logger().info(
             f"detecting with {p.model} ({core.model_type}, {core.runs_on}, {core.device}) on "
-            f"{len(p.camera_names)} cameras "
-            f"{p.camera_names}; images {p.image_topics}; outputs {', '.join(p.outputs)}; sync: {sync_kind}, "
+            f"{len(p.camera_names)} cameras {p.camera_names}; images {p.image_topics} ({_rectification(p)}); "
+            f"outputs {', '.join(p.outputs)}; sync: {sync_kind}, "
             f"tf: {'tf2_ros' if self._tf_buffer else '/tf_static + /tf'}"
         )
 
@@ -260,6 +260,12 @@ class DetectorNode(Node):
         """Stop the worker thread and log the summary (before ``destroy_node``, while the context is
         valid, so that the line reaches /rosout)."""
         self.get_logger().info(f"stopped: {self._live.stop()}")
+
+
+def _rectification(p: DetectorParams) -> str:
+    """Which camera matrix the images use, for the start-up line: "rectified: P", "raw: K" or per camera."""
+    kinds = ["rectified: P" if p.sensors.rectified(t) else "raw: K" for t in p.image_topics]
+    return kinds[0] if len(set(kinds)) == 1 else ", ".join(f"{n} {k}" for n, k in zip(p.camera_names, kinds))
 
 
 # what rmw reports for an endpoint whose participant's node names are not discovered yet

@@ -26,6 +26,10 @@ _DECLARED: dict[str, tuple] = {
     "camera_info_topic": ("", "camera_info topic template with {camera} ('': recognised)"),
     "image_topics": ([""], "explicit image topics, one per camera_names entry"),
     "camera_info_topics": ([""], "explicit camera_info topics, one per camera_names entry"),
+    "image_rectification": (
+        "auto",
+        "auto | rectified | raw: rectified images use CameraInfo's P, raw ones K (auto: from the topic name)",
+    ),
     "lidar_topic": ("", "LiDAR PointCloud2 topic in the bags ('': /LIDAR_TOP or the only point cloud)"),
     "tf_topic": ("/tf", "dynamic tf topic in the bags"),
     "tf_static_topic": ("/tf_static", "static tf topic in the bags"),
