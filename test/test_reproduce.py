@@ -105,6 +105,26 @@ def test_table_mean_and_sd_from_records() -> None:
     assert "2026-11-29 (3 runs), 2026-11-30 (1 run)" in text
 
 
+def test_table_says_what_the_vehicles_were_called_mean_over_seeds() -> None:
+    def record(seed: int, right: float) -> dict:
+        metrics = metrics_from_summary(_summary(0.1))
+        metrics["class_called"] = {
+            "construction_vehicle": {
+                "boxes": 100,
+                "called": {"construction_vehicle": right, "truck": 0.6 - right, "missed": 0.4},
+            },
+            "bus": {"boxes": 0, "called": {}},
+        }
+        return {"name": f"baseline_depth_warm_s{seed}", "arm": "baseline_depth_warm", "seed": seed,
+                "trained_at": "2026-12-07T10:00Z", "metrics": metrics}  # fmt: skip
+
+    text = format_fair([record(0, 0.1), record(1, 0.3)])
+    assert "What the detections called the vehicles (val;" in text
+    assert "| construction_vehicle | bus |" in text  # the devkit's vehicle order
+    assert "depth supervision (2) | 20 / 40 / truck 40 |  |" in text  # a class without boxes: empty
+    assert "the fresh world;" not in text  # no fresh-world counts recorded
+
+
 def test_table_lists_the_distillation_probes_of_each_world(tmp_path) -> None:
     load_distillation_probes = table.load_distillation_probes
 
@@ -217,6 +237,11 @@ def test_reproduce_micro_is_resumable(tmp_path: Path, progress: ProgressLine) ->
     assert json.loads((tmp_path / "fresh" / "synth.json").read_text())["split"]["train"] == []
     assert records["student_s1"]["seed"] == 1 and records["teacher"]["arm"] == "teacher"
     assert "--init-from" in records["teacher"]["command"]  # staged: started from the camera-only model
+    # what the detections called each vehicle class's boxes, on both worlds (evaluation/confusion.py)
+    for key in ("metrics", "metrics_fresh"):
+        called = records["baseline_s0"][key]["class_called"]
+        assert sorted(called) == sorted(["car", "truck", "construction_vehicle", "bus", "trailer"])
+        assert all(abs(sum(c["called"].values()) - 1.0) < 1e-3 for c in called.values() if c["boxes"])
     probe = json.loads((results / "teacher_probe.json").read_text())["probes"]
     assert len(probe) == 2 and all(-1.0 <= p["corr_mean"] <= 1.0 for p in probe)
     table = (results / "table.md").read_text()
@@ -238,6 +263,11 @@ def test_reproduce_micro_is_resumable(tmp_path: Path, progress: ProgressLine) ->
         del old["metrics_fresh"]
         record_file.write_text(json.dumps(old))
     (results / "student_s0.probe.json").unlink()  # and a missing probe is made again
+    before = json.loads((results / "baseline_s0.json").read_text())  # and a record without the vehicle count
+    stripped = json.loads(json.dumps(before))
+    for key in ("metrics", "metrics_fresh"):
+        del stripped[key]["class_called"]
+    (results / "baseline_s0.json").write_text(json.dumps(stripped))
     third = _reproduce(env, progress)
     assert third.returncode == 0, third.stderr[-3000:]
     assert "training" not in third.stdout and third.stdout.count("| fresh world mAP") == 2
@@ -245,6 +275,7 @@ def test_reproduce_micro_is_resumable(tmp_path: Path, progress: ProgressLine) ->
         "metrics_fresh" in json.loads((results / f"{n}.json").read_text()) for n in ("student_s1", "teacher")
     )
     assert (results / "student_s0.probe.json").is_file()
+    assert json.loads((results / "baseline_s0.json").read_text()) == before  # recounted, nothing else changed
     # the runs ship with cards made from their records (tools/ship_models.py, as the _v2 models were)
     ship = [py, str(ROOT / "tools" / "ship_models.py"), str(tmp_path / "runs")]
     dest = ["--suffix", "x", "--records", str(results), "--dest", str(tmp_path / "models")]

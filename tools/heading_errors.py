@@ -16,7 +16,6 @@ import argparse
 import json
 import math
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from simdistill_ros.dataset.nuscenes_tables import category_to_class  # noqa: E402
+from simdistill_ros.evaluation.confusion import annotations_by_class  # noqa: E402
 
 ALIGNED, REVERSED = math.radians(20), math.radians(160)
 
@@ -56,16 +55,7 @@ def heading_errors(
 
 def load_gt(dataroot: Path, name: str, version: str = "v1.0-synth") -> dict[str, list[dict]]:
     """sample token -> annotations of detection class ``name``."""
-    tables = dataroot / version
-    category = {c["token"]: c["name"] for c in json.loads((tables / "category.json").read_text())}
-    instance = {
-        i["token"]: category[i["category_token"]] for i in json.loads((tables / "instance.json").read_text())
-    }
-    out: dict[str, list[dict]] = defaultdict(list)
-    for ann in json.loads((tables / "sample_annotation.json").read_text()):
-        if category_to_class(instance[ann["instance_token"]]) == name:
-            out[ann["sample_token"]].append(ann)
-    return out
+    return annotations_by_class(dataroot, version).get(name, {})
 
 
 def summary(errors: np.ndarray) -> dict:

@@ -137,12 +137,23 @@ score_fresh() {  # score_fresh NAME ARM SEED: score RUNS/NAME on the fresh world
   local name=$1 arm=$2 seed=$3 dir="$RUNS/$1"
   $SIM evaluate --data "$FRESH" --split val --model "$dir/last" --device "$DEVICE" --out "$dir/eval_fresh" \
     >"$dir/eval_fresh.log" 2>&1
-  $PY tools/reproduction_table.py record --name "$name" --arm "$arm" --seed "$seed" --run "$dir" \
-    --out "$RESULTS/$name.json" --extra "$(extra "$(arm_steps "$arm")" "$arm")"
+  record "$name" "$arm" "$seed"
   echo "== $name: val $(grep -E '^(mAP|NDS)' "$dir/eval.log" | tr '\n' ' ')| fresh world $(grep -E '^(mAP|NDS)' "$dir/eval_fresh.log" | tr '\n' ' ')"
 }
 
+record() {  # record NAME ARM SEED: (re)write RESULTS/NAME.json from RUNS/NAME's evaluations (no scoring)
+  $PY tools/reproduction_table.py record --name "$1" --arm "$2" --seed "$3" --run "$RUNS/$1" \
+    --out "$RESULTS/$1.json" --extra "$(extra "$(arm_steps "$2")" "$2")" --data "$DATA" --fresh-data "$FRESH"
+}
+
 has_fresh() { grep -q '"metrics_fresh"' "$RESULTS/$1.json"; }
+
+called_if_missing() {  # a record from before the vehicle-naming count: add it if the run's scores are on disk
+  if ! grep -q '"class_called"' "$RESULTS/$1.json" && [ -f "$RUNS/$1/eval/results.json" ] \
+    && [ -f "$RUNS/$1/eval/metrics_summary.json" ]; then
+    record "$@"
+  fi
+}
 
 fresh_if_missing() {  # a record from before the fresh world: add its fresh-world metrics if the run is on disk
   if ! has_fresh "$1"; then
@@ -177,6 +188,7 @@ run() {  # run NAME ARM SEED MODEL [args]: skipped when its result JSON exists
   if [ -f "$RESULTS/$1.json" ]; then
     echo "== $1: recorded in $RESULTS/$1.json, skipped"
     fresh_if_missing "$1" "$2" "$3"
+    called_if_missing "$1" "$2" "$3"
   else
     train_eval "$@"
   fi
@@ -186,7 +198,12 @@ run() {  # run NAME ARM SEED MODEL [args]: skipped when its result JSON exists
 
 ensure() {  # ensure NAME ARM SEED MODEL [args]: a checkpoint later runs start from; re-trained if gone
   if [ -f "$RUNS/$1/done" ] && [ -f "$RUNS/$1/last/meta.json" ]; then
-    if [ -f "$RESULTS/$1.json" ]; then fresh_if_missing "$1" "$2" "$3"; else train_eval "$@"; fi
+    if [ -f "$RESULTS/$1.json" ]; then
+      fresh_if_missing "$1" "$2" "$3"
+      called_if_missing "$1" "$2" "$3"
+    else
+      train_eval "$@"
+    fi
   else
     [ -f "$RESULTS/$1.json" ] && echo "== $1: checkpoint gone, re-training it (its record is replaced)"
     train_eval "$@"

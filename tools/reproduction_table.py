@@ -19,9 +19,12 @@ import csv
 import json
 import math
 import statistics
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # (run directory name, what the row is, modalities used at inference)
 ROWS: tuple[tuple[str, str, str], ...] = (
@@ -184,12 +187,20 @@ def metrics_from_summary(summary: dict) -> dict:
 
 
 def record_run(
-    out_file: Path, name: str, arm: str, seed: int, run_dir: Path, extra: dict | None = None
+    out_file: Path,
+    name: str,
+    arm: str,
+    seed: int,
+    run_dir: Path,
+    extra: dict | None = None,
+    data: Path | None = None,
+    fresh_data: Path | None = None,
 ) -> dict:
     """Write ``out_file``: the metrics of ``run_dir/eval/metrics_summary.json`` (val) and, when the run was
     also scored there, of ``run_dir/eval_fresh/metrics_summary.json`` (a world with a seed no model saw),
     plus what the run was (from its checkpoint's meta.json and ``extra``: steps, config, world, data) and
-    when it was trained."""
+    when it was trained. Given the dataroots (``data``: val, ``fresh_data``), each world's metrics also
+    say what the detections called the vehicles' boxes (``class_called``, from the run's results.json)."""
     summary = json.loads((run_dir / "eval" / "metrics_summary.json").read_text())
     fresh_file = run_dir / "eval_fresh" / "metrics_summary.json"
     meta_file = run_dir / "last" / "meta.json"
@@ -210,6 +221,10 @@ def record_run(
     }
     if fresh_file.is_file():
         record["metrics_fresh"] = metrics_from_summary(json.loads(fresh_file.read_text()))
+    for key, eval_dir, root in (("metrics", "eval", data), ("metrics_fresh", "eval_fresh", fresh_data)):
+        results = run_dir / eval_dir / "results.json"
+        if root is not None and key in record and results.is_file():
+            record[key]["class_called"] = vehicles_called(Path(root), results)
     curve = read_curve(run_dir / "log.csv")
     if curve:
         record["curve"] = curve
@@ -221,6 +236,17 @@ def record_run(
     tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     tmp.replace(out_file)
     return record
+
+
+def vehicles_called(dataroot: Path, results_json: Path) -> dict[str, dict]:
+    """What the detections of ``results_json`` called the vehicle classes' boxes of ``dataroot``'s tables
+    (:func:`simdistill_ros.evaluation.confusion.class_called`), shares rounded to 4 digits."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from simdistill_ros.evaluation.confusion import class_called
+
+    called = class_called(dataroot, json.loads(results_json.read_text())["results"])
+    return {c: {**v, "called": {k: round(x, 4) for k, x in v["called"].items()}} for c, v in called.items()}
 
 
 def read_curve(log_csv: Path) -> list[dict]:
@@ -429,6 +455,45 @@ def _distillation_probe_table(runs: list[dict]) -> str:
     return head + "\n".join(rows)
 
 
+def _vehicles_called_table(by_arm: dict[str, list[dict]], key: str) -> str:
+    """Per arm and vehicle class, over the seeds that recorded it: the share of the class's boxes the
+    detections called right, the share missed, and the other class they were called most."""
+    labels = {arm: label.strip() for arm, label, _, _ in FAIR_ARMS}
+    classes: list[str] = []
+    rows = []
+    for arm, runs in by_arm.items():
+        runs = [r[key]["class_called"] for r in runs if "class_called" in r.get(key, {})]
+        if not runs:
+            continue
+        order = ("car", "truck", "construction_vehicle", "bus", "trailer")  # the devkit's vehicle order
+        classes = classes or sorted(runs[0], key=lambda c: (order.index(c) if c in order else len(order), c))
+        cells = []
+        for c in classes:
+            called = [r[c]["called"] for r in runs if r.get(c, {}).get("boxes")]
+            if not called:
+                cells.append("")
+                continue
+            mean = {
+                k: statistics.fmean(x.get(k, 0.0) for x in called) for k in {k for x in called for k in x}
+            }
+            other = max((k for k in mean if k not in (c, "missed")), key=mean.get, default=None)
+            cell = f"{100 * mean.get(c, 0.0):.0f} / {100 * mean.get('missed', 0.0):.0f}"
+            cells.append(
+                cell + (f" / {other} {100 * mean[other]:.0f}" if other and mean[other] >= 0.005 else "")
+            )
+        rows.append(f"| {labels.get(arm, arm)} ({len(runs)}) | " + " | ".join(cells) + " |")
+    if not rows:
+        return ""
+    where = "val" if key == "metrics" else "the fresh world"
+    return (
+        f"\n\nWhat the detections called the vehicles ({where}; each ground-truth box with a LiDAR point "
+        "takes the class of the best detection scoring >= 0.2 within 2 m; % called right / % missed / the "
+        "other class called most, %; mean over the seeds in brackets; "
+        "`python -m simdistill_ros.evaluation.confusion`):"
+        "\n\n| model | " + " | ".join(classes) + " |\n|---|" + "---:|" * len(classes) + "\n" + "\n".join(rows)
+    )
+
+
 def _convergence_table(by_arm: dict[str, list[dict]]) -> str:
     """Val mAP of the snapshots part way and at the end, mean over seeds: did the runs converge?"""
     labels = {arm: label.strip() for arm, label, _, _ in FAIR_ARMS}
@@ -544,6 +609,7 @@ def format_fair(
             "`bev_probe --teacher`):\n\n"
         )
         out += _distillation_probe_table(runs)
+    out += _vehicles_called_table(by_arm, "metrics") + _vehicles_called_table(by_arm, "metrics_fresh")
     out += _convergence_table(by_arm)
     out += _depth_table(depth_probes or [])
     when = sorted({r["trained_at"][:10] for r in records})
@@ -566,6 +632,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     rec.add_argument("--out", type=Path, required=True, help="result JSON to write")
     rec.add_argument("--extra", default="{}", help="JSON object merged into the record (steps, config, ...)")
+    rec.add_argument("--data", type=Path, help="the val world's dataroot: record what vehicles were called")
+    rec.add_argument("--fresh-data", type=Path, help="the fresh world's dataroot (the same, there)")
     fair = sub.add_parser("fair", help="assemble the fair table from result JSONs")
     fair.add_argument("results", type=Path)
     legacy = sub.add_parser("legacy", help="the one-seed table from run directories")
@@ -573,7 +641,16 @@ def main(argv: list[str] | None = None) -> int:
     legacy.add_argument("--reference", default="baseline", help="run the differences are taken to")
     args = parser.parse_args(argv)
     if args.command == "record":
-        record_run(args.out, args.name, args.arm, args.seed, args.run, json.loads(args.extra))
+        record_run(
+            args.out,
+            args.name,
+            args.arm,
+            args.seed,
+            args.run,
+            json.loads(args.extra),
+            args.data,
+            args.fresh_data,
+        )
         return 0
     if args.command == "fair":
         records = load_records(args.results)
