@@ -1,16 +1,15 @@
-"""evaluation/confusion.py: what the detections call each ground-truth box, on hand-made boxes and tables."""
+"""evaluation/confusion.py (and its table, tools/class_confusion.py): what the detections call each
+ground-truth box, on hand-made boxes and tables."""
 
 from __future__ import annotations
 
 import json
 
-from simdistill_ros.evaluation.confusion import (
-    MISSED,
-    annotations_by_class,
-    called_as,
-    class_called,
-    format_row,
-)
+from tool_modules import load_tool
+
+from simdistill_ros.evaluation.confusion import MISSED, annotations_by_class, called_as, class_called
+
+format_row = load_tool("class_confusion").format_row
 
 
 def _box(x: float, name: str = "truck", score: float = 0.9, points: int = 10) -> dict:

@@ -489,7 +489,7 @@ def _vehicles_called_table(by_arm: dict[str, list[dict]], key: str) -> str:
         f"\n\nWhat the detections called the vehicles ({where}; each ground-truth box with a LiDAR point "
         "takes the class of the best detection scoring >= 0.2 within 2 m; % called right / % missed / the "
         "other class called most, %; mean over the seeds in brackets; "
-        "`python -m simdistill_ros.evaluation.confusion`):"
+        "`tools/class_confusion.py`):"
         "\n\n| model | " + " | ".join(classes) + " |\n|---|" + "---:|" * len(classes) + "\n" + "\n".join(rows)
     )
 

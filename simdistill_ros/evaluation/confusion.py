@@ -6,12 +6,11 @@ centre lies within ``distance`` metres (BEV); its class is what the model called
 there is none. A class whose AP falls while its boxes are still found, under another class's name, lost
 its classification, not its localisation: the per-class AP cannot tell the two apart, this can.
 
-Run: ``python -m simdistill_ros.evaluation.confusion --data DIR --results RESULTS_JSON [...]``
+The table per results file: ``tools/class_confusion.py``; ``make reproduce`` records it for every run.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -83,39 +82,3 @@ def class_called(
             "called": {k: v / total for k, v in counts.most_common()} if total else {},
         }
     return out
-
-
-def format_row(name: str, counts: Counter, top: int = 4) -> str:
-    total = sum(counts.values())
-    if not total:
-        return f"  {name:<22} no boxes"
-    shares = ", ".join(f"{k} {v / total:.0%}" for k, v in counts.most_common(top))
-    return f"  {name:<22} {total:5d} boxes: {shares}"
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", type=Path, required=True, help="dataset root (VERSION/ tables)")
-    p.add_argument("--version", default=DEFAULT_VERSION)
-    p.add_argument(
-        "--results",
-        type=Path,
-        nargs="+",
-        required=True,
-        help="nuScenes results JSON (simdistill evaluate --out)",
-    )
-    p.add_argument("--classes", nargs="+", default=list(VEHICLES))
-    p.add_argument("--score", type=float, default=SCORE)
-    p.add_argument("--distance", type=float, default=DISTANCE)
-    args = p.parse_args(argv)
-    gt = annotations_by_class(args.data, args.version)
-    for path in args.results:
-        results = json.loads(path.read_text())["results"]
-        print(f"{path} (score >= {args.score}, within {args.distance} m):")
-        for name in args.classes:
-            print(format_row(name, called_as(gt.get(name, {}), results, args.score, args.distance)))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
