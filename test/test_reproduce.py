@@ -279,7 +279,11 @@ def test_reproduce_micro_is_resumable(tmp_path: Path, progress: ProgressLine) ->
     # the runs ship with cards made from their records (tools/ship_models.py, as the _v2 models were)
     ship = [py, str(ROOT / "tools" / "ship_models.py"), str(tmp_path / "runs")]
     dest = ["--suffix", "x", "--records", str(results), "--dest", str(tmp_path / "models")]
-    shipped = subprocess.run([*ship, "teacher", "student=student_s1", *dest], capture_output=True, text=True)
+    shipped = subprocess.run(
+        [*ship, "teacher", "student=student_s1", "baseline=baseline_s1", *dest],
+        capture_output=True,
+        text=True,
+    )
     assert shipped.returncode == 0, shipped.stderr[-3000:]
     student = tmp_path / "models" / "student_x"
     card = (student / "README.md").read_text()
@@ -287,6 +291,12 @@ def test_reproduce_micro_is_resumable(tmp_path: Path, progress: ProgressLine) ->
     assert "seed 1, trained" in card and (tmp_path / "models" / "teacher_x" / "README.md").is_file()
     assert "IMD 1, CMD 100, MMD-F 1, MMD-P 0.25; feature terms SimDistill's" in card  # the card's recipe
     assert "LiDAR depth" not in card
+    # the card compares the student with the baseline shipped beside it, by seed over every seed both have
+    assert (
+        "- Against `baseline_x` (`make reproduce` arms `student` minus `baseline`, paired by seed, 2 seeds"
+        in card
+    )
+    assert "1 steps of batch" in card  # the schedule from the record, not a fixed sentence
     assert card_reference(student)["mAP"] == round(100 * records["student_s1"]["metrics"]["mAP"], 1)
     _, _, meta = load_checkpoint(student)  # the weights' sha256 is checked on load
     assert meta["synthetic_world"] == {"world": "v2", "image_size": "64x160"}  # the harness default

@@ -23,7 +23,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from reproduction_table import metrics_from_summary  # noqa: E402  (tools/, beside this script)
+from reproduction_table import (  # noqa: E402  (tools/, beside this script)
+    _mean_sd,
+    _paired_diffs,
+    load_records,
+    metrics_from_summary,
+)
 
 from simdistill_ros.models.checkpoint import CONFIG_SHA256_KEY, load_checkpoint, weights_sha256  # noqa: E402
 
@@ -33,13 +38,18 @@ PURPOSE = {
     "baseline": "Camera-only baseline (BEVFusion-C analogue: camera BEV branch, decoder, head), trained on "
     "labels only. The reference the student is compared with.",
     "student": "SimDistill student: camera BEV branch + simulated-LiDAR branch (GCM), fused, trained with "
-    "labels and the four distillation terms from the teacher, starting from the teacher's camera branch, "
+    "labels and distillation from the teacher (the terms below), starting from the teacher's camera branch, "
     "fuser, decoder and head (`--init-from`). Camera-only at inference.",
 }
-# What a run's start says about a baseline: the fair recipe warm-starts it like the student
+# What a run's start says about a baseline: warm-started like the student, or from ImageNet as long as the
+# student's whole lineage (the equal-training control)
 WARM_BASELINE = (
     " Warm-started from the same teacher as the shipped student and trained as many steps, without "
-    "distillation: the fair control beside the student (`make reproduce`'s `baseline_warm` arm)."
+    "distillation: the fair control beside the student (`make reproduce`'s `{arm}` arm)."
+)
+LONG_BASELINE = (
+    " Trained from the ImageNet start for as many optimizer steps as the student's whole lineage (camera "
+    "stage, teacher, student): the equal-training control (`make reproduce`'s `{arm}` arm)."
 )
 LIMITS_TINY = """\
 - Trained on the synthetic world only (procedural scenes, ray-cast images at 160x400 resized to the model's
@@ -54,22 +64,52 @@ LIMITS_TINY = """\
 - The student's lead over `baseline_tiny` is mostly its start (it starts from the teacher, the baseline
   from scratch): see docs/reproduction.md (fair reproduction) and the `_v2` models.
 """
-LIMITS_V2 = """\
-- Trained on the synthetic world v2 only (procedural scenes, ray-cast 224x400 images, nuScenes-like 6-camera
-  rig). It has never seen a real image: on real cameras expect nothing useful until it is fine-tuned on
-  real data (train with `--config nuscenes` for that).
-- BEV range +-51.2 m at 0.8 m cells (the devkit's class ranges); objects beyond it are not detected.
-- CPU config `tiny_v2` and a short schedule (1000 steps of batch 4 on 800 frames, two cores): the
-  numbers rank methods on the synthetic benchmark; they are not nuScenes numbers. The camera models
-  find a car's axis but not which end is its front: a third or more of matched cars point backwards
-  (mAOE about 1.5 rad; docs/reproduction.md, "Runs so far").
-- On a 2-core CPU the camera models take about 0.15-0.2 s per six-camera frame (docs/speed.md); a GPU or
-  the onnxruntime backend is faster.
-- Distillation: on seed 0 the student is within 0.2-0.6 mAP of `baseline_v2` (same start, same steps,
-  no distillation) and 0.8 mAP below (val; 0.3 above on the fresh world) the same student trained
-  without distillation: no measurable gain from it yet. docs/reproduction.md (fair reproduction) has the seeds
-  and controls.
-"""
+
+
+def limits_fair(record: dict, meta: dict, against: str) -> str:
+    """The known limits of a model trained by `make reproduce` (``record``), with what its records say of
+    it against the model shipped beside it (``against``; "" when there is none)."""
+    size, world = record["image_size"], record["world"]
+    schedule = f"{record['steps']} steps of batch {record['batch']} on {meta.get('train_frames', '?')} frames"
+    lines = [
+        f"- Trained on the synthetic world {world} only (procedural scenes, ray-cast {size} images, "
+        "nuScenes-like 6-camera rig). It has never seen a real image: on real cameras expect nothing "
+        "useful until it is fine-tuned on real data (train with `--config nuscenes` for that).",
+        "- BEV range +-51.2 m at 0.8 m cells (the devkit's class ranges); objects beyond it are not "
+        "detected.",
+        f"- CPU config `{record['config']}` and a short schedule ({schedule}, two cores): the numbers "
+        "rank methods on the synthetic benchmark; they are not nuScenes numbers. The camera models find a "
+        "car's axis but not which end is its front: a third or more of matched cars point backwards (mAOE "
+        'about 1.5 rad; docs/reproduction.md, "Runs so far").',
+        "- On a 2-core CPU the camera models take about 0.15-0.2 s per six-camera frame (docs/speed.md); "
+        "a GPU or the onnxruntime backend is faster.",
+    ]
+    if against:
+        lines.append(against)
+    return "\n".join(lines) + "\n"
+
+
+def comparison(records: list[dict], record: dict, other: str, other_record: dict) -> str:
+    """A limits bullet: this run's arm minus the arm of ``other`` (the model shipped beside it), paired
+    by seed over every seed both arms have in ``records``, on val and the fresh world."""
+    by_arm: dict[str, list[dict]] = {}
+    for r in records:
+        by_arm.setdefault(r["arm"], []).append(r)
+    arm, ref = record["arm"], other_record["arm"]
+    cells = []
+    for key, where in (("metrics", "val"), ("metrics_fresh", "fresh world")):
+        for metric in ("mAP", "NDS"):
+            diffs = list(_paired_diffs(by_arm, arm, ref, key, metric).values())
+            if diffs:
+                cells.append(f"{where} {metric} {_mean_sd(diffs, 1, 2, signed=True)}")
+    if not cells:
+        return ""
+    seeds = len(_paired_diffs(by_arm, arm, ref, "metrics", "mAP"))
+    return (
+        f"- Against `{other}` (`make reproduce` arms `{arm}` minus `{ref}`, paired by seed, {seeds} "
+        f"seed{'s' if seeds != 1 else ''}, points): " + "; ".join(cells) + ". docs/reproduction.md and "
+        "docs/lidar_knowledge.md have the table and its controls."
+    )
 
 
 def _metrics_table(m: dict) -> list[str]:
@@ -110,12 +150,17 @@ def recipe(model_type: str, loss) -> str:
     return (" " + " ".join(parts)) if parts else ""
 
 
-def card(name: str, model_type: str, ckpt: Path, metrics: dict | None, record: dict | None) -> str:
+def card(
+    name: str, model_type: str, ckpt: Path, metrics: dict | None, record: dict | None, against: str = ""
+) -> str:
     _, cfg, meta = load_checkpoint(ckpt)
     size_mb = (ckpt / "model.safetensors").stat().st_size / 1e6
     purpose = PURPOSE[model_type]
+    arm = record["arm"] if record else "baseline_warm"
     if model_type == "baseline" and meta.get("init_from"):
-        purpose += WARM_BASELINE
+        purpose += WARM_BASELINE.format(arm=arm)
+    elif model_type == "baseline" and arm.startswith("baseline_") and arm.endswith("_long"):
+        purpose += LONG_BASELINE.format(arm=arm)
     purpose += recipe(model_type, cfg.loss)
     if record:
         world, size, seed = record["world"], record["image_size"], record["data_seed"]
@@ -123,7 +168,7 @@ def card(name: str, model_type: str, ckpt: Path, metrics: dict | None, record: d
             f"world {world}, 150 scenes x 8 frames of six {size} cameras + LiDAR, seed {seed}, 100 train / "
             "50 val scenes, synthesized by `tools/reproduce.sh` (`make reproduce`)"
         )
-        preset, limits = record["config"], LIMITS_V2
+        preset, limits = record["config"], limits_fair(record, meta, against)
     else:
         bench = (
             "`simdistill synth --out data/synth --scenes 100 --frames-per-scene 8 --seed 1000 "
@@ -189,9 +234,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--records", type=Path, help="`make reproduce` records (RUN.json) for the cards")
     p.add_argument("--dest", type=Path, default=ROOT / "models", help="where to ship (default: models/)")
     args = p.parse_args(argv)
-    for pair in args.pairs or ["teacher", "baseline", "student"]:
-        model_type, _, run = pair.partition("=")
-        run = run or model_type
+    pairs = [
+        (t, r or t)
+        for t, _, r in (pair.partition("=") for pair in args.pairs or ["teacher", "baseline", "student"])
+    ]
+    records = load_records(args.records) if args.records else []
+    by_run = {r["name"]: r for r in records}
+    # the student's card compares it with the baseline shipped beside it, and the baseline's with the student
+    partner = {"student": "baseline", "baseline": "student"}
+    runs_of = dict(pairs)
+    for model_type, run in pairs:
         ckpt = args.runs / run / "last"
         meta = json.loads((ckpt / "meta.json").read_text())
         if meta["model_type"] != model_type:
@@ -215,7 +267,11 @@ def main(argv: list[str] | None = None) -> int:
         # A run saved before config.json was checksummed gets the field here, from the copied file.
         meta.setdefault(CONFIG_SHA256_KEY, weights_sha256(dst / "config.json"))
         (dst / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-        (dst / "README.md").write_text(card(dst.name, model_type, dst, metrics, record))
+        other = partner.get(model_type)
+        against = ""
+        if record and other in runs_of and runs_of[other] in by_run:
+            against = comparison(records, record, f"{other}_{args.suffix}", by_run[runs_of[other]])
+        (dst / "README.md").write_text(card(dst.name, model_type, dst, metrics, record, against))
         print(f"shipped {dst} from {ckpt}")
     return 0
 
