@@ -25,6 +25,8 @@
 # trained or was chosen on.
 # Every student is also probed against the teacher, map by map (bev_probe --teacher: RESULTS/NAME.probe.json on
 # val, NAME.probe_fresh.json on the fresh world), to measure what the distillation put into its features.
+# Two invocations may share RUNS (e.g. another SEEDS on a free core): each run is locked
+# (RUNS/NAME.lock), so the second waits for it and then skips it as recorded.
 # Resumable across sittings: each finished run writes RESULTS/NAME.json (metrics on val and on the fresh world,
 # per-class AP, AP at 0.5/1/2/4 m, steps, when trained; commit these, not the checkpoints) and is skipped
 # afterwards; a record without fresh-world metrics gets them added while its checkpoint is still on disk. A later run that needs
@@ -185,6 +187,12 @@ probe_depth() {  # probe_depth NAME: the camera depth against the LiDAR on 40 va
 
 run() {  # run NAME ARM SEED MODEL [args]: skipped when its result JSON exists
   wanted "$2" || return 0
+  mkdir -p "$RUNS"
+  # one writer per run: a second invocation on the same RUNS waits for it, then finds its record
+  (flock 9 && run_unlocked "$@") 9>"$RUNS/$1.lock"
+}
+
+run_unlocked() {
   if [ -f "$RESULTS/$1.json" ]; then
     echo "== $1: recorded in $RESULTS/$1.json, skipped"
     fresh_if_missing "$1" "$2" "$3"
@@ -197,6 +205,11 @@ run() {  # run NAME ARM SEED MODEL [args]: skipped when its result JSON exists
 }
 
 ensure() {  # ensure NAME ARM SEED MODEL [args]: a checkpoint later runs start from; re-trained if gone
+  mkdir -p "$RUNS"
+  (flock 9 && ensure_unlocked "$@") 9>"$RUNS/$1.lock"
+}
+
+ensure_unlocked() {
   if [ -f "$RUNS/$1/done" ] && [ -f "$RUNS/$1/last/meta.json" ]; then
     if [ -f "$RESULTS/$1.json" ]; then
       fresh_if_missing "$1" "$2" "$3"
