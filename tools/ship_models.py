@@ -1,15 +1,18 @@
 """Copy trained runs into models/ with a model card each: the checkpoints the node and replay default to.
 
-Usage: .venv/bin/python tools/ship_models.py RUNS_DIR [TYPE=RUN ...] [--suffix tiny] [--records DIR]
+Usage: .venv/bin/python tools/ship_models.py RUNS_DIR [NAME=RUN ...] [--suffix tiny] [--records DIR]
 
-Each RUNS_DIR/RUN/last becomes models/TYPE_SUFFIX (TYPE: teacher, baseline or student; a bare RUN means
-TYPE=RUN). The card's metrics come from the run's record of `make reproduce` (RECORDS/RUN.json: val and
-the fresh world, per-class AP, AP per threshold) when there is one, else from
-RUNS_DIR/RUN/eval/metrics_summary.json (written by `simdistill evaluate --out`).
+Each RUNS_DIR/RUN/last becomes models/NAME_SUFFIX. NAME is the checkpoint's type (teacher, baseline or
+student), or the type and a qualifier (``baseline_depth``); a bare RUN means NAME=RUN. The card's
+metrics come from the run's record of `make reproduce` (RECORDS/RUN.json: val and the fresh world,
+per-class AP, AP per threshold) when there is one, else from RUNS_DIR/RUN/eval/metrics_summary.json
+(written by `simdistill evaluate --out`).
 
     tools/ship_models.py runs/reproduce                     # models/{teacher,baseline,student}_tiny
     tools/ship_models.py runs/fair teacher=teacher baseline=baseline_warm_s0 student=student_s0 \
         --suffix v2 --records results/reproduce             # models/{teacher,baseline,student}_v2
+    tools/ship_models.py runs/fair baseline=baseline_long_s0 baseline_depth=baseline_depth_long_s0 \
+        --suffix v3 --records results/reproduce             # models/baseline_v3, models/baseline_depth_v3
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))  # also when imported, not run
 
 from reproduction_table import (  # noqa: E402  (tools/, beside this script)
     _mean_sd,
@@ -35,8 +39,8 @@ from simdistill_ros.models.checkpoint import CONFIG_SHA256_KEY, load_checkpoint,
 PURPOSE = {
     "teacher": "LiDAR + camera fusion teacher (BEVFusion-style). Default teacher of `simdistill replay` and "
     "`simdistill train student --teacher`.",
-    "baseline": "Camera-only baseline (BEVFusion-C analogue: camera BEV branch, decoder, head), trained on "
-    "labels only. The reference the student is compared with.",
+    "baseline": "Camera-only model (BEVFusion-C analogue: camera BEV branch, decoder, head), no "
+    "distillation.",
     "student": "SimDistill student: camera BEV branch + simulated-LiDAR branch (GCM), fused, trained with "
     "labels and distillation from the teacher (the terms below), starting from the teacher's camera branch, "
     "fuser, decoder and head (`--init-from`). Camera-only at inference.",
@@ -49,7 +53,7 @@ WARM_BASELINE = (
 )
 LONG_BASELINE = (
     " Trained from the ImageNet start for as many optimizer steps as the student's whole lineage (camera "
-    "stage, teacher, student): the equal-training control (`make reproduce`'s `{arm}` arm)."
+    "stage, teacher, student; `make reproduce`'s `{arm}` arm{control})."
 )
 LIMITS_TINY = """\
 - Trained on the synthetic world only (procedural scenes, ray-cast images at 160x400 resized to the model's
@@ -160,7 +164,8 @@ def card(
     if model_type == "baseline" and meta.get("init_from"):
         purpose += WARM_BASELINE.format(arm=arm)
     elif model_type == "baseline" and arm.startswith("baseline_") and arm.endswith("_long"):
-        purpose += LONG_BASELINE.format(arm=arm)
+        control = ": the equal-training control" if arm == "baseline_long" else ""
+        purpose += LONG_BASELINE.format(arm=arm, control=control)
     purpose += recipe(model_type, cfg.loss)
     if record:
         world, size, seed = record["world"], record["image_size"], record["data_seed"]
@@ -226,10 +231,26 @@ def card(
     return "\n".join(lines)
 
 
+def partner(name: str, model_type: str, shipped: dict[str, str]) -> str | None:
+    """The model a card compares with, among those shipped together: the student with the baseline and
+    the baseline with the student (or, without one, with the first qualified baseline such as
+    ``baseline_depth``); a qualified name with the plain model of its type."""
+    if name == "student":
+        other = "baseline"
+    elif name == "baseline":
+        qualified = [n for n in shipped if n.startswith("baseline_")]
+        other = "student" if "student" in shipped else (qualified[0] if qualified else "")
+    elif name != model_type:
+        other = model_type
+    else:
+        return None
+    return other if other in shipped else None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", type=Path, help="directory of trained runs (RUN/last, RUN/eval)")
-    p.add_argument("pairs", nargs="*", help="TYPE=RUN or RUN (default: teacher baseline student)")
+    p.add_argument("pairs", nargs="*", help="NAME=RUN or RUN (default: teacher baseline student)")
     p.add_argument("--suffix", default="tiny", help="models/TYPE_SUFFIX (default: tiny)")
     p.add_argument("--records", type=Path, help="`make reproduce` records (RUN.json) for the cards")
     p.add_argument("--dest", type=Path, default=ROOT / "models", help="where to ship (default: models/)")
@@ -240,19 +261,18 @@ def main(argv: list[str] | None = None) -> int:
     ]
     records = load_records(args.records) if args.records else []
     by_run = {r["name"]: r for r in records}
-    # the student's card compares it with the baseline shipped beside it, and the baseline's with the student
-    partner = {"student": "baseline", "baseline": "student"}
     runs_of = dict(pairs)
-    for model_type, run in pairs:
+    for name, run in pairs:
         ckpt = args.runs / run / "last"
         meta = json.loads((ckpt / "meta.json").read_text())
-        if meta["model_type"] != model_type:
-            p.error(f"{ckpt} is a {meta['model_type']}, not a {model_type}")
+        model_type = meta["model_type"]
+        if name != model_type and not name.startswith(model_type + "_"):
+            p.error(f"{ckpt} is a {model_type}: name it {model_type} or {model_type}_SOMETHING, not {name}")
         summary = args.runs / run / "eval" / "metrics_summary.json"
         metrics = json.loads(summary.read_text()) if summary.is_file() else None
         record_file = args.records / f"{run}.json" if args.records else None
         record = json.loads(record_file.read_text()) if record_file and record_file.is_file() else None
-        dst = args.dest / f"{model_type}_{args.suffix}"
+        dst = args.dest / f"{name}_{args.suffix}"
         if dst.exists():
             shutil.rmtree(dst)
         dst.mkdir(parents=True)
@@ -267,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         # A run saved before config.json was checksummed gets the field here, from the copied file.
         meta.setdefault(CONFIG_SHA256_KEY, weights_sha256(dst / "config.json"))
         (dst / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-        other = partner.get(model_type)
+        other = partner(name, model_type, runs_of)
         against = ""
         if record and other in runs_of and runs_of[other] in by_run:
             against = comparison(records, record, f"{other}_{args.suffix}", by_run[runs_of[other]])

@@ -1,0 +1,76 @@
+"""tools/score_threshold.py (how the default score threshold is chosen) and tools/ship_models.py's names
+(a qualified name such as ``baseline_depth``), on hand-made boxes and the shipped tiny checkpoints."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tool_modules import TOOLS, load_tool
+
+match_counts = load_tool("score_threshold").match_counts
+partner = load_tool("ship_models").partner
+ROOT = TOOLS.parent
+
+
+def _box(x: float, name: str = "car", score: float = 0.9, points: int = 10) -> dict:
+    return {
+        "translation": [x, 0.0, 1.0],
+        "detection_name": name,
+        "detection_score": score,
+        "num_lidar_pts": points,
+    }
+
+
+def test_detections_match_one_box_each_of_their_class_best_score_first() -> None:
+    gt = {
+        "car": {"s": [_box(0), _box(10), _box(20, points=0)], "other": [_box(0)]},
+        "truck": {"s": [_box(30, "truck")]},
+    }
+    results = {
+        "s": [
+            _box(0.5, score=0.9),  # takes box 0
+            _box(-0.5, score=0.8),  # box 0 is taken: a false positive
+            _box(12.5, score=0.9),  # 2.5 m from box 1: a false positive, box 1 missed
+            _box(20.0, score=0.9),  # the box there has no LiDAR point: a false positive
+            _box(30.0, "car", 0.9),  # the truck is not a car
+            _box(30.0, "truck", 0.1),  # the truck's own detection scores below the threshold
+        ]
+    }  # sample "other" is not in the results: its box does not count
+    assert match_counts(gt, results, threshold=0.2, distance=2.0) == (1, 5, 3)
+    assert match_counts(gt, results, threshold=0.05, distance=2.0) == (2, 6, 3)
+    assert match_counts(gt, results, threshold=0.2, distance=3.0) == (2, 5, 3)
+
+
+def test_a_card_compares_a_qualified_name_with_the_plain_model_beside_it() -> None:
+    v3 = {"baseline": "a", "baseline_depth": "b"}
+    assert partner("baseline_depth", "baseline", v3) == "baseline"
+    assert partner("baseline", "baseline", v3) == "baseline_depth"
+    v2 = {"teacher": "t", "baseline": "a", "student": "s"}
+    assert (
+        partner("baseline", "baseline", v2) == "student" and partner("student", "student", v2) == "baseline"
+    )
+    assert (
+        partner("teacher", "teacher", v2) is None
+        and partner("baseline", "baseline", {"baseline": "a"}) is None
+    )
+
+
+def test_ship_models_names_the_copy_after_the_qualified_name_and_refuses_a_wrong_type(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    (runs / "run_a").mkdir(parents=True)
+    (runs / "run_a" / "last").symlink_to(ROOT / "models" / "baseline_tiny")
+    tool, dest = (
+        [sys.executable, str(TOOLS / "ship_models.py"), str(runs)],
+        ["--suffix", "x", "--dest", str(tmp_path / "m")],
+    )
+    done = subprocess.run([*tool, "baseline_depth=run_a", *dest], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    shipped = tmp_path / "m" / "baseline_depth_x"
+    assert json.loads((shipped / "meta.json").read_text())["model_type"] == "baseline"
+    assert (shipped / "README.md").read_text().startswith("# baseline_depth_x\n")
+    wrong = subprocess.run([*tool, "student=run_a", *dest], capture_output=True, text=True, timeout=120)
+    assert wrong.returncode != 0 and "is a baseline: name it baseline or baseline_SOMETHING" in wrong.stderr
+    assert not (tmp_path / "m" / "student_x").exists()
