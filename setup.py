@@ -10,7 +10,16 @@ def _share(pattern: str) -> list[str]:
 
 
 # as simdistill_ros.models.checkpoint.SHIPPED_MODELS (test_package checks that they agree)
-SHIPPED_MODELS = ("teacher_v2", "baseline_v2", "student_v2", "teacher_tiny", "baseline_tiny", "student_tiny")
+SHIPPED_MODELS = (
+    "baseline_depth_v3",
+    "baseline_v3",
+    "teacher_v2",
+    "baseline_v2",
+    "student_v2",
+    "teacher_tiny",
+    "baseline_tiny",
+    "student_tiny",
+)
 
 # What a pip install brings (a colcon build installs none of it: there rosdep installs package.xml's keys).
 # torch is named without a version: install the build for your platform first (CPU, CUDA, Jetson; the

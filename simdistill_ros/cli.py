@@ -130,8 +130,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--results", help="nuScenes results JSON to score")
     g.add_argument(
         "--model",
-        help="checkpoint directory (or shipped name, e.g. student_v2) to run and score; with --backend "
-        "onnxruntime also an .onnx file from `simdistill export` (fp32 or --int8)",
+        help="checkpoint directory (or shipped name, e.g. baseline_depth_v3) to run and score; with "
+        "--backend onnxruntime also an .onnx file from `simdistill export` (fp32 or --int8)",
     )
     g.add_argument(
         "--detections",

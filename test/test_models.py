@@ -27,6 +27,7 @@ from simdistill_ros.models import (
     save_checkpoint,
     tiny,
 )
+from simdistill_ros.models.checkpoint import SHIPPED_MODELS
 from simdistill_ros.models.config import light_sim_branch
 from simdistill_ros.models.gcm import DeformableAttention, GeometryCompensation
 from simdistill_ros.models.head import REG_FIELDS, CenterHead
@@ -559,9 +560,7 @@ def test_a_checkpoint_without_the_checksum_loads_with_a_warning(tmp_path) -> Non
         assert isinstance(load_checkpoint(path)[0], BaselineModel)
 
 
-@pytest.mark.parametrize(
-    "name", ["teacher_tiny", "baseline_tiny", "student_tiny", "teacher_v2", "baseline_v2", "student_v2"]
-)
+@pytest.mark.parametrize("name", SHIPPED_MODELS)
 def test_shipped_models_carry_their_checksum(name) -> None:
     from simdistill_ros.models.checkpoint import shipped_models_dir, verify_weights
 

@@ -84,7 +84,10 @@ _DECLARED: dict[str, tuple] = {
     ),
     "camera_qos_depth": (5, "QoS history depth (keep last) of the image and CameraInfo subscriptions."),
     "base_frame": ("base_link", "Frame of the detections; camera extrinsics are looked up into it."),
-    "model": (DEFAULT_MODEL, "Checkpoint directory or shipped model name (student_v2, baseline_v2, ...)."),
+    "model": (
+        DEFAULT_MODEL,
+        "Checkpoint directory or shipped model name (baseline_depth_v3, baseline_v3, student_v2, ...).",
+    ),
     "device": ("auto", "auto | cuda | cpu; cuda without CUDA falls back to the CPU with a warning."),
     "backend": (
         "torch",

@@ -35,7 +35,16 @@ CONFIG = "config.json"
 META = "meta.json"
 # _v2: the fair recipe (`make reproduce`, config tiny_v2), the defaults; _tiny: the small first-recipe models
 # (config tiny, about 5x cheaper per frame) that the tests run
-SHIPPED_MODELS = ("teacher_v2", "baseline_v2", "student_v2", "teacher_tiny", "baseline_tiny", "student_tiny")
+SHIPPED_MODELS = (
+    "baseline_depth_v3",
+    "baseline_v3",
+    "teacher_v2",
+    "baseline_v2",
+    "student_v2",
+    "teacher_tiny",
+    "baseline_tiny",
+    "student_tiny",
+)
 SHA256_KEY = "weights_sha256"
 CONFIG_SHA256_KEY = "config_sha256"  # of config.json's bytes: it changes what the weights compute
 
@@ -218,7 +227,7 @@ def shipped_models_dir() -> Path:
 
 
 def resolve_model_path(name_or_path: str | os.PathLike) -> Path:
-    """A checkpoint directory from a path, or from a shipped name such as ``student_v2``."""
+    """A checkpoint directory from a path, or from a shipped name such as ``baseline_depth_v3``."""
     p = Path(name_or_path).expanduser()
     if p.exists():
         return p
@@ -251,7 +260,7 @@ class LoadedModel(NamedTuple):
 
 
 def load_model(name_or_path: str | os.PathLike, device: str = "auto", verify: bool = True) -> LoadedModel:
-    """A checkpoint from a path or shipped name (``student_v2``) on ``device`` (auto, cpu, cuda[:N]);
+    """A checkpoint from a path or shipped name (``baseline_depth_v3``) on ``device`` (auto, cpu, cuda[:N]);
     ``verify`` checks the weights' sha256."""
     dev = resolve_device(device)
     model, config, meta = load_checkpoint(resolve_model_path(name_or_path), map_location=dev, verify=verify)

@@ -70,7 +70,8 @@ def detector_usage() -> str:
         "detector_node",
         DETECTOR_SUMMARY,
         DETECTOR_PARAMETERS,
-        "detector_node --ros-args --params-file config/detector.yaml -p model:=student_v2 -p device:=cpu",
+        "detector_node --ros-args --params-file config/detector.yaml -p model:=baseline_depth_v3 "
+        "-p device:=cpu",
     )
 
 
