@@ -179,18 +179,25 @@ def test_table_splits_the_gain_by_lever_and_checks_the_goal() -> None:
 
     records = [record("baseline", s, 0.10, 0.10) for s in (0, 1)]
     records += [record("baseline_long", 0, 0.12, 0.12), record("baseline_long", 1, 0.14, 0.12)]
-    records += [record("student_v3", 0, 0.20, 0.15), record("student_v3", 1, 0.20, 0.15)]
+    records += [record("baseline_depth_long", 0, 0.20, 0.15), record("baseline_depth_long", 1, 0.20, 0.15)]
     text = format_fair(records)
     rows = {ln.split(" | ")[0]: ln for ln in text.splitlines() if ln.startswith("| ") and " - " in ln}
     # length: +2 and +4 points (sd 1.41); NDS is 0.2 in every record, so its differences are zero
     assert rows["| training length (3x the steps, ImageNet start)"].endswith(
         "| baseline_long - baseline | 2 | +3.00 +- 1.41 | +0.00 +- 0.00 | +2.00 +- 0.00 | +0.00 +- 0.00 |"
     )
-    shipped = "| shipped recipe over the equal-training baseline | student_v3 - baseline_long | 2 | +7.00"
-    assert shipped in text
-    assert not any("depth supervision" in row for row in rows)  # no such runs, no row
+    shipped = (
+        "| shipped recipe over the equal-training baseline | baseline_depth_long - baseline_long | 2 | +7.00"
+    )
+    assert (
+        shipped in text and "| depth supervision, ImageNet start (equal steps) | baseline_depth_long" in text
+    )
+    assert not any("teacher start" in row for row in rows)  # no such runs, no row
     # mAP clears +4.8 on val but NDS does not: the goal is not met anywhere
-    assert "(student_v3 over baseline_long by >= +4.8 mAP and +4.1 NDS): not met on val (+7.00 mAP" in text
+    assert (
+        "(baseline_depth_long over baseline_long by >= +4.8 mAP and +4.1 NDS): not met on val (+7.00 mAP"
+        in text
+    )
     assert "not met on the fresh world (+3.00 mAP, +0.00 NDS over 2 seed(s))" in text
 
 
