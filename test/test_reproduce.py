@@ -308,7 +308,7 @@ def test_reproduce_micro_is_resumable(tmp_path: Path, progress: ProgressLine) ->
     _, _, meta = load_checkpoint(student)  # the weights' sha256 is checked on load
     assert meta["synthetic_world"] == {"world": "v2", "image_size": "64x160"}  # the harness default
     wrong = subprocess.run([*ship, "baseline=student_s1", *dest], capture_output=True, text=True)
-    assert wrong.returncode == 2 and "is a student, not a baseline" in wrong.stderr
+    assert wrong.returncode == 2 and "is a student: name it student or student_SOMETHING" in wrong.stderr
     # a fresh machine: the runs are gone and the shipped teacher stands in for the teacher run, so a
     # later arm trains alone (no camera stage, no teacher re-trained)
     shutil.rmtree(tmp_path / "runs")
