@@ -66,11 +66,32 @@ def test_ship_models_names_the_copy_after_the_qualified_name_and_refuses_a_wrong
         [sys.executable, str(TOOLS / "ship_models.py"), str(runs)],
         ["--suffix", "x", "--dest", str(tmp_path / "m")],
     )
-    done = subprocess.run([*tool, "baseline_depth=run_a", *dest], capture_output=True, text=True, timeout=120)
+    extra = ["--note", "baseline_depth=Chosen for a reason.", "--path-alias", "data/synth=/elsewhere/synth"]
+    done = subprocess.run(
+        [*tool, "baseline_depth=run_a", *dest, *extra], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     shipped = tmp_path / "m" / "baseline_depth_x"
-    assert json.loads((shipped / "meta.json").read_text())["model_type"] == "baseline"
-    assert (shipped / "README.md").read_text().startswith("# baseline_depth_x\n")
+    meta = json.loads((shipped / "meta.json").read_text())
+    assert meta["model_type"] == "baseline" and "/elsewhere/synth" in meta["command"]
+    card = (shipped / "README.md").read_text()
+    assert card.startswith("# baseline_depth_x\n") and card.endswith("- Chosen for a reason.\n")
     wrong = subprocess.run([*tool, "student=run_a", *dest], capture_output=True, text=True, timeout=120)
     assert wrong.returncode != 0 and "is a baseline: name it baseline or baseline_SOMETHING" in wrong.stderr
     assert not (tmp_path / "m" / "student_x").exists()
+
+
+def test_a_card_names_a_class_called_by_another_name_more_than_its_own() -> None:
+    misnamed = load_tool("ship_models").misnamed
+    called = {
+        "construction_vehicle": {
+            "boxes": 10,
+            "called": {"truck": 0.5, "construction_vehicle": 0.1, "missed": 0.4},
+        },
+        "bus": {"boxes": 10, "called": {"bus": 0.3, "truck": 0.2, "missed": 0.5}},  # its own name leads
+        "trailer": {"boxes": 10, "called": {"missed": 1.0}},  # never found: not a naming problem
+    }
+    line = misnamed({"metrics": {"class_called": called}})
+    assert "more construction_vehicle boxes truck (50%) than construction_vehicle (10%)" in line
+    assert "bus" not in line and "trailer" not in line
+    assert misnamed({"metrics": {}}) == ""

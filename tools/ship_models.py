@@ -70,9 +70,10 @@ LIMITS_TINY = """\
 """
 
 
-def limits_fair(record: dict, meta: dict, against: str) -> str:
+def limits_fair(record: dict, meta: dict, against: str, notes: tuple[str, ...] = ()) -> str:
     """The known limits of a model trained by `make reproduce` (``record``), with what its records say of
-    it against the model shipped beside it (``against``; "" when there is none)."""
+    it against the model shipped beside it (``against``; "" when there is none) and the shipper's
+    ``notes`` (bullets)."""
     size, world = record["image_size"], record["world"]
     schedule = f"{record['steps']} steps of batch {record['batch']} on {meta.get('train_frames', '?')} frames"
     lines = [
@@ -88,9 +89,30 @@ def limits_fair(record: dict, meta: dict, against: str) -> str:
         "- On a 2-core CPU the camera models take about 0.15-0.2 s per six-camera frame (docs/speed.md); "
         "a GPU or the onnxruntime backend is faster.",
     ]
-    if against:
-        lines.append(against)
+    lines += [line for line in (misnamed(record), against, *notes) if line]
     return "\n".join(lines) + "\n"
+
+
+def misnamed(record: dict) -> str:
+    """A limits bullet for the classes whose boxes the detections call another class more often than their
+    own on val (the record's ``class_called``); "" when there is none."""
+    parts = []
+    for name, counted in (record.get("metrics", {}).get("class_called") or {}).items():
+        shares = counted["called"]
+        others = {k: v for k, v in shares.items() if k not in (name, "missed")}
+        if not others:
+            continue
+        other, share = max(others.items(), key=lambda kv: kv[1])
+        if share > shares.get(name, 0.0):
+            parts.append(f"more {name} boxes {other} ({share:.0%}) than {name} ({shares.get(name, 0.0):.0%})")
+    if not parts:
+        return ""
+    return (
+        "- On val it calls "
+        + "; ".join(parts)
+        + ": each ground-truth box takes the class of the best detection within 2 m scoring >= 0.2 "
+        "(`tools/class_confusion.py`)."
+    )
 
 
 def comparison(records: list[dict], record: dict, other: str, other_record: dict) -> str:
@@ -155,7 +177,13 @@ def recipe(model_type: str, loss) -> str:
 
 
 def card(
-    name: str, model_type: str, ckpt: Path, metrics: dict | None, record: dict | None, against: str = ""
+    name: str,
+    model_type: str,
+    ckpt: Path,
+    metrics: dict | None,
+    record: dict | None,
+    against: str = "",
+    notes: tuple[str, ...] = (),
 ) -> str:
     _, cfg, meta = load_checkpoint(ckpt)
     size_mb = (ckpt / "model.safetensors").stat().st_size / 1e6
@@ -173,13 +201,13 @@ def card(
             f"world {world}, 150 scenes x 8 frames of six {size} cameras + LiDAR, seed {seed}, 100 train / "
             "50 val scenes, synthesized by `tools/reproduce.sh` (`make reproduce`)"
         )
-        preset, limits = record["config"], limits_fair(record, meta, against)
+        preset, limits = record["config"], limits_fair(record, meta, against, notes)
     else:
         bench = (
             "`simdistill synth --out data/synth --scenes 100 --frames-per-scene 8 --seed 1000 "
             "--image-size 160x400 --val-fraction 0.2` (80 train / 20 val scenes)"
         )
-        preset, limits = "tiny", LIMITS_TINY
+        preset, limits = "tiny", LIMITS_TINY + "".join(f"{n}\n" for n in notes)
     lines = [
         f"# {name}",
         "",
@@ -254,11 +282,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--suffix", default="tiny", help="models/TYPE_SUFFIX (default: tiny)")
     p.add_argument("--records", type=Path, help="`make reproduce` records (RUN.json) for the cards")
     p.add_argument("--dest", type=Path, default=ROOT / "models", help="where to ship (default: models/)")
+    p.add_argument(
+        "--path-alias",
+        action="append",
+        default=[],
+        metavar="OLD=NEW",
+        help="write this machine's path OLD as NEW in the card and meta.json (e.g. a data directory outside "
+        "the checkout as the harness default data/fair_v2); repeatable",
+    )
+    p.add_argument(
+        "--note",
+        action="append",
+        default=[],
+        metavar="NAME=TEXT",
+        help="one more known-limits bullet for NAME's card (e.g. why it is the default); repeatable",
+    )
     args = p.parse_args(argv)
     pairs = [
         (t, r or t)
         for t, _, r in (pair.partition("=") for pair in args.pairs or ["teacher", "baseline", "student"])
     ]
+    aliases = [tuple(a.split("=", 1)) for a in args.path_alias]
+    notes: dict[str, list[str]] = {}
+    for note in args.note:
+        name, _, text = note.partition("=")
+        notes.setdefault(name, []).append(f"- {text}")
     records = load_records(args.records) if args.records else []
     by_run = {r["name"]: r for r in records}
     runs_of = dict(pairs)
@@ -282,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
         for key in ("data", "teacher", "init_from", "command"):
             if isinstance(meta.get(key), str):
                 meta[key] = meta[key].replace(str(ROOT) + "/", "")
+                for old, new in aliases:
+                    meta[key] = meta[key].replace(old, new)
         if record:
             meta["synthetic_world"] = {"world": record["world"], "image_size": record["image_size"]}
         # A run saved before config.json was checksummed gets the field here, from the copied file.
@@ -291,7 +341,9 @@ def main(argv: list[str] | None = None) -> int:
         against = ""
         if record and other in runs_of and runs_of[other] in by_run:
             against = comparison(records, record, f"{other}_{args.suffix}", by_run[runs_of[other]])
-        (dst / "README.md").write_text(card(dst.name, model_type, dst, metrics, record, against))
+        (dst / "README.md").write_text(
+            card(dst.name, model_type, dst, metrics, record, against, tuple(notes.get(name, ())))
+        )
         print(f"shipped {dst} from {ckpt}")
     return 0
 
