@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from simdistill_ros.dataset.nuscenes_tables import DEFAULT_VERSION  # noqa: E402
-from simdistill_ros.evaluation.confusion import DISTANCE, annotations_by_class  # noqa: E402
+from simdistill_ros.evaluation.confusion import DISTANCE, annotations_by_class, with_points  # noqa: E402
 
 THRESHOLDS = (0.2, 0.25, 0.3, 0.4)
 
@@ -36,7 +36,7 @@ def match_counts(
     tp = n_det = n_gt = 0
     for token, dets in results.items():
         for name in {d["detection_name"] for d in dets} | {c for c in gt if token in gt[c]}:
-            boxes = [b for b in gt.get(name, {}).get(token, []) if b.get("num_lidar_pts", 1) > 0]
+            boxes = with_points(gt.get(name, {}).get(token, []))
             mine = sorted(
                 (d for d in dets if d["detection_name"] == name and d["detection_score"] >= threshold),
                 key=lambda d: -d["detection_score"],

@@ -34,6 +34,7 @@ from reproduction_table import (  # noqa: E402  (tools/, beside this script)
     metrics_from_summary,
 )
 
+from simdistill_ros.evaluation.confusion import DISTANCE, SCORE  # noqa: E402
 from simdistill_ros.models.checkpoint import CONFIG_SHA256_KEY, load_checkpoint, weights_sha256  # noqa: E402
 
 PURPOSE = {
@@ -110,8 +111,8 @@ def misnamed(record: dict) -> str:
     return (
         "- On val it calls "
         + "; ".join(parts)
-        + ": each ground-truth box takes the class of the best detection within 2 m scoring >= 0.2 "
-        "(`tools/class_confusion.py`)."
+        + f": each ground-truth box takes the class of the best detection within {DISTANCE:g} m scoring "
+        f">= {SCORE:g} (`tools/class_confusion.py`)."
     )
 
 

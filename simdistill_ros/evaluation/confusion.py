@@ -24,6 +24,11 @@ VEHICLES = ("car", "truck", "construction_vehicle", "bus", "trailer")
 SCORE, DISTANCE = 0.2, 2.0
 
 
+def with_points(boxes: list[dict]) -> list[dict]:
+    """The annotations the devkit scores: those with at least one LiDAR point (an unknown count counts)."""
+    return [b for b in boxes if b.get("num_lidar_pts", 1) > 0]
+
+
 def annotations_by_class(dataroot: Path, version: str = DEFAULT_VERSION) -> dict[str, dict[str, list[dict]]]:
     """detection class -> sample token -> that sample's annotations of the class (the tables' records)."""
     tables = Path(dataroot) / version
@@ -49,7 +54,7 @@ def called_as(
     best detection near each (any class, score >= ``score``, centre within ``distance`` m) has each class."""
     counts: Counter = Counter()
     for token, dets in results.items():
-        boxes = [b for b in gt.get(token, []) if b.get("num_lidar_pts", 1) > 0]
+        boxes = with_points(gt.get(token, []))
         if not boxes:
             continue
         cands = [d for d in dets if d["detection_score"] >= score]

@@ -33,8 +33,9 @@ from simdistill_ros.package_share import share_dir
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 META = "meta.json"
-# _v2: the fair recipe (`make reproduce`, config tiny_v2), the defaults; _tiny: the small first-recipe models
-# (config tiny, about 5x cheaper per frame) that the tests run
+# _v3 and _v2: `make reproduce`'s seed-0 runs (config tiny_v2; baseline_depth_v3 the default detector,
+# teacher_v2 the default teacher); _tiny: the small first-recipe models (config tiny, about 5x cheaper per
+# frame) that the tests run
 SHIPPED_MODELS = (
     "baseline_depth_v3",
     "baseline_v3",
