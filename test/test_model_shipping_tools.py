@@ -1,5 +1,6 @@
-"""tools/score_threshold.py (how the default score threshold is chosen) and tools/ship_models.py's names
-(a qualified name such as ``baseline_depth``), on hand-made boxes and the shipped tiny checkpoints."""
+"""tools/score_threshold.py (how the default score threshold is chosen), tools/ship_models.py's names
+(a qualified name such as ``baseline_depth``) and tools/image_sizes.py's verdict, on hand-made boxes and
+metrics and the shipped tiny checkpoints."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from tool_modules import TOOLS, load_tool
 
 match_counts = load_tool("score_threshold").match_counts
 partner = load_tool("ship_models").partner
+image_sizes = load_tool("image_sizes")
 ROOT = TOOLS.parent
 
 
@@ -95,3 +97,23 @@ def test_a_card_names_a_class_called_by_another_name_more_than_its_own() -> None
     assert "more construction_vehicle boxes truck (50%) than construction_vehicle (10%)" in line
     assert "bus" not in line and "trailer" not in line
     assert misnamed({"metrics": {}}) == ""
+
+
+def test_image_size_changes_are_relative_to_the_training_size_and_judged_both_ways() -> None:
+    summary = {"mean_ap": 0.2, "nd_score": 0.25, "tp_errors": {"trans_err": 0.7, "vel_err": 1.0}}
+    assert image_sizes.summary_row(summary) == {"mAP": 20.0, "NDS": 25.0, "mATE": 0.7, "mAVE": 1.0}
+    rows = {
+        "224x400": {"mAP": 20.0, "NDS": 25.0},
+        "160x400": {"mAP": 22.4, "NDS": 25.0},  # 12 % better is outside too: the size changes the model
+        "448x800": {"mAP": 18.1, "NDS": 23.0},
+    }
+    changes = image_sizes.relative_changes(rows, "224x400")
+    assert set(changes) == {"160x400", "448x800"}
+    assert changes["160x400"] == {"mAP": 0.12, "NDS": 0.0}
+    assert changes["448x800"] == {"mAP": -0.095, "NDS": -0.08}
+    assert not image_sizes.within(changes)
+    assert image_sizes.within({"448x800": changes["448x800"]})
+    record = {"sizes": rows, "change": changes, "within": False}
+    table = image_sizes.markdown({"m": record})
+    assert "| `m` | 22.40 / 25.00 (+12.0 % / +0.0 %) | 20.00 / 25.00 (training) |" in table
+    assert table.rstrip().endswith("| no |")
