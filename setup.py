@@ -11,8 +11,8 @@ def _share(pattern: str) -> list[str]:
 
 # as simdistill_ros.models.checkpoint.SHIPPED_MODELS (test_package checks that they agree)
 SHIPPED_MODELS = (
-    "baseline_depth_v3",
     "baseline_v3",
+    "baseline_depth_v3",
     "teacher_v2",
     "baseline_v2",
     "student_v2",

@@ -1,7 +1,7 @@
 """Launch the SimDistill camera-only detector in an Autoware stack, where autoware_tensorrt_bevdet sits.
 
     ros2 launch simdistill_ros autoware.launch.py [output/objects:=...] [params_file:=...]
-        [model:=baseline_depth_v3] [device:=auto] [use_sim_time:=false]
+        [model:=baseline_v3] [device:=auto] [use_sim_time:=false]
 
 Parameters: config/detector.yaml, then params_file (default config/autoware.yaml: outputs [autoware],
 base_link, the six /sensing/camera/cameraN raw image and camera_info topics) over it; model, device and
@@ -41,7 +41,7 @@ def generate_launch_description() -> LaunchDescription:
                 description="Autoware overrides of config/detector.yaml: outputs, cameras, topics (YAML)",
             ),
             DeclareLaunchArgument(
-                "model", default_value="baseline_depth_v3", description="checkpoint directory or shipped name"
+                "model", default_value="baseline_v3", description="checkpoint directory or shipped name"
             ),
             DeclareLaunchArgument("device", default_value="auto", description="auto, cuda or cpu"),
             DeclareLaunchArgument(

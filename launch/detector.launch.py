@@ -1,6 +1,6 @@
 """Launch the SimDistill camera-only detector (and optionally RViz).
 
-    ros2 launch simdistill_ros detector.launch.py [params_file:=...] [model:=baseline_depth_v3] [device:=auto]
+    ros2 launch simdistill_ros detector.launch.py [params_file:=...] [model:=baseline_v3] [device:=auto]
         [namespace:=] [use_rviz:=false] [use_sim_time:=false]
 
 params_file defaults to the installed config/detector.yaml; model and device override its values.
@@ -32,7 +32,7 @@ def generate_launch_description() -> LaunchDescription:
                 description="detector parameters (YAML)",
             ),
             DeclareLaunchArgument(
-                "model", default_value="baseline_depth_v3", description="checkpoint directory or shipped name"
+                "model", default_value="baseline_v3", description="checkpoint directory or shipped name"
             ),
             DeclareLaunchArgument("device", default_value="auto", description="auto, cuda or cpu"),
             DeclareLaunchArgument("namespace", default_value="", description="namespace of the node"),

@@ -130,7 +130,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--results", help="nuScenes results JSON to score")
     g.add_argument(
         "--model",
-        help="checkpoint directory (or shipped name, e.g. baseline_depth_v3) to run and score; with "
+        help="checkpoint directory (or shipped name, e.g. baseline_v3) to run and score; with "
         "--backend onnxruntime also an .onnx file from `simdistill export` (fp32 or --int8)",
     )
     g.add_argument(

@@ -13,6 +13,7 @@ from tool_modules import TOOLS, load_tool
 
 match_counts = load_tool("score_threshold").match_counts
 partner = load_tool("ship_models").partner
+image_sizes_bullet = load_tool("ship_models").image_sizes_bullet
 image_sizes = load_tool("image_sizes")
 ROOT = TOOLS.parent
 
@@ -117,3 +118,20 @@ def test_image_size_changes_are_relative_to_the_training_size_and_judged_both_wa
     table = image_sizes.markdown({"m": record})
     assert "| `m` | 22.40 / 25.00 (+12.0 % / +0.0 %) | 20.00 / 25.00 (training) |" in table
     assert table.rstrip().endswith("| no |")
+
+
+def test_a_card_quotes_the_image_size_record_only_of_its_own_weights() -> None:
+    record = {
+        "weights_sha256": "abc",
+        "training_size": "224x400",
+        "sizes": {"224x400": {"mAP": 20.0, "NDS": 25.0}, "448x800": {"mAP": 17.6, "NDS": 24.0}},
+        "change": {"448x800": {"mAP": -0.12, "NDS": -0.04}},
+        "within": False,
+    }
+    bullet = image_sizes_bullet(record, "abc")
+    assert "17.6 / 24.0 at 448x800 (-12.0 % / -4.0 %) against 20.0 / 25.0 at its training size 224x400" in (
+        bullet
+    )
+    assert bullet.endswith("outside the 10 % a shipped default keeps.")
+    assert image_sizes_bullet(record, "other weights") == ""
+    assert image_sizes_bullet(None, "abc") == ""

@@ -187,7 +187,8 @@ def test_table_splits_the_gain_by_lever_and_checks_the_goal() -> None:
         "| baseline_long - baseline | 2 | +3.00 +- 1.41 | +0.00 +- 0.00 | +2.00 +- 0.00 | +0.00 +- 0.00 |"
     )
     shipped = (
-        "| shipped recipe over the equal-training baseline | baseline_depth_long - baseline_long | 2 | +7.00"
+        "| the goal: best LiDAR recipe over the equal-training baseline | baseline_depth_long - baseline_long"
+        " | 2 | +7.00"
     )
     assert (
         shipped in text and "| depth supervision, ImageNet start (equal steps) | baseline_depth_long" in text

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job, end to end on a small synthetic world:
 #   1. synthesize 2 scenes (6 cameras + LiDAR bags, nuScenes tables) and check the metric (GT = mAP 1.0)
-#   2. live: bag_player -> detector_node (shipped baseline_depth_v3) -> detection_recorder, three ROS 2 processes; the
+#   2. live: bag_player -> detector_node (shipped baseline_v3) -> detection_recorder, three ROS 2 processes; the
 #      node publishes Detection3DArray and Autoware DetectedObjects (velocity), the recorder takes both
 #   3. offline: `simdistill detect` on the same bag: output bag (both messages) + per-frame pictures (BEV +
 #      cameras) + overview
@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-out/demo}
 PY=$PWD/.venv/bin/python
-MODEL=${MODEL:-baseline_depth_v3}
+MODEL=${MODEL:-baseline_v3}
 SCORE=${SCORE:-0.25}
 RATE=${RATE:-0.1}
 FRAMES=6  # per scene
@@ -23,7 +23,7 @@ start=$(date +%s)
 
 if ! MODEL_DIR=$($PY -c "from simdistill_ros.models.checkpoint import resolve_model_path as r; print(r('$MODEL'))" 2>/dev/null) \
    || [ ! -f "$MODEL_DIR/model.safetensors" ]; then
-  echo "demo: error: model '$MODEL' not found (models/baseline_depth_v3 ships with the package; train your own" >&2
+  echo "demo: error: model '$MODEL' not found (models/baseline_v3 ships with the package; train your own" >&2
   echo "      with \`make reproduce\` + tools/ship_models.py, or pass MODEL=/path/to/checkpoint)" >&2
   exit 1
 fi

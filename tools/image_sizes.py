@@ -4,7 +4,7 @@ the official devkit (``simdistill evaluate``) and writes the change against the 
 
 Usage: .venv/bin/python tools/image_sizes.py --models baseline_v3 baseline_depth_v3 --work DIR
        [--sizes 160x400 224x400 448x800] [--seed 2000] [--scenes 25] [--frames-per-scene 8]
-       [--out results/image_sizes]
+       [--out results/image_sizes] [--training-size HxW]
 
 The defaults re-render the harness's fresh world (seed 2000, 25 scenes of 8 frames, never trained or chosen
 on). Every world (DIR/world_HxW) and evaluation (DIR/eval_MODEL_HxW) is kept and skipped when present, so an
@@ -31,12 +31,20 @@ METRICS = {"mAP": "mean_ap", "NDS": "nd_score"}
 ERRORS = {"mATE": "trans_err", "mAVE": "vel_err"}
 
 
-def training_size(model: Path) -> str:
-    """The image size (HxW) a model's synthetic world was rendered at (meta.json)."""
+def training_size(model: Path, given: str | None) -> str:
+    """The image size (HxW) a model's synthetic world was rendered at: meta.json's (a shipped model's),
+    else ``given`` (a run's checkpoint does not record it)."""
     world = json.loads((model / "meta.json").read_text()).get("synthetic_world")
-    if not world:
-        raise SystemExit(f"{model}: meta.json names no synthetic_world, so no training image size")
-    return world["image_size"]
+    if world:
+        return world["image_size"]
+    if given is None:
+        raise SystemExit(f"{model}: meta.json names no synthetic_world; give --training-size")
+    return given
+
+
+def checkpoint_name(path: Path) -> str:
+    """A model's name in the records: the shipped name, or the run's for a run's ``last`` checkpoint."""
+    return path.parent.name if path.name == "last" else path.name
 
 
 def summary_row(summary: dict) -> dict[str, float]:
@@ -79,11 +87,11 @@ def render(work: Path, size: str, args: argparse.Namespace) -> Path:
 
 
 def evaluate(work: Path, world: Path, model: Path, size: str) -> dict:
-    out = work / f"eval_{model.name}_{size}"
+    out = work / f"eval_{checkpoint_name(model)}_{size}"
     if not (out / "metrics_summary.json").exists():
         cli = [sys.executable, "-m", "simdistill_ros.cli", "evaluate", "--data", str(world), "--split", "val"]
         cli += ["--model", str(model), "--device", "cpu", "--out", str(out)]
-        run(cli, work / f"eval_{model.name}_{size}.log")
+        run(cli, work / f"eval_{checkpoint_name(model)}_{size}.log")
     return json.loads((out / "metrics_summary.json").read_text())
 
 
@@ -115,18 +123,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scenes", type=int, default=25)
     p.add_argument("--frames-per-scene", type=int, default=8)
     p.add_argument("--out", type=Path, default=ROOT / "results" / "image_sizes")
+    p.add_argument("--training-size", help="HxW of a model whose meta.json does not name it (a run's)")
     args = p.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     for model in args.models:
         path = resolve_model_path(model)
-        name, train = path.name, training_size(path)
+        name, train = checkpoint_name(path), training_size(path, args.training_size)
         sizes = list(dict.fromkeys([train, *args.sizes]))
         rows = {s: summary_row(evaluate(args.work, render(args.work, s, args), path, s)) for s in sizes}
         changes = relative_changes(rows, train)
         record = {
             "model": name,
+            # the card of a shipped model quotes this record only while its weights are these
+            "weights_sha256": json.loads((path / "meta.json").read_text()).get("weights_sha256"),
             "training_size": train,
             "world": {"seed": args.seed, "scenes": args.scenes, "frames_per_scene": args.frames_per_scene},
             "sizes": rows,

@@ -1,6 +1,7 @@
 """Copy trained runs into models/ with a model card each: the checkpoints the node and replay default to.
 
 Usage: .venv/bin/python tools/ship_models.py RUNS_DIR [NAME=RUN ...] [--suffix tiny] [--records DIR]
+       [--image-sizes DIR] [--note NAME=TEXT ...] [--path-alias OLD=NEW ...]
 
 Each RUNS_DIR/RUN/last becomes models/NAME_SUFFIX. NAME is the checkpoint's type (teacher, baseline or
 student), or the type and a qualifier (``baseline_depth``); a bare RUN means NAME=RUN. The card's
@@ -27,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))  # also when imported, not run
 
-from reproduction_table import (  # noqa: E402  (tools/, beside this script)
+from image_sizes import TOLERANCE  # noqa: E402  (tools/, beside this script)
+from reproduction_table import (  # noqa: E402
     _mean_sd,
     _paired_diffs,
     load_records,
@@ -113,6 +115,28 @@ def misnamed(record: dict) -> str:
         + "; ".join(parts)
         + f": each ground-truth box takes the class of the best detection within {DISTANCE:g} m scoring "
         f">= {SCORE:g} (`tools/class_confusion.py`)."
+    )
+
+
+def image_sizes_bullet(rec: dict | None, weights: str) -> str:
+    """A limits bullet from ``tools/image_sizes.py``'s record of this model, "" without one or when the
+    record measured other weights (``weights``: the shipped weights' sha256)."""
+    if not rec or rec.get("weights_sha256") != weights:
+        return ""
+    train = rec["training_size"]
+    base = rec["sizes"][train]
+    cells = [
+        f"{row['mAP']:.1f} / {row['NDS']:.1f} at {size} ({100 * rec['change'][size]['mAP']:+.1f} % / "
+        f"{100 * rec['change'][size]['NDS']:+.1f} %)"
+        for size, row in rec["sizes"].items()
+        if size != train
+    ]
+    verdict = "within" if rec["within"] else "outside"
+    return (
+        "- Other image sizes (the fresh world re-rendered, `tools/image_sizes.py`): mAP / NDS "
+        + ", ".join(cells)
+        + f" against {base['mAP']:.1f} / {base['NDS']:.1f} at its training size {train}: {verdict} the "
+        f"{100 * TOLERANCE:.0f} % a shipped default keeps."
     )
 
 
@@ -298,6 +322,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME=TEXT",
         help="one more known-limits bullet for NAME's card (e.g. why it is the default); repeatable",
     )
+    p.add_argument(
+        "--image-sizes",
+        type=Path,
+        default=ROOT / "results" / "image_sizes",
+        help="tools/image_sizes.py's records (SHIPPED_NAME.json): a card bullet when they measured the "
+        "same weights (default: results/image_sizes)",
+    )
     args = p.parse_args(argv)
     pairs = [
         (t, r or t)
@@ -342,9 +373,12 @@ def main(argv: list[str] | None = None) -> int:
         against = ""
         if record and other in runs_of and runs_of[other] in by_run:
             against = comparison(records, record, f"{other}_{args.suffix}", by_run[runs_of[other]])
-        (dst / "README.md").write_text(
-            card(dst.name, model_type, dst, metrics, record, against, tuple(notes.get(name, ())))
+        size_file = args.image_sizes / f"{dst.name}.json"
+        sizes = image_sizes_bullet(
+            json.loads(size_file.read_text()) if size_file.is_file() else None, meta.get("weights_sha256", "")
         )
+        card_notes = tuple(n for n in (sizes, *notes.get(name, ())) if n)
+        (dst / "README.md").write_text(card(dst.name, model_type, dst, metrics, record, against, card_notes))
         print(f"shipped {dst} from {ckpt}")
     return 0
 

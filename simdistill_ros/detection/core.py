@@ -148,7 +148,7 @@ class DetectorCore:
         verify: bool = True,
         **kwargs: object,
     ) -> DetectorCore:
-        """Load a checkpoint directory or shipped name (``baseline_depth_v3``). ``device``: auto, cpu, cuda;
+        """Load a checkpoint directory or shipped name (``baseline_v3``). ``device``: auto, cpu, cuda;
         ``verify``: check the weights' sha256.
 
         ``backend="onnxruntime"`` runs the checkpoint's ONNX export (made on first use and cached), or an

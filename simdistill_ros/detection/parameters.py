@@ -86,7 +86,7 @@ _DECLARED: dict[str, tuple] = {
     "base_frame": ("base_link", "Frame of the detections; camera extrinsics are looked up into it."),
     "model": (
         DEFAULT_MODEL,
-        "Checkpoint directory or shipped model name (baseline_depth_v3, baseline_v3, student_v2, ...).",
+        "Checkpoint directory or shipped model name (baseline_v3, baseline_depth_v3, student_v2, ...).",
     ),
     "device": ("auto", "auto | cuda | cpu; cuda without CUDA falls back to the CPU with a warning."),
     "backend": (

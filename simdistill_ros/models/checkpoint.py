@@ -33,12 +33,12 @@ from simdistill_ros.package_share import share_dir
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 META = "meta.json"
-# _v3 and _v2: `make reproduce`'s seed-0 runs (config tiny_v2; baseline_depth_v3 the default detector,
+# _v3 and _v2: `make reproduce`'s seed-0 runs (config tiny_v2; baseline_v3 the default detector,
 # teacher_v2 the default teacher); _tiny: the small first-recipe models (config tiny, about 5x cheaper per
 # frame) that the tests run
 SHIPPED_MODELS = (
-    "baseline_depth_v3",
     "baseline_v3",
+    "baseline_depth_v3",
     "teacher_v2",
     "baseline_v2",
     "student_v2",
@@ -228,7 +228,7 @@ def shipped_models_dir() -> Path:
 
 
 def resolve_model_path(name_or_path: str | os.PathLike) -> Path:
-    """A checkpoint directory from a path, or from a shipped name such as ``baseline_depth_v3``."""
+    """A checkpoint directory from a path, or from a shipped name such as ``baseline_v3``."""
     p = Path(name_or_path).expanduser()
     if p.exists():
         return p
@@ -261,7 +261,7 @@ class LoadedModel(NamedTuple):
 
 
 def load_model(name_or_path: str | os.PathLike, device: str = "auto", verify: bool = True) -> LoadedModel:
-    """A checkpoint from a path or shipped name (``baseline_depth_v3``) on ``device`` (auto, cpu, cuda[:N]);
+    """A checkpoint from a path or shipped name (``baseline_v3``) on ``device`` (auto, cpu, cuda[:N]);
     ``verify`` checks the weights' sha256."""
     dev = resolve_device(device)
     model, config, meta = load_checkpoint(resolve_model_path(name_or_path), map_location=dev, verify=verify)

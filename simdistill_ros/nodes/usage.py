@@ -70,8 +70,7 @@ def detector_usage() -> str:
         "detector_node",
         DETECTOR_SUMMARY,
         DETECTOR_PARAMETERS,
-        "detector_node --ros-args --params-file config/detector.yaml -p model:=baseline_depth_v3 "
-        "-p device:=cpu",
+        "detector_node --ros-args --params-file config/detector.yaml -p model:=baseline_v3 -p device:=cpu",
     )
 
 
