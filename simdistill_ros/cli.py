@@ -240,6 +240,22 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "--sim-gcm-stride 2",
     )
     p.add_argument(
+        "--image-noise",
+        type=float,
+        default=0.0,
+        metavar="SIGMA",
+        help="training images get Gaussian noise of a standard deviation drawn per camera from [0, SIGMA] "
+        "(0-255 pixel units; default 0 = off)",
+    )
+    p.add_argument(
+        "--color-jitter",
+        type=float,
+        default=0.0,
+        metavar="FRACTION",
+        help="training images get a gain and a contrast factor drawn per camera from 1 +- FRACTION "
+        "(default 0 = off)",
+    )
+    p.add_argument(
         "--depth-weight",
         type=float,
         default=None,

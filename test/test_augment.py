@@ -1,15 +1,22 @@
 """Augmentation keeps images, intrinsics, extrinsics, points and boxes consistent."""
 
-import numpy as np
+import argparse
 
+import numpy as np
+import pytest
+
+from simdistill_ros.errors import UserError
 from simdistill_ros.geometry import Box3D, nuscenes_like_rig
 from simdistill_ros.models.preprocess import camera_input, resize_affine
 from simdistill_ros.training.augment import (
+    ImageAugConfig,
     bev_matrix,
     image_affine,
+    photometric,
     transform_boxes,
     transform_points,
 )
+from simdistill_ros.training.command import image_aug_config
 
 
 def project(k: np.ndarray, cam_to_base: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -89,3 +96,38 @@ def test_plain_map_scales_to_the_width_and_puts_the_principal_point_on_its_row()
     expected = np.array([[0.44, 0.0, 0.0], [0.0, 0.44, -6.08], [0.0, 0.0, 1.0]])
     assert np.allclose(image_affine((224, 400), (96, 176), None), expected)
     assert np.array_equal(bev_matrix(None), np.eye(4))
+
+
+def test_photometric_augmentation_off_returns_the_image_and_draws_nothing():
+    image = np.random.default_rng(1).integers(0, 256, (32, 48, 3), dtype=np.uint8)
+    rng = np.random.default_rng(5)
+    assert photometric(image, rng, ImageAugConfig()) is image
+    assert photometric(image, None, ImageAugConfig(noise_sigma=8.0)) is image
+    # no draw was made: a recipe without it keeps every later augmentation draw of its seed
+    assert rng.random() == np.random.default_rng(5).random()
+
+
+def test_photometric_augmentation_changes_pixels_by_its_bounds_only():
+    image = np.full((64, 96, 3), 120, dtype=np.uint8)
+    noisy = [photometric(image, np.random.default_rng(s), ImageAugConfig(noise_sigma=6.0)) for s in range(20)]
+    assert all(n.dtype == np.uint8 and n.shape == image.shape for n in noisy)
+    spreads = [float(np.std(n.astype(np.float32) - 120)) for n in noisy]
+    assert max(spreads) <= 6.0 * 1.1 and max(spreads) > 1.0  # sigma drawn from [0, 6]
+    assert all(abs(float(n.mean()) - 120) < 0.5 for n in noisy)  # zero-mean noise, no gain
+    again = photometric(image, np.random.default_rng(3), ImageAugConfig(noise_sigma=6.0))
+    assert np.array_equal(again, noisy[3])  # the seed decides, as for the geometric draws
+    bright = [photometric(image, np.random.default_rng(s), ImageAugConfig(brightness=0.2)) for s in range(20)]
+    means = [float(b.mean()) for b in bright]
+    assert min(means) >= 120 * 0.8 - 1 and max(means) <= 120 * 1.2 + 1 and np.ptp(means) > 5
+
+
+def test_photometric_options_are_checked():
+    def args(noise: float, jitter: float) -> argparse.Namespace:
+        return argparse.Namespace(image_noise=noise, color_jitter=jitter)
+
+    assert image_aug_config(args(0.0, 0.0)) == ImageAugConfig()
+    cfg = image_aug_config(args(8.0, 0.2))
+    assert (cfg.noise_sigma, cfg.brightness, cfg.contrast) == (8.0, 0.2, 0.2) and cfg.photometric
+    for noise, jitter in ((-1.0, 0.0), (float("nan"), 0.0), (float("inf"), 0.0), (0.0, 1.0), (0.0, -0.1)):
+        with pytest.raises(UserError):
+            image_aug_config(args(noise, jitter))

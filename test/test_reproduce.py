@@ -356,10 +356,12 @@ def test_reproduce_micro_is_resumable(tmp_path: Path, progress: ProgressLine) ->
     bad = _reproduce(missing, progress)
     assert bad.returncode == 1 and "no_teacher is not a checkpoint (no meta.json)" in bad.stderr
     # a teacher lineage with its own arguments (teacher_v3: depth supervision in both stages): the camera
-    # stage is its own run, not a baseline seed, and both records and the table say what it had
+    # stage is its own run, not a baseline seed, and both records and the table say what it had; the
+    # arguments of a screen (TRAIN_ARGS) go to every run and are said likewise
     lineage_results = tmp_path / "results_lineage"
     lineage_env = {**env, "RESULTS": str(lineage_results), "RUNS": str(tmp_path / "runs_lineage")}
     lineage_env |= {"ARMS_ONLY": "teacher", "SEEDS": "0", "LINEAGE_ARGS": "--depth-weight 2"}
+    lineage_env |= {"TRAIN_ARGS": "--image-noise 2"}
     sixth = _reproduce(lineage_env, progress)
     assert sixth.returncode == 0, sixth.stdout[-3000:] + sixth.stderr[-3000:]
     lineage = {r["name"]: r for r in load_records(lineage_results)}
@@ -369,10 +371,15 @@ def test_reproduce_micro_is_resumable(tmp_path: Path, progress: ProgressLine) ->
         "--depth-weight 2" in r["command"] and r["lineage_args"] == "--depth-weight 2"
         for r in lineage.values()
     )
+    assert all(
+        "--image-noise 2" in r["command"] and r["train_args"] == "--image-noise 2" for r in lineage.values()
+    )
     assert (
         f"--init-from {tmp_path / 'runs_lineage' / 'camera_stage' / 'last'}" in lineage["teacher"]["command"]
     )
-    assert "trained with `--depth-weight 2`" in (lineage_results / "table.md").read_text()
+    lineage_table = (lineage_results / "table.md").read_text()
+    assert "trained with `--depth-weight 2`" in lineage_table
+    assert "trained with `--image-noise 2`" in lineage_table
 
 
 def test_bev_probe_correlation() -> None:

@@ -276,14 +276,27 @@ def test_sim_channels_is_refused_where_it_cannot_apply(argv: list[str], message:
 
 def test_baseline_with_depth_supervision_keeps_snapshots_and_logs_the_term(world: Path, tmp_path: Path):
     """The camera-only baseline learns depth from the LiDAR (loaded for it alone), and --snapshot-steps
-    keeps the weights part way for scoring the run's convergence."""
+    keeps the weights part way for scoring the run's convergence; photometric augmentation rides along."""
     run(
         "train", "baseline", "--data", str(world), "--out", str(tmp_path), "--max-steps", "2",
         "--batch-size", "2", "--depth-weight", "3", "--snapshot-steps", "1",
+        "--image-noise", "4", "--color-jitter", "0.1",
     )  # fmt: skip
+    assert "--image-noise 4" in json.loads((tmp_path / "last" / "meta.json").read_text())["command"]
     header = (tmp_path / "log.csv").read_text().splitlines()[0].split(",")
     assert "depth" in header and "gt_heatmap" in header
     snap = json.loads((tmp_path / "step_1" / "meta.json").read_text())
     assert snap["step"] == 1 and snap["snapshot"] is True
     assert json.loads((tmp_path / "last" / "meta.json").read_text())["step"] == 2
     assert json.loads((tmp_path / "last" / "config.json").read_text())["loss"]["depth"] == 3.0
+
+
+def test_photometric_augmentation_is_refused_for_a_target_store():
+    import argparse
+
+    from simdistill_ros.errors import UserError
+    from simdistill_ros.training.command import run_train_command
+
+    args = argparse.Namespace(targets="any_store", model="student", image_noise=4.0, color_jitter=0.0)
+    with pytest.raises(UserError, match="trains unaugmented"):
+        run_train_command(args)

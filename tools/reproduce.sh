@@ -38,7 +38,11 @@
 # WORLD (v2), STEPS (1000), BATCH (4), SEEDS ("0 1 2"), ARMS_ONLY (all), JOBS (2), THREADS (1), DEVICE (auto),
 # TRAIN_SCENES (100), VAL_SCENES (50), FRAMES (8), IMAGE_SIZE (224x400), DATA_SEED (1000), FRESH
 # (data/fair_v2_fresh), FRESH_SCENES (25), FRESH_SEED (2000), TEACHER (RUNS/teacher/last, trained here), SIM, PY,
-# LONG_STEPS (3 x STEPS), DEPTH_WEIGHT (3), V3_ARGS (see below), LINEAGE_ARGS (none: see below).
+# LONG_STEPS (3 x STEPS), DEPTH_WEIGHT (3), V3_ARGS (see below), LINEAGE_ARGS (none: see below), TRAIN_ARGS
+# (none: see below).
+# TRAIN_ARGS: extra `simdistill train` arguments for every run this invocation trains, for a screen of a
+# training option across arms (e.g. "--image-noise 8 --color-jitter 0.2"); the records say so (`train_args`,
+# and a line under the table); use a RESULTS and RUNS of its own.
 # LINEAGE_ARGS: extra `simdistill train` arguments for the teacher's lineage when this script trains it, e.g.
 # "--depth-weight 3" for a teacher whose camera stage and fusion stage both had depth supervision
 # (teacher_v3). The camera stage is then its own run (`camera_stage`, not baseline_s0), every baseline seed
@@ -57,6 +61,8 @@ DEPTH_WEIGHT=${DEPTH_WEIGHT:-3}
 # background apart) with weights from the measured gradient shares (docs/reproduction.md)
 V3_ARGS=${V3_ARGS:---depth-weight $DEPTH_WEIGHT --feature-loss balanced --loss-weights imd=1.5 cmd=0.3 mmd_feat=0.2}
 LINEAGE_ARGS=${LINEAGE_ARGS:-}
+TRAIN_ARGS=${TRAIN_ARGS:-}
+read -r -a TRAIN_EXTRA <<<"$TRAIN_ARGS"
 BATCH=${BATCH:-4}
 SEEDS=${SEEDS:-0 1 2}
 DEVICE=${DEVICE:-auto}
@@ -94,8 +100,8 @@ FRESH_FRAMES=$(val_frames "$FRESH")
 extra() {  # extra STEPS ARM: what a record says of its run beside the metrics
   local lineage=""
   case $2 in teacher | camera_stage) lineage=$LINEAGE_ARGS ;; esac
-  printf '{"steps": %d, "batch": %d, "config": "%s", "world": "%s", "data_seed": %d, "image_size": "%s", "val_frames": %d, "fresh_seed": %d, "fresh_frames": %d, "lineage_args": "%s"}' \
-    "$1" "$BATCH" "$CONFIG" "$WORLD" "$DATA_SEED" "$IMAGE_SIZE" "$VAL_FRAMES" "$FRESH_SEED" "$FRESH_FRAMES" "$lineage"
+  printf '{"steps": %d, "batch": %d, "config": "%s", "world": "%s", "data_seed": %d, "image_size": "%s", "val_frames": %d, "fresh_seed": %d, "fresh_frames": %d, "lineage_args": "%s", "train_args": "%s"}' \
+    "$1" "$BATCH" "$CONFIG" "$WORLD" "$DATA_SEED" "$IMAGE_SIZE" "$VAL_FRAMES" "$FRESH_SEED" "$FRESH_FRAMES" "$lineage" "$TRAIN_ARGS"
 }
 
 wanted() { case " $ARMS_ONLY " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
@@ -120,7 +126,7 @@ train_eval() {  # train_eval NAME ARM SEED MODEL [train args...]: train, evaluat
     # --epochs only bounds the loop: every arm stops (and anneals its one-cycle schedule) at its steps
     $SIM train "$model" --config "$CONFIG" --data "$DATA" --out "$dir" --epochs 100000 --max-steps "$steps" \
       --batch-size "$BATCH" --seed "$seed" --device "$DEVICE" "${resume[@]}" "${snapshots[@]}" "$@" \
-      >>"$dir/train.log" 2>&1
+      "${TRAIN_EXTRA[@]}" >>"$dir/train.log" 2>&1
     touch "$dir/done"
   fi
   $SIM evaluate --data "$DATA" --split val --model "$dir/last" --device "$DEVICE" --out "$dir/eval" \

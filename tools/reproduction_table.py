@@ -567,6 +567,10 @@ def format_fair(
     if lineage:
         args = "`, `".join(lineage)
         out += f"\n\nThe teacher's lineage (its camera stage, then the teacher) trained with `{args}`."
+    extra_args = sorted({r["train_args"] for r in records if r.get("train_args")})
+    if extra_args:
+        args = "`, `".join(extra_args)
+        out += f"\n\nEvery run here trained with `{args}` on top of its arm's arguments (`TRAIN_ARGS`)."
     fresh = {arm: [r for r in runs if "metrics_fresh" in r] for arm, runs in by_arm.items()}
     if any(fresh.values()):
         seeds = sorted({str(r.get("fresh_seed", "?")) for runs in fresh.values() for r in runs})

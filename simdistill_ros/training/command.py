@@ -23,6 +23,7 @@ from simdistill_ros.models import (
     save_checkpoint,
 )
 from simdistill_ros.models.config import PRESETS
+from simdistill_ros.training.augment import ImageAugConfig
 from simdistill_ros.training.batch import collate
 from simdistill_ros.training.dataset import FrameDataset
 from simdistill_ros.training.distributed import init_distributed, shutdown_distributed
@@ -192,10 +193,23 @@ def needs_teacher(cfg) -> bool:
     return any((w.use_imd, w.use_cmd, w.use_mmd_feat, w.use_mmd_pred))
 
 
+def image_aug_config(args: argparse.Namespace) -> ImageAugConfig:
+    """--image-noise and --color-jitter on top of the default image augmentation."""
+    noise, jitter = getattr(args, "image_noise", 0.0), getattr(args, "color_jitter", 0.0)
+    if not 0.0 <= noise < float("inf"):
+        raise UserError(f"--image-noise {noise}: must be a finite number >= 0")
+    if not 0.0 <= jitter < 1.0:
+        raise UserError(f"--color-jitter {jitter}: must be in [0, 1)")
+    return ImageAugConfig(brightness=jitter, contrast=jitter, noise_sigma=noise)
+
+
 def run_train_command(args: argparse.Namespace) -> int:
+    image_aug = image_aug_config(args)
     if args.targets:
         if args.model != "student":
             raise UserError("--targets (a teacher replay store) trains the student only")
+        if image_aug.photometric:
+            raise UserError("--image-noise and --color-jitter need --data: a target store trains unaugmented")
         return _train_from_store(args)
     if getattr(args, "pseudo_labels", False):
         raise UserError("--pseudo-labels needs --targets (the teacher's stored boxes)")
@@ -244,7 +258,7 @@ def run_train_command(args: argparse.Namespace) -> int:
             )
         cameras = frames.camera_names
         h, w = cfg.input_hw
-        dataset = FrameDataset(frames, (h, w), augment=True, with_points=with_points)
+        dataset = FrameDataset(frames, (h, w), augment=True, with_points=with_points, image_aug=image_aug)
         optim = optim_config(args)
         model = build_model(args.model, cfg)
         _warm_start(model, args, ctx)

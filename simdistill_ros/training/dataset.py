@@ -14,6 +14,7 @@ from simdistill_ros.training.augment import (
     ImageAugConfig,
     bev_matrix,
     image_affine,
+    photometric,
     transform_boxes,
     transform_points,
 )
@@ -53,7 +54,7 @@ class FrameDataset(Dataset):
             k0 = frame.intrinsics[c]
             a = image_affine(src_hw, self.input_hw, rng, self.image_aug, k0)
             image, k = camera_input(np.asarray(frame.images[c]), k0, self.input_hw, a)
-            images.append(image)
+            images.append(photometric(image, rng, self.image_aug))
             ks.append(k)
         m = bev_matrix(rng, self.bev_aug)
         points = transform_points(frame.points, m) if self.with_points else None
