@@ -156,6 +156,15 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         default=EVAL_SCORE_THRESHOLD,
         help="detection score threshold (with --model)",
     )
+    p.add_argument(
+        "--image-noise",
+        type=float,
+        default=0.0,
+        metavar="SIGMA",
+        help="with --model: add Gaussian noise of this standard deviation (grey levels, 0-255) to every "
+        "camera image, seeded per frame so every model sees the same noise: how much a model leans on "
+        "clean pixels (default 0 = none)",
+    )
     _add_no_verify(p)
 
 

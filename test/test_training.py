@@ -139,6 +139,42 @@ def test_evaluate_a_checkpoint_with_the_official_metric(world: Path, teacher: Pa
     assert "mAP" in proc.stdout and "NDS" in proc.stdout
     results = json.loads((tmp_path / "results.json").read_text())
     assert len(results["results"]) == 3  # every val sample has an entry
+    # the same model under pixel noise: other boxes, on every frame's tokens
+    noisy = run(
+        "evaluate", "--data", str(world), "--split", "val", "--model", str(teacher), "--out",
+        str(tmp_path / "noisy"), "--image-noise", "20",
+    )  # fmt: skip
+    assert "mAP" in noisy.stdout
+    noisy_results = json.loads((tmp_path / "noisy" / "results.json").read_text())["results"]
+    assert noisy_results.keys() == results["results"].keys() and noisy_results != results["results"]
+    bad = run(
+        "evaluate",
+        "--data",
+        str(world),
+        "--split",
+        "val",
+        "--gt-as-results",
+        "--image-noise",
+        "4",
+        check=False,
+    )
+    assert bad.returncode == 2 and "needs --model" in bad.stderr
+
+
+def test_evaluation_noise_is_the_same_for_a_frame_on_every_run(world: Path):
+    import numpy as np
+
+    from simdistill_ros.dataset.frame_cache import load_split_frames
+    from simdistill_ros.training.dataset import FrameDataset
+
+    frames = load_split_frames(world, "val")
+    plain = FrameDataset(frames, (64, 112), augment=False)
+    first = FrameDataset(frames, (64, 112), augment=False, image_noise=6.0)
+    again = FrameDataset(frames, (64, 112), augment=False, image_noise=6.0)
+    assert np.array_equal(first[0].images, again[0].images)  # seeded by the frame: models compare
+    noise = [first[i].images.astype(np.float32) - plain[i].images.astype(np.float32) for i in (0, 1)]
+    assert not np.array_equal(noise[0], noise[1])  # but not the same pattern on every frame
+    assert 4.0 < float(noise[0].std()) < 7.0 and abs(float(noise[0].mean())) < 0.5
 
 
 def test_truncated_checkpoint_is_refused_clearly(world: Path, teacher: Path, tmp_path: Path):

@@ -29,6 +29,11 @@ def run_evaluate_command(args: argparse.Namespace) -> int:
         )
     check_split(dataroot, args.split, args.version)  # before a model runs over a split that is not there
     out_dir = Path(args.out) if args.out else None
+    noise = getattr(args, "image_noise", 0.0)
+    if not 0.0 <= noise < float("inf"):
+        raise UserError(f"--image-noise {noise}: must be a finite number >= 0")
+    if noise and not args.model:
+        raise UserError("--image-noise perturbs the images a model runs on: it needs --model")
     if args.gt_as_results:
         results = gt_as_results(dataroot, args.split, version=args.version)
     elif args.results:
@@ -64,6 +69,7 @@ def run_evaluate_command(args: argparse.Namespace) -> int:
             verify=not args.no_verify,
             backend=args.backend,
             frames_from=getattr(args, "frames_from", "auto"),
+            image_noise=noise,
         )
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -36,14 +36,18 @@ def predict_split(
     verify: bool = True,
     backend: str = "torch",
     frames_from: str = "auto",
+    image_noise: float = 0.0,
 ) -> dict[str, list]:
     """{sample_token: [Box3D in the base frame]} for every labelled frame of ``split``, read from the bags
-    or the dataroot's sensor files (``frames_from``, see ``open_split_frames``).
+    or the dataroot's sensor files (``frames_from``, see ``open_split_frames``), each camera image with
+    Gaussian noise of ``image_noise`` grey levels when > 0 (the same noise for every model).
 
     ``backend="onnxruntime"``: a camera-only model (checkpoint, exported on first use, or an ``.onnx`` file
     from ``simdistill export``) run by onnxruntime, one frame at a time."""
     if check_backend(backend) == "onnxruntime":
-        return _predict_onnxruntime(model, dataroot, split, version, device, score_threshold, frames_from)
+        return _predict_onnxruntime(
+            model, dataroot, split, version, device, score_threshold, frames_from, image_noise
+        )
     net, cfg, meta, dev = load_model(model, device, verify)
     is_teacher = meta["model_type"] == "teacher"
     frames = open_split_frames(
@@ -54,7 +58,7 @@ def predict_split(
         lidar_sweeps=cfg.pillars.lidar_sweeps if is_teacher else 1,
         with_points=is_teacher,
     )
-    data = FrameDataset(frames, cfg.input_hw, augment=False, with_points=is_teacher)
+    data = FrameDataset(frames, cfg.input_hw, augment=False, with_points=is_teacher, image_noise=image_noise)
     loader = DataLoader(data, batch_size=batch_size, shuffle=False, collate_fn=collate)
     out: dict[str, list] = {}
     for batch in tqdm(loader, desc=f"{meta['model_type']} on {split}", leave=False):
@@ -80,12 +84,13 @@ def _predict_onnxruntime(
     device: str,
     score_threshold: float,
     frames_from: str = "auto",
+    image_noise: float = 0.0,
 ) -> dict[str, list]:
     """The torch path's frames and decoding, the network run by onnxruntime: a score difference between
     the two backends is the export's (or its int8 quantisation's) alone."""
     runner, cfg = load_runner(model, resolve_device(device).type)
     frames = open_split_frames(dataroot, split, version, source=frames_from, with_points=False)
-    data = FrameDataset(frames, cfg.input_hw, augment=False, with_points=False)
+    data = FrameDataset(frames, cfg.input_hw, augment=False, with_points=False, image_noise=image_noise)
     loader = DataLoader(data, batch_size=1, shuffle=False, collate_fn=collate)  # the graph takes one frame
     geometry: dict[bytes, dict[str, np.ndarray]] = {}
     out: dict[str, list] = {}
@@ -112,9 +117,10 @@ def predict_split_results(
     verify: bool = True,
     backend: str = "torch",
     frames_from: str = "auto",
+    image_noise: float = 0.0,
 ) -> dict:
-    """nuScenes results JSON (dict) of ``model`` on ``split`` (``backend``, ``frames_from`` as in
-    :func:`predict_split`)."""
+    """nuScenes results JSON (dict) of ``model`` on ``split`` (``backend``, ``frames_from``,
+    ``image_noise`` as in :func:`predict_split`)."""
     per_sample = predict_split(
         model,
         dataroot,
@@ -125,6 +131,7 @@ def predict_split_results(
         verify=verify,
         backend=backend,
         frames_from=frames_from,
+        image_noise=image_noise,
     )
     poses = {s.token: s.ego_pose for s in load_split_samples(dataroot, split, version=version)}
     missing = [t for t in poses if t not in per_sample]

@@ -32,7 +32,7 @@ class ImageAugConfig:
     # Photometric, per camera (0 = off, and then no random draw is made, so a recipe without them trains
     # bit for bit as before): gain and contrast factors drawn from 1 +- these fractions, and Gaussian
     # noise of a standard deviation drawn from [0, noise_sigma] (0-255 pixel units). Camera models trained
-    # on clean renders lose 14-20 % of their mAP to sigma-4 noise (docs/lidar_knowledge.md).
+    # on clean renders lose 15-20 % of their mAP to sigma-4 noise (docs/lidar_knowledge.md).
     brightness: float = 0.0
     contrast: float = 0.0
     noise_sigma: float = 0.0
@@ -94,6 +94,13 @@ def photometric(image: np.ndarray, rng: np.random.Generator | None, cfg: ImageAu
     if cfg.noise_sigma > 0:
         out += rng.standard_normal(out.shape, dtype=np.float32) * rng.uniform(0.0, cfg.noise_sigma)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def pixel_noise(image: np.ndarray, rng: np.random.Generator, sigma: float) -> np.ndarray:
+    """(H, W, 3) uint8 image plus Gaussian noise of standard deviation ``sigma`` (grey levels), rounded
+    and clipped: the perturbation ``simdistill evaluate --image-noise`` scores a model under."""
+    noisy = image.astype(np.float32) + rng.standard_normal(image.shape, dtype=np.float32) * np.float32(sigma)
+    return np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
 
 
 def bev_matrix(rng: np.random.Generator | None, cfg: BEVAugConfig = BEVAugConfig()) -> np.ndarray:

@@ -15,15 +15,20 @@ from simdistill_ros.training.augment import (
     bev_matrix,
     image_affine,
     photometric,
+    pixel_noise,
     transform_boxes,
     transform_points,
 )
 from simdistill_ros.training.batch import Sample
 
+NOISE_SEED = 20261207  # of the evaluation noise (image_noise): fixed, so that runs and models compare
+
 
 class FrameDataset(Dataset):
     """Frames of a :class:`FrameSource` (or of cached scenes) resized to the model input ``input_hw``;
-    augmented when ``augment``."""
+    augmented when ``augment``. ``image_noise`` > 0 adds Gaussian noise of that standard deviation (grey
+    levels) to every source image, the same for frame ``i`` on every run (seeded by ``i``): a robustness
+    test of a trained model, not a training augmentation (that is ``image_aug``)."""
 
     def __init__(
         self,
@@ -33,6 +38,7 @@ class FrameDataset(Dataset):
         with_points: bool = True,
         image_aug: ImageAugConfig | None = None,
         bev_aug: BEVAugConfig | None = None,
+        image_noise: float = 0.0,
     ) -> None:
         self.frames = frames if isinstance(frames, FrameSource) else CachedFrames(frames)
         self.input_hw = tuple(input_hw)
@@ -40,6 +46,7 @@ class FrameDataset(Dataset):
         self.with_points = with_points
         self.image_aug = image_aug or ImageAugConfig()
         self.bev_aug = bev_aug or BEVAugConfig()
+        self.image_noise = float(image_noise)
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -49,11 +56,15 @@ class FrameDataset(Dataset):
         # torch's generator is seeded per run and per worker, so augmentation is reproducible.
         rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,)))) if self.augment else None
         src_hw = frame.images.shape[1:3]
+        noise_rng = np.random.default_rng([NOISE_SEED, i]) if self.image_noise > 0 else None
         images, ks = [], []
         for c in range(frame.images.shape[0]):
             k0 = frame.intrinsics[c]
             a = image_affine(src_hw, self.input_hw, rng, self.image_aug, k0)
-            image, k = camera_input(np.asarray(frame.images[c]), k0, self.input_hw, a)
+            source = np.asarray(frame.images[c])
+            if noise_rng is not None:  # on the camera's own pixels, as a sensor's noise is
+                source = pixel_noise(source, noise_rng, self.image_noise)
+            image, k = camera_input(source, k0, self.input_hw, a)
             images.append(photometric(image, rng, self.image_aug))
             ks.append(k)
         m = bev_matrix(rng, self.bev_aug)
