@@ -14,6 +14,7 @@ from tool_modules import TOOLS, load_tool
 match_counts = load_tool("score_threshold").match_counts
 partner = load_tool("ship_models").partner
 image_sizes_bullet = load_tool("ship_models").image_sizes_bullet
+pixel_noise_bullet = load_tool("ship_models").pixel_noise_bullet
 image_sizes = load_tool("image_sizes")
 ROOT = TOOLS.parent
 
@@ -135,3 +136,23 @@ def test_a_card_quotes_the_image_size_record_only_of_its_own_weights() -> None:
     assert bullet.endswith("outside the 10 % a shipped default keeps.")
     assert image_sizes_bullet(record, "other weights") == ""
     assert image_sizes_bullet(None, "abc") == ""
+
+
+def test_a_card_quotes_the_pixel_noise_records_of_its_own_weights_by_sigma() -> None:
+    def rec(sigma: float, weights: str, m: float) -> dict:
+        clean = {"mAP": 20.0, "NDS": 25.0}
+        noisy = {"mAP": m, "NDS": 24.0}
+        change = {k: noisy[k] / clean[k] - 1 for k in clean}
+        return {"image_noise": sigma, "weights_sha256": weights, "clean": clean, "noisy": noisy} | {
+            "change": change
+        }
+
+    bullet = pixel_noise_bullet([rec(8, "abc", 12.0), rec(4, "abc", 17.0), rec(4, "old", 1.0)], "abc")
+    assert "sigma 4: 17.0 / 24.0 (-15.0 % / -4.0 %); sigma 8: 12.0 / 24.0 (-40.0 % / -4.0 %)" in bullet
+    assert "against 20.0 / 25.0 clean" in bullet and "1.0 /" not in bullet
+    assert pixel_noise_bullet([rec(4, "old", 1.0)], "abc") == ""
+    assert bullet.endswith(
+        "clean renders, without photometric augmentation (`--image-noise`, `--color-jitter`)."
+    )
+    trained = pixel_noise_bullet([rec(4, "abc", 17.0)], "abc", "simdistill train baseline --image-noise 8")
+    assert trained.endswith("Trained with photometric augmentation.")

@@ -1,7 +1,7 @@
 """Copy trained runs into models/ with a model card each: the checkpoints the node and replay default to.
 
 Usage: .venv/bin/python tools/ship_models.py RUNS_DIR [NAME=RUN ...] [--suffix tiny] [--records DIR]
-       [--image-sizes DIR] [--note NAME=TEXT ...] [--path-alias OLD=NEW ...]
+       [--image-sizes DIR] [--pixel-noise DIR] [--note NAME=TEXT ...] [--path-alias OLD=NEW ...]
 
 Each RUNS_DIR/RUN/last becomes models/NAME_SUFFIX. NAME is the checkpoint's type (teacher, baseline or
 student), or the type and a qualifier (``baseline_depth``); a bare RUN means NAME=RUN. The card's
@@ -137,6 +137,31 @@ def image_sizes_bullet(rec: dict | None, weights: str) -> str:
         + ", ".join(cells)
         + f" against {base['mAP']:.1f} / {base['NDS']:.1f} at its training size {train}: {verdict} the "
         f"{100 * TOLERANCE:.0f} % a shipped default keeps."
+    )
+
+
+def pixel_noise_bullet(recs: list[dict], weights: str, command: str = "") -> str:
+    """A limits bullet from the ``simdistill evaluate --image-noise`` records of this model
+    (results/pixel_noise), "" without one of the same weights; ``command`` (its training command) says
+    whether it trained with photometric augmentation."""
+    cells = [
+        f"sigma {r['image_noise']:g}: {r['noisy']['mAP']:.1f} / {r['noisy']['NDS']:.1f} "
+        f"({100 * r['change']['mAP']:+.1f} % / {100 * r['change']['NDS']:+.1f} %)"
+        for r in sorted(recs, key=lambda r: r["image_noise"])
+        if r.get("weights_sha256") == weights
+    ]
+    if not cells:
+        return ""
+    clean = next(r["clean"] for r in recs if r.get("weights_sha256") == weights)
+    return (
+        "- Pixel noise (Gaussian, grey levels, on the fresh world; `simdistill evaluate --image-noise`): "
+        f"mAP / NDS {'; '.join(cells)} against {clean['mAP']:.1f} / {clean['NDS']:.1f} clean. "
+        + (
+            "Trained with photometric augmentation."
+            if "--image-noise" in command or "--color-jitter" in command
+            else "Trained on clean renders, without photometric augmentation (`--image-noise`, "
+            "`--color-jitter`)."
+        )
     )
 
 
@@ -329,6 +354,13 @@ def main(argv: list[str] | None = None) -> int:
         help="tools/image_sizes.py's records (SHIPPED_NAME.json): a card bullet when they measured the "
         "same weights (default: results/image_sizes)",
     )
+    p.add_argument(
+        "--pixel-noise",
+        type=Path,
+        default=ROOT / "results" / "pixel_noise",
+        help="`simdistill evaluate --image-noise` records (SHIPPED_NAME_sigma*.json): a card bullet when "
+        "they measured the same weights (default: results/pixel_noise)",
+    )
     args = p.parse_args(argv)
     pairs = [
         (t, r or t)
@@ -377,7 +409,12 @@ def main(argv: list[str] | None = None) -> int:
         sizes = image_sizes_bullet(
             json.loads(size_file.read_text()) if size_file.is_file() else None, meta.get("weights_sha256", "")
         )
-        card_notes = tuple(n for n in (sizes, *notes.get(name, ())) if n)
+        noise = pixel_noise_bullet(
+            [json.loads(f.read_text()) for f in sorted(args.pixel_noise.glob(f"{dst.name}_sigma*.json"))],
+            meta.get("weights_sha256", ""),
+            meta.get("command", ""),
+        )
+        card_notes = tuple(n for n in (sizes, noise, *notes.get(name, ())) if n)
         (dst / "README.md").write_text(card(dst.name, model_type, dst, metrics, record, against, card_notes))
         print(f"shipped {dst} from {ckpt}")
     return 0
