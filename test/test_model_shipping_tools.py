@@ -121,6 +121,18 @@ def test_image_size_changes_are_relative_to_the_training_size_and_judged_both_wa
     assert table.rstrip().endswith("| no |")
 
 
+def test_a_pixel_noise_record_keeps_both_rows_and_the_relative_change() -> None:
+    clean = {"mAP": 20.0, "NDS": 25.0, "mATE": 0.7, "mAVE": 1.0}
+    noisy = {"mAP": 17.0, "NDS": 24.0, "mATE": 0.8, "mAVE": 1.1}
+    rec = image_sizes.noise_record("m", "abc", 4.0, noisy, clean, "world seed 2000")
+    assert rec["change"] == {"mAP": -0.15, "NDS": -0.04}
+    assert rec["noisy"] == {"mAP": 17.0, "NDS": 24.0, "mATE": 0.8} and rec["clean"]["mAP"] == 20.0
+    # the card reads it like the records the tool writes
+    assert "sigma 4: 17.0 / 24.0 (-15.0 % / -4.0 %) against 20.0 / 25.0 clean" in pixel_noise_bullet(
+        [rec], "abc"
+    )
+
+
 def test_a_card_quotes_the_image_size_record_only_of_its_own_weights() -> None:
     record = {
         "weights_sha256": "abc",

@@ -4,12 +4,16 @@ the official devkit (``simdistill evaluate``) and writes the change against the 
 
 Usage: .venv/bin/python tools/image_sizes.py --models baseline_v3 baseline_depth_v3 --work DIR
        [--sizes 160x400 224x400 448x800] [--seed 2000] [--scenes 25] [--frames-per-scene 8]
-       [--out results/image_sizes] [--training-size HxW]
+       [--out results/image_sizes] [--training-size HxW] [--image-noise 4] [--noise-out results/pixel_noise]
 
 The defaults re-render the harness's fresh world (seed 2000, 25 scenes of 8 frames, never trained or chosen
 on). Every world (DIR/world_HxW) and evaluation (DIR/eval_MODEL_HxW) is kept and skipped when present, so an
 interrupted run goes on where it stopped. Writes OUT/MODEL.json (metrics per size, relative change) and
 OUT/table.md. The check a shipped model passes: mAP and NDS within 10 % of the training size's.
+
+The same world at the training size is also scored under Gaussian pixel noise of each ``--image-noise``
+sigma (grey levels; ``simdistill evaluate --image-noise``, the same noise per frame for every model):
+NOISE_OUT/MODEL_sigmaS.json, which a model card quotes. ``--image-noise`` with no value skips it.
 """
 
 from __future__ import annotations
@@ -86,13 +90,35 @@ def render(work: Path, size: str, args: argparse.Namespace) -> Path:
     return world
 
 
-def evaluate(work: Path, world: Path, model: Path, size: str) -> dict:
-    out = work / f"eval_{checkpoint_name(model)}_{size}"
+def evaluate(work: Path, world: Path, model: Path, size: str, noise: float | None = None) -> dict:
+    """The devkit summary of ``model`` on ``world``, under pixel noise of sigma ``noise`` if given."""
+    tag = (
+        f"eval_{checkpoint_name(model)}_{size}"
+        if noise is None
+        else f"evalnoise{noise:g}_{checkpoint_name(model)}"
+    )
+    out = work / tag
     if not (out / "metrics_summary.json").exists():
         cli = [sys.executable, "-m", "simdistill_ros.cli", "evaluate", "--data", str(world), "--split", "val"]
         cli += ["--model", str(model), "--device", "cpu", "--out", str(out)]
-        run(cli, work / f"eval_{checkpoint_name(model)}_{size}.log")
+        if noise is not None:
+            cli += ["--image-noise", f"{noise:g}"]
+        run(cli, work / f"{tag}.log")
     return json.loads((out / "metrics_summary.json").read_text())
+
+
+def noise_record(name: str, weights: str | None, sigma: float, noisy: dict, clean: dict, world: str) -> dict:
+    """The record of one model under pixel noise of sigma ``sigma``: noisy and clean rows (``summary_row``)
+    and the relative mAP / NDS change."""
+    return {
+        "model": name,
+        "weights_sha256": weights,
+        "world": world,
+        "image_noise": sigma,
+        "noisy": {k: noisy[k] for k in ("mAP", "NDS", "mATE")},
+        "clean": {k: clean[k] for k in ("mAP", "NDS", "mATE")},
+        "change": {k: round(noisy[k] / clean[k] - 1.0, 4) for k in METRICS},
+    }
 
 
 def markdown(records: dict[str, dict]) -> str:
@@ -124,9 +150,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames-per-scene", type=int, default=8)
     p.add_argument("--out", type=Path, default=ROOT / "results" / "image_sizes")
     p.add_argument("--training-size", help="HxW of a model whose meta.json does not name it (a run's)")
+    p.add_argument(
+        "--image-noise",
+        type=float,
+        nargs="*",
+        default=[4.0],
+        metavar="SIGMA",
+        help="also score at the training size under Gaussian pixel noise of these sigmas (grey levels; "
+        "default 4; none given: skip)",
+    )
+    p.add_argument("--noise-out", type=Path, default=ROOT / "results" / "pixel_noise")
     args = p.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.image_noise:
+        args.noise_out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     for model in args.models:
         path = resolve_model_path(model)
@@ -134,10 +172,17 @@ def main(argv: list[str] | None = None) -> int:
         sizes = list(dict.fromkeys([train, *args.sizes]))
         rows = {s: summary_row(evaluate(args.work, render(args.work, s, args), path, s)) for s in sizes}
         changes = relative_changes(rows, train)
+        # the card of a shipped model quotes these records only while its weights are these
+        weights = json.loads((path / "meta.json").read_text()).get("weights_sha256")
+        frames = args.scenes * args.frames_per_scene
+        for sigma in args.image_noise or []:
+            noisy = summary_row(evaluate(args.work, render(args.work, train, args), path, train, sigma))
+            world = f"world seed {args.seed}, {frames} frames, {train}: the training size"
+            rec = noise_record(name, weights, sigma, noisy, rows[train], world)
+            (args.noise_out / f"{name}_sigma{sigma:g}.json").write_text(json.dumps(rec, indent=2) + "\n")
         record = {
             "model": name,
-            # the card of a shipped model quotes this record only while its weights are these
-            "weights_sha256": json.loads((path / "meta.json").read_text()).get("weights_sha256"),
+            "weights_sha256": weights,
             "training_size": train,
             "world": {"seed": args.seed, "scenes": args.scenes, "frames_per_scene": args.frames_per_scene},
             "sizes": rows,
