@@ -62,12 +62,21 @@ class Client:
     def subscribe_images(self) -> None:
         self.node.create_subscription(Image, f"/{NODE}/debug/image", self.images.append, 1)
 
-    def call(self, future, timeout: float = 30.0):  # noqa: ANN001 - an rclpy Future
+    def call(self, send: Callable[[], object], timeout: float = 60.0, resend: float = 10.0):
+        """The answer to the request ``send()`` makes (it returns an rclpy Future). The request is sent
+        again when ``resend`` seconds pass without an answer: a reply sent before the server's reply writer
+        has matched this client's reader is lost in DDS, even after ``wait_for_services``. Every request
+        of these tests is idempotent, so a second copy changes nothing."""
         deadline = time.monotonic() + timeout
-        while not future.done():
+        futures = [send()]
+        sent = time.monotonic()
+        while not any(f.done() for f in futures):
             assert time.monotonic() < deadline, "no answer from the node's parameter services"
+            if time.monotonic() - sent > resend:
+                futures.append(send())
+                sent = time.monotonic()
             time.sleep(0.05)
-        return future.result()
+        return next(f for f in futures if f.done()).result()
 
     def close(self) -> None:
         self.executor.shutdown()
@@ -124,7 +133,7 @@ def play(bag: Path, env: dict) -> None:
 
 def test_get_parameters_returns_every_declared_parameter(live):
     client, *_ = live
-    values = client.call(client.params.get_parameters(list(PARAMETERS))).values
+    values = client.call(lambda: client.params.get_parameters(list(PARAMETERS))).values
     assert len(values) == len(PARAMETERS)  # rclpy answers [] when any asked-for parameter is unset
     got = dict(zip(PARAMETERS, map(parameter_value_to_python, values)))
     assert got["image_topics"] == got["camera_info_topics"] == [""]  # optional lists: UNSET, typed
@@ -135,13 +144,19 @@ def test_get_parameters_returns_every_declared_parameter(live):
 
 def test_read_only_parameters_and_bad_values_are_refused_with_a_reason(live):
     client, _, log, _, _ = live
-    (model,) = client.call(client.params.set_parameters([Parameter("model", value="baseline_tiny")])).results
+    (model,) = client.call(
+        lambda: client.params.set_parameters([Parameter("model", value="baseline_tiny")])
+    ).results
     assert not model.successful and "read-only" in model.reason
-    (bad,) = client.call(client.params.set_parameters([Parameter("score_threshold", value=1.5)])).results
+    (bad,) = client.call(
+        lambda: client.params.set_parameters([Parameter("score_threshold", value=1.5)])
+    ).results
     assert not bad.successful and "score_threshold must be between 0 and 1, got 1.5" in bad.reason
-    (queue,) = client.call(client.params.set_parameters([Parameter("frame_queue_size", value=0)])).results
+    (queue,) = client.call(
+        lambda: client.params.set_parameters([Parameter("frame_queue_size", value=0)])
+    ).results
     assert not queue.successful and "frame_queue_size must be >= 1" in queue.reason
-    values = client.call(client.params.get_parameters(["score_threshold", "frame_queue_size"])).values
+    values = client.call(lambda: client.params.get_parameters(["score_threshold", "frame_queue_size"])).values
     assert [values[0].double_value, values[1].integer_value] == [THRESHOLD, 10]  # nothing changed
 
 
@@ -157,7 +172,9 @@ def test_score_threshold_set_at_run_time_changes_the_published_detections(live):
     image = client.images[-1]
     assert image.encoding == "rgb8" and image.width > 0 and len(image.data) == image.step * image.height
 
-    (result,) = client.call(client.params.set_parameters([Parameter("score_threshold", value=0.9)])).results
+    (result,) = client.call(
+        lambda: client.params.set_parameters([Parameter("score_threshold", value=0.9)])
+    ).results
     assert result.successful, result.reason
     client.detections.clear()
     play(bags[1], env)
