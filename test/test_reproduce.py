@@ -183,7 +183,7 @@ def test_table_splits_the_gain_by_lever_and_checks_the_goal() -> None:
     text = format_fair(records)
     rows = {ln.split(" | ")[0]: ln for ln in text.splitlines() if ln.startswith("| ") and " - " in ln}
     # length: +2 and +4 points (sd 1.41); NDS is 0.2 in every record, so its differences are zero
-    assert rows["| training length (3x the steps, ImageNet start)"].endswith(
+    assert rows["| training length: 3000 steps instead of 1000, ImageNet start"].endswith(
         "| baseline_long - baseline | 2 | +3.00 +- 1.41 | +0.00 +- 0.00 | +2.00 +- 0.00 | +0.00 +- 0.00 |"
     )
     shipped = (
@@ -191,7 +191,8 @@ def test_table_splits_the_gain_by_lever_and_checks_the_goal() -> None:
         " | 2 | +7.00"
     )
     assert (
-        shipped in text and "| depth supervision, ImageNet start (equal steps) | baseline_depth_long" in text
+        shipped in text
+        and "| LiDAR depth supervision (`--depth-weight 3`), 3000 steps | baseline_depth_long" in text
     )
     assert not any("teacher start" in row for row in rows)  # no such runs, no row
     # mAP clears +4.8 on val but NDS does not: the goal is not met anywhere
@@ -200,6 +201,21 @@ def test_table_splits_the_gain_by_lever_and_checks_the_goal() -> None:
         in text
     )
     assert "not met on the fresh world (+3.00 mAP, +0.00 NDS over 2 seed(s))" in text
+    # the README's table of the same levers: one decimal, a mean that rounds to zero without a sign
+    levers = table.lever_table(records)
+    assert (
+        "| training length: 3000 steps instead of 1000, ImageNet start | 2 | +3.0 +- 1.4 | 0.0 +- 0.0 |"
+        in levers
+    )
+    assert "teacher start" not in levers
+
+
+def test_the_readme_quotes_the_lever_table_of_the_committed_records() -> None:
+    committed = table.lever_table(load_records(ROOT / "results" / "reproduce"))
+    assert committed in (ROOT / "README.md").read_text(), (
+        "README's table of levers differs from the records: paste `python tools/reproduction_table.py levers "
+        "results/reproduce`\n" + committed
+    )
 
 
 @pytest.mark.timeout(900)

@@ -7,6 +7,7 @@ trained over several sittings. Arms with several seeds are shown as mean +- sd.
 
     python tools/reproduction_table.py record --name student_s0 --arm student --seed 0 --run DIR ...
     python tools/reproduction_table.py fair RESULTS_DIR
+    python tools/reproduction_table.py levers RESULTS_DIR   # the README's table of levers
 
 The first table (``tools/reproduce_v1.sh``, one seed per row): ``python tools/reproduction_table.py
 legacy RUNS_DIR`` reads each run's metrics_summary.json; rows in the order of the paper's table.
@@ -18,6 +19,7 @@ import argparse
 import csv
 import json
 import math
+import re
 import statistics
 import sys
 import time
@@ -376,17 +378,46 @@ def _paired_differences(by_arm: dict[str, list[dict]]) -> str:
 # the lineage arms share their optimizer steps (LONG_STEPS = camera stage + teacher + own run), so none of
 # these differences is training length except the first.
 GAIN_SOURCES: tuple[tuple[str, str, str], ...] = (
-    ("training length (3x the steps, ImageNet start)", "baseline_long", "baseline"),
-    ("the LiDAR teacher's lineage as the start (equal steps)", "baseline_warm", "baseline_long"),
-    ("depth supervision, ImageNet start (equal steps)", "baseline_depth_long", "baseline_long"),
-    ("depth supervision, teacher start", "baseline_depth_warm", "baseline_warm"),
-    ("SimDistill's four terms, teacher start", "student", "baseline_warm"),
-    ("the v3 distillation terms on top of depth supervision", "student_v3", "baseline_depth_warm"),
-)
+    ("training length: 3000 steps instead of 1000, ImageNet start", "baseline_long", "baseline"),
+    ("spending the first 2000 of those steps on the LiDAR teacher's lineage", "baseline_warm",
+     "baseline_long"),
+    ("LiDAR depth supervision (`--depth-weight 3`), 3000 steps", "baseline_depth_long", "baseline_long"),
+    ("LiDAR depth supervision, teacher start", "baseline_depth_warm", "baseline_warm"),
+    ("SimDistill's four distillation terms, teacher start", "student", "baseline_warm"),
+    ('balanced distillation terms on top of depth supervision (the "v3" recipe)', "student_v3",
+     "baseline_depth_warm"),
+)  # fmt: skip
 # The issue's goal for the best recipe with LiDAR knowledge (baseline_depth_long: depth supervision; the v3
 # distillation terms lose to it) over the equal-training baseline (points: mAP, NDS), the margin the paper
 # reports for SimDistill over its camera-only baseline
 GOAL = ("baseline_depth_long", "baseline_long", 4.8, 4.1)
+
+
+def _lever_diffs(by_arm: dict[str, list[dict]], arm: str, ref: str) -> list[list[float]]:
+    """Paired differences of ``arm - ref`` per seed: val mAP, val NDS, fresh mAP, fresh NDS (points)."""
+    return [
+        list(_paired_diffs(by_arm, arm, ref, key, metric).values())
+        for key in ("metrics", "metrics_fresh")
+        for metric in ("mAP", "NDS")
+    ]
+
+
+def lever_table(records: list[dict]) -> str:
+    """The levers of ``GAIN_SOURCES`` at one decimal, the table the README quotes (``levers``)."""
+    by_arm: dict[str, list[dict]] = {}
+    for r in records:
+        by_arm.setdefault(r["arm"], []).append(r)
+    lines = [
+        "| lever | seeds | val mAP | val NDS | fresh mAP | fresh NDS |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for what, arm, ref in GAIN_SOURCES:
+        diffs = _lever_diffs(by_arm, arm, ref)
+        if diffs[0]:
+            # a mean that rounds to zero reads 0.0, not -0.0
+            cells = [re.sub(r"^[+-](0\.0)(?= |$)", r"\1", _mean_sd(d, 1, 1, signed=True)) for d in diffs]
+            lines.append(f"| {what} | {len(diffs[0])} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _gain_sources(by_arm: dict[str, list[dict]]) -> str:
@@ -394,11 +425,7 @@ def _gain_sources(by_arm: dict[str, list[dict]]) -> str:
     lines = []
     goal_row = ("the goal: best LiDAR recipe over the equal-training baseline", *GOAL[:2])
     for what, arm, ref in (*GAIN_SOURCES, goal_row):
-        diffs = [
-            list(_paired_diffs(by_arm, arm, ref, key, metric).values())
-            for key in ("metrics", "metrics_fresh")
-            for metric in ("mAP", "NDS")
-        ]
+        diffs = _lever_diffs(by_arm, arm, ref)
         if diffs[0]:
             cells = " | ".join(_mean_sd(d, 1, 2, signed=True) for d in diffs)
             lines.append(f"| {what} | {arm} - {ref} | {len(diffs[0])} | {cells} |")
@@ -642,6 +669,8 @@ def main(argv: list[str] | None = None) -> int:
     rec.add_argument("--fresh-data", type=Path, help="the fresh world's dataroot (the same, there)")
     fair = sub.add_parser("fair", help="assemble the fair table from result JSONs")
     fair.add_argument("results", type=Path)
+    levers = sub.add_parser("levers", help="the README's table of levers from result JSONs")
+    levers.add_argument("results", type=Path)
     legacy = sub.add_parser("legacy", help="the one-seed table from run directories")
     legacy.add_argument("runs", type=Path, help="directory holding one sub-directory per run")
     legacy.add_argument("--reference", default="baseline", help="run the differences are taken to")
@@ -657,6 +686,9 @@ def main(argv: list[str] | None = None) -> int:
             args.data,
             args.fresh_data,
         )
+        return 0
+    if args.command == "levers":
+        print(lever_table(load_records(args.results)), end="")
         return 0
     if args.command == "fair":
         records = load_records(args.results)
