@@ -175,9 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         # the card of a shipped model quotes these records only while its weights are these
         weights = json.loads((path / "meta.json").read_text()).get("weights_sha256")
         frames = args.scenes * args.frames_per_scene
+        world = f"world seed {args.seed}, {frames} frames, {train}: the training size"
         for sigma in args.image_noise or []:
             noisy = summary_row(evaluate(args.work, render(args.work, train, args), path, train, sigma))
-            world = f"world seed {args.seed}, {frames} frames, {train}: the training size"
             rec = noise_record(name, weights, sigma, noisy, rows[train], world)
             (args.noise_out / f"{name}_sigma{sigma:g}.json").write_text(json.dumps(rec, indent=2) + "\n")
         record = {

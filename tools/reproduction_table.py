@@ -286,6 +286,14 @@ def load_records(results_dir: Path) -> list[dict]:
     return out
 
 
+def group_by_arm(records: list[dict]) -> dict[str, list[dict]]:
+    """{arm: its records, in the order given}."""
+    by_arm: dict[str, list[dict]] = {}
+    for r in records:
+        by_arm.setdefault(r["arm"], []).append(r)
+    return by_arm
+
+
 def _mean_sd(values: list[float], scale: float, digits: int, signed: bool = False) -> str:
     if not values:
         return ""
@@ -404,9 +412,7 @@ def _lever_diffs(by_arm: dict[str, list[dict]], arm: str, ref: str) -> list[list
 
 def lever_table(records: list[dict]) -> str:
     """The levers of ``GAIN_SOURCES`` at one decimal, the table the README quotes (``levers``)."""
-    by_arm: dict[str, list[dict]] = {}
-    for r in records:
-        by_arm.setdefault(r["arm"], []).append(r)
+    by_arm = group_by_arm(records)
     lines = [
         "| lever | seeds | val mAP | val NDS | fresh mAP | fresh NDS |",
         "|---|---:|---:|---:|---:|---:|",
@@ -583,9 +589,7 @@ def format_fair(
 ) -> str:
     """Markdown: the main table (mean +- sd over seeds) on val and, for the runs also scored there, on a
     fresh world; per-class AP (val), the BEV probes, and when each run was trained."""
-    by_arm: dict[str, list[dict]] = {}
-    for r in records:
-        by_arm.setdefault(r["arm"], []).append(r)
+    by_arm = group_by_arm(records)
     classes: list[str] = []
     for r in records:
         classes += [c for c in r["metrics"]["class_ap"] if c not in classes]

@@ -32,6 +32,7 @@ from image_sizes import TOLERANCE  # noqa: E402  (tools/, beside this script)
 from reproduction_table import (  # noqa: E402
     _mean_sd,
     _paired_diffs,
+    group_by_arm,
     load_records,
     metrics_from_summary,
 )
@@ -168,9 +169,7 @@ def pixel_noise_bullet(recs: list[dict], weights: str, command: str = "") -> str
 def comparison(records: list[dict], record: dict, other: str, other_record: dict) -> str:
     """A limits bullet: this run's arm minus the arm of ``other`` (the model shipped beside it), paired
     by seed over every seed both arms have in ``records``, on val and the fresh world."""
-    by_arm: dict[str, list[dict]] = {}
-    for r in records:
-        by_arm.setdefault(r["arm"], []).append(r)
+    by_arm = group_by_arm(records)
     arm, ref = record["arm"], other_record["arm"]
     cells = []
     for key, where in (("metrics", "val"), ("metrics_fresh", "fresh world")):
