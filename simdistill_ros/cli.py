@@ -113,6 +113,13 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
         help="world version: v1 (default; the world of the shipped *_tiny models) or v2 (vehicles with "
         "distinct fronts and backs: the fair benchmark's and the shipped *_v2 models' world)",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="render this many scenes at once, one process each (default: 1); the files are the same "
+        "bytes for any number",
+    )
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:

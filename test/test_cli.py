@@ -22,6 +22,8 @@ def world(tmp_path_factory) -> Path:
         "3",
         "--image-size",
         "64x112",
+        "--workers",
+        "2",
     )
     return out
 
@@ -93,5 +95,9 @@ def test_clear_errors_for_bad_input(world: Path, tmp_path: Path):
     )
     size = run("synth", "--out", str(tmp_path / "x"), "--render-size", "big", check=False)
     assert size.returncode == 2 and "--render-size" in size.stderr
+    # a bad option is refused before --overwrite deletes anything
+    workers = run("synth", "--out", str(world), "--overwrite", "--workers", "0", check=False)
+    assert workers.returncode == 2 and "--workers must be at least 1" in workers.stderr
+    assert (world / "v1.0-synth" / "splits.json").is_file() and any((world / "bags").iterdir())
     missing = run("evaluate", "--data", str(tmp_path / "nothing"), "--gt-as-results", check=False)
     assert missing.returncode == 2 and "v1.0-synth" in missing.stderr

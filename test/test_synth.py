@@ -1,5 +1,8 @@
 """The synthetic world: determinism, sensor timing, LiDAR/camera geometric agreement, annotations."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -308,3 +311,24 @@ def test_shadow_rays_with_no_lit_pixels():
 
     scene = generate_scene(np.random.default_rng(0))
     assert occluded(np.zeros((0, 3)), np.array([0.0, 0.0, 1.0]), scene, 0.0).shape == (0,)
+
+
+def test_worker_processes_write_the_same_bytes_as_one(tmp_path):
+    # every scene draws from its own generator and the tables list scenes in order, so rendering scenes in
+    # parallel must change no byte of the world (only the summary's timing and worker count differ)
+    from simdistill_ros.synth.export import synthesize
+
+    def world_files(root):
+        return {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+    args = dict(scenes=3, frames_per_scene=1, seed=11, image_size=(48, 96), val_fraction=0.34, progress=False)
+    serial = synthesize(tmp_path / "serial", workers=1, **args)
+    parallel = synthesize(tmp_path / "parallel", workers=2, **args)
+    one, two = world_files(tmp_path / "serial"), world_files(tmp_path / "parallel")
+    summaries = [json.loads(files.pop(Path("synth.json"))) for files in (one, two)]
+    assert one.keys() == two.keys() and len(one) > 3 * 6
+    assert [k for k in one if one[k] != two[k]] == []
+    timing = ("seconds", "seconds_per_frame", "workers")
+    same = [{k: v for k, v in summary.items() if k not in timing} for summary in summaries]
+    assert same[0] == same[1]
+    assert (serial["workers"], parallel["workers"]) == (1, 2) and serial["frames"] == parallel["frames"] == 3

@@ -87,12 +87,12 @@ if [ ! -f "$DATA/v1.0-synth/splits.json" ]; then
   echo "== synthesizing world $WORLD into $DATA ($scenes scenes x $FRAMES frames, $VAL_SCENES val scenes)"
   $SIM synth --out "$DATA" --world "$WORLD" --scenes "$scenes" --frames-per-scene "$FRAMES" \
     --seed "$DATA_SEED" --render-size "$IMAGE_SIZE" --val-fraction "$($PY -c "print($VAL_SCENES / $scenes)")" \
-    --overwrite
+    --overwrite --workers "$(nproc)"
 fi
 if [ ! -f "$FRESH/v1.0-synth/splits.json" ]; then
   echo "== synthesizing the fresh world $WORLD into $FRESH ($FRESH_SCENES val-only scenes, seed $FRESH_SEED)"
   $SIM synth --out "$FRESH" --world "$WORLD" --scenes "$FRESH_SCENES" --frames-per-scene "$FRAMES" \
-    --seed "$FRESH_SEED" --render-size "$IMAGE_SIZE" --val-fraction 1.0 --overwrite
+    --seed "$FRESH_SEED" --render-size "$IMAGE_SIZE" --val-fraction 1.0 --overwrite --workers "$(nproc)"
 fi
 val_frames() { $PY -c "import json,sys; s=json.load(open(sys.argv[1]+'/synth.json')); print(len(s['split']['val'])*s['frames_per_scene'])" "$1"; }
 VAL_FRAMES=$(val_frames "$DATA")

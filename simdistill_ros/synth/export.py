@@ -10,8 +10,12 @@ so a dataset that has tables is complete. See docs/design.md for the layout and 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import time
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -95,13 +99,24 @@ def synthesize(
     rig: CameraRig | None = None,
     progress: bool = True,
     world: str = "v1",
+    workers: int = 1,
 ) -> dict:
     """Render ``scenes`` scenes into ``out``; returns a summary (frames, seconds per frame). ``world`` names
-    a version of the synthetic world (``synth.world.WORLDS``)."""
-    options = world_options(world)
-
+    a version of the synthetic world (``synth.world.WORLDS``). ``workers`` > 1 renders scenes in that many
+    processes; every scene draws from its own generator, so the files are the same bytes either way."""
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
     rig = rig or nuscenes_like_rig(*image_size)
-    topics = TopicNames() if compressed else TopicNames.raw()
+    job = _SceneJob(
+        out=out,
+        seed=seed,
+        frames_per_scene=frames_per_scene,
+        storage=storage,
+        compressed=compressed,
+        with_lidar=with_lidar,
+        rig=rig,
+        options=world_options(world),
+    )
     tables = NuScenesTableWriter(out, version=VERSION)
     (out / "bags").mkdir(parents=True, exist_ok=True)
     names: list[str] = []
@@ -110,58 +125,23 @@ def synthesize(
     calibration = {c.name: (c.cam_to_base, c.intrinsics, "camera", c.width, c.height) for c in rig.cameras}
     calibration[rig.lidar_frame] = (rig.lidar_to_base, None, "lidar")
     bar = tqdm(total=scenes * frames_per_scene, desc="synth frames", disable=not progress, unit="frame")
-    for i in range(scenes):
-        name = f"scene-{seed:04d}-{i:04d}"
-        rng = np.random.default_rng([seed, i])
-        # Distinct names and start stamps per scene: instance ids and stamps must not collide across scenes.
-        start = 1_700_000_000_000_000_000 + ((seed % 1000) * 1000 + i % 1000) * 100_000_000_000
-        config = WorldConfig(
-            duration_s=frames_per_scene / 12.0 + 0.25, name=name, start_stamp_ns=start, **options
-        )
-        scene = generate_scene(rng, config)
-        recording = SceneRecording(scene, rig, num_frames=frames_per_scene)
-        tl = recording.timeline
-        key_sweeps = {tl.nearest_sweep(tl.cycle_ns(k)) for k in range(recording.num_frames)}
-        beams = recording.lidar_options.get("beams", 32)
-        elevation = recording.lidar_options.get("elevation_deg", HDL32_ELEVATION_DEG)
-        sample_events: list[SampleEvent] = []
-        sweeps: list[list[int]] = []  # per sample: stamps (ns) of the LiDAR sweeps that are not key frames
-        bag_path = out / "bags" / name
-        with SensorBagWriter(bag_path, storage=storage, topics=topics, compressed_images=compressed) as bag:
-            static = [(rig.base_frame, c.frame_id, c.cam_to_base) for c in rig.cameras]
-            static.append((rig.base_frame, rig.lidar_frame, rig.lidar_to_base))
-            bag.write_tf_static(static, recording.start_stamp_ns)
-            for ev in recording.events():
-                if isinstance(ev, SampleEvent):
-                    sample_events.append(ev)
-                    sweeps.append([])
-                    bar.update(1)
-                    n_frames += 1
-                elif isinstance(ev, EgoPoseEvent):
-                    bag.write_tf(ev.stamp_ns, "map", rig.base_frame, ev.pose)
-                elif isinstance(ev, CameraEvent):
-                    bag.write_image(ev.name, ev.stamp_ns, ev.rgb)
-                    bag.write_camera_info(ev.camera, ev.stamp_ns)
-                    path = sensor_filename("samples", name, ev.name, ev.stamp_ns // 1000)
-                    _write_file(out / path, encode_jpeg(ev.rgb, JPEG_QUALITY).tobytes())
-                elif isinstance(ev, LidarEvent):
-                    if with_lidar:
-                        bag.write_points(ev.stamp_ns, ev.points, frame_id=ev.frame_id)
-                    # The dataroot always has the LiDAR: nuScenes tables need a LIDAR_TOP key frame.
-                    key = ev.sweep_index in key_sweeps
-                    if not key:
-                        sweeps[-1].append(ev.stamp_ns)
-                    path = sensor_filename(
-                        "samples" if key else "sweeps", name, ev.frame_id, ev.stamp_ns // 1000
-                    )
-                    _write_file(out / path, pcd_bin(ev.points, ring_index(ev.points, beams, elevation)))
-        samples = [
-            _sample_input(ev, recording, name, swept) for ev, swept in zip(sample_events, sweeps, strict=True)
-        ]
-        tables.add_scene(
-            name, f"log-{name}", calibration, samples, description=json.dumps(recording.describe())
-        )
-        names.append(name)
+    with ExitStack() as stack:
+        if workers > 1 and scenes > 1:
+            # spawn, not fork: a forked child inherits the caller's torch OpenMP threads broken
+            pool = stack.enter_context(
+                ProcessPoolExecutor(min(workers, scenes), mp_context=multiprocessing.get_context("spawn"))
+            )
+            rendered = pool.map(job.render, range(scenes))
+        else:
+            rendered = map(job.render, range(scenes))
+        # in scene order whatever finishes first: the tables list scenes as the serial run does
+        for scene in rendered:
+            tables.add_scene(
+                scene.name, f"log-{scene.name}", calibration, scene.samples, description=scene.description
+            )
+            names.append(scene.name)
+            n_frames += scene.frames
+            bar.update(scene.frames)
     bar.close()
     elapsed = time.perf_counter() - t0
     split = split_scenes(names, val_fraction)
@@ -179,11 +159,88 @@ def synthesize(
         "lidar": with_lidar,
         "cameras": rig.names,
         "split": split,
+        "workers": workers,
         "seconds": round(elapsed, 2),
         "seconds_per_frame": round(elapsed / max(n_frames, 1), 3),
     }
     (out / "synth.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+@dataclass(frozen=True)
+class _RenderedScene:
+    """What the tables need of one written scene."""
+
+    name: str
+    samples: list[SampleInput]
+    description: str
+    frames: int
+
+
+@dataclass(frozen=True)
+class _SceneJob:
+    """Renders scene ``i`` of a world into its bag and sensor files (picklable: runs in worker processes)."""
+
+    out: Path
+    seed: int
+    frames_per_scene: int
+    storage: str
+    compressed: bool
+    with_lidar: bool
+    rig: CameraRig
+    options: dict
+
+    def render(self, i: int) -> _RenderedScene:
+        out, seed, rig = self.out, self.seed, self.rig
+        name = f"scene-{seed:04d}-{i:04d}"
+        rng = np.random.default_rng([seed, i])
+        # Distinct names and start stamps per scene: instance ids and stamps must not collide across scenes.
+        start = 1_700_000_000_000_000_000 + ((seed % 1000) * 1000 + i % 1000) * 100_000_000_000
+        config = WorldConfig(
+            duration_s=self.frames_per_scene / 12.0 + 0.25, name=name, start_stamp_ns=start, **self.options
+        )
+        scene = generate_scene(rng, config)
+        recording = SceneRecording(scene, rig, num_frames=self.frames_per_scene)
+        tl = recording.timeline
+        key_sweeps = {tl.nearest_sweep(tl.cycle_ns(k)) for k in range(recording.num_frames)}
+        beams = recording.lidar_options.get("beams", 32)
+        elevation = recording.lidar_options.get("elevation_deg", HDL32_ELEVATION_DEG)
+        topics = TopicNames() if self.compressed else TopicNames.raw()
+        sample_events: list[SampleEvent] = []
+        sweeps: list[list[int]] = []  # per sample: stamps (ns) of the LiDAR sweeps that are not key frames
+        bag_path = out / "bags" / name
+        with SensorBagWriter(
+            bag_path, storage=self.storage, topics=topics, compressed_images=self.compressed
+        ) as bag:
+            static = [(rig.base_frame, c.frame_id, c.cam_to_base) for c in rig.cameras]
+            static.append((rig.base_frame, rig.lidar_frame, rig.lidar_to_base))
+            bag.write_tf_static(static, recording.start_stamp_ns)
+            for ev in recording.events():
+                if isinstance(ev, SampleEvent):
+                    sample_events.append(ev)
+                    sweeps.append([])
+                elif isinstance(ev, EgoPoseEvent):
+                    bag.write_tf(ev.stamp_ns, "map", rig.base_frame, ev.pose)
+                elif isinstance(ev, CameraEvent):
+                    bag.write_image(ev.name, ev.stamp_ns, ev.rgb)
+                    bag.write_camera_info(ev.camera, ev.stamp_ns)
+                    path = sensor_filename("samples", name, ev.name, ev.stamp_ns // 1000)
+                    _write_file(out / path, encode_jpeg(ev.rgb, JPEG_QUALITY).tobytes())
+                elif isinstance(ev, LidarEvent):
+                    if self.with_lidar:
+                        bag.write_points(ev.stamp_ns, ev.points, frame_id=ev.frame_id)
+                    # The dataroot always has the LiDAR: nuScenes tables need a LIDAR_TOP key frame.
+                    key = ev.sweep_index in key_sweeps
+                    if not key:
+                        sweeps[-1].append(ev.stamp_ns)
+                    path = sensor_filename(
+                        "samples" if key else "sweeps", name, ev.frame_id, ev.stamp_ns // 1000
+                    )
+                    _write_file(out / path, pcd_bin(ev.points, ring_index(ev.points, beams, elevation)))
+        samples = [
+            _sample_input(ev, recording, name, swept) for ev, swept in zip(sample_events, sweeps, strict=True)
+        ]
+        return _RenderedScene(name, samples, json.dumps(recording.describe()), len(sample_events))
 
 
 def _sample_input(ev, recording, scene_name: str, sweep_stamps_ns: list[int]):
