@@ -332,3 +332,13 @@ def test_worker_processes_write_the_same_bytes_as_one(tmp_path):
     same = [{k: v for k, v in summary.items() if k not in timing} for summary in summaries]
     assert same[0] == same[1]
     assert (serial["workers"], parallel["workers"]) == (1, 2) and serial["frames"] == parallel["frames"] == 3
+
+
+def test_a_scene_that_fails_in_a_worker_fails_the_world_without_tables(tmp_path):
+    from simdistill_ros.synth.export import synthesize
+
+    with pytest.raises(Exception, match="nonsense"):
+        synthesize(
+            tmp_path / "w", 3, 1, seed=11, storage="nonsense", image_size=(48, 96), progress=False, workers=2
+        )
+    assert not (tmp_path / "w" / "v1.0-synth").exists()  # a dataset with tables is complete

@@ -128,9 +128,9 @@ def synthesize(
     with ExitStack() as stack:
         if workers > 1 and scenes > 1:
             # spawn, not fork: a forked child inherits the caller's torch OpenMP threads broken
-            pool = stack.enter_context(
-                ProcessPoolExecutor(min(workers, scenes), mp_context=multiprocessing.get_context("spawn"))
-            )
+            pool = ProcessPoolExecutor(min(workers, scenes), mp_context=multiprocessing.get_context("spawn"))
+            # a failed scene (or ^C) stops the queued ones instead of waiting for them to render
+            stack.callback(pool.shutdown, wait=True, cancel_futures=True)
             rendered = pool.map(job.render, range(scenes))
         else:
             rendered = map(job.render, range(scenes))
